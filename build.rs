@@ -1,0 +1,25 @@
+//! Compiles the public API in `proto/topom/v1` and emits the descriptor set that the
+//! reflection service serves (so grpcurl can list and describe every RPC).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `.cargo/config.toml` points PROTOC at tools/protoc; this fallback covers cargo
+    // runs that skip that file (e.g. `--manifest-path` from outside the repo).
+    if std::env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded at this point.
+        unsafe { std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let protos = [
+        "proto/topom/v1/model.proto",
+        "proto/topom/v1/stats.proto",
+        "proto/topom/v1/topom.proto",
+        "proto/topom/v1/proxy.proto",
+    ];
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("topom_descriptor.bin"))
+        .compile_protos(&protos, &["proto"])?;
+    for p in protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Pure data: the records topom stores and the values derived from them.
+//!
+//! Serde names follow the Codis dashboard's JSON (`group_id`, `target_id`, `server`,
+//! ...), so an existing Codis store reads as-is. No I/O and no async here.
+
+mod group;
+mod hash;
+mod proxy;
+mod sentinel;
+mod slot;
+mod topom;
+
+pub use group::{Group, GroupServer, PromoteState, Promoting, ServerKind, SyncAction, SyncState};
+pub use hash::{hash_tag, slot_of};
+pub use proxy::Proxy;
+pub use sentinel::Sentinel;
+pub use slot::{
+    ForwardMethod, MAX_SLOTS, ReplicaGroups, SlotAction, SlotActionConfig, SlotMapping, SlotState,
+    SlotView,
+};
+pub use topom::TopomRecord;
+
+/// The highest group id; group ids are 1..=MAX_GROUP_ID and 0 means "offline".
+pub const MAX_GROUP_ID: u32 = 9999;
+
+/// Returns the product-name rule violation, if any (`^\w[\w.\-]*$`, ASCII).
+pub fn validate_product_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    match chars.next() {
+        None => return Err("product name is empty".into()),
+        Some(c) if !word(c) => {
+            return Err(format!(
+                "product name {name:?} must start with a letter, digit or '_'"
+            ));
+        }
+        _ => {}
+    }
+    if let Some(bad) = chars.find(|&c| !(word(c) || c == '.' || c == '-')) {
+        return Err(format!(
+            "product name {name:?} contains {bad:?}; only letters, digits, '_', '.' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `addr` is `host:port` with a non-empty host and a port in 1..=65535.
+pub fn validate_addr(addr: &str) -> Result<(), String> {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(format!("address {addr:?} is not host:port"));
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
+        return Err(format!("address {addr:?} has no valid host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("address {addr:?} has no valid port (1..65535)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_names() {
+        assert!(validate_product_name("codis-demo").is_ok());
+        assert!(validate_product_name("a.b_c-1").is_ok());
+        assert!(validate_product_name("").is_err());
+        assert!(validate_product_name("-x").is_err());
+        assert!(validate_product_name("a/b").is_err());
+    }
+
+    #[test]
+    fn addrs() {
+        assert!(validate_addr("127.0.0.1:6379").is_ok());
+        assert!(validate_addr("[::1]:6379").is_ok());
+        assert!(validate_addr("redis-1:6379").is_ok());
+        for bad in ["", "127.0.0.1", ":6379", "h:0", "h:70000", "h:x", "a b:1"] {
+            assert!(validate_addr(bad).is_err(), "{bad}");
+        }
+    }
+}

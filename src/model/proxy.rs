@@ -1,0 +1,53 @@
+//! Registered proxies (`/codis3/<product>/proxy/proxy-<token>`).
+
+use serde::{Deserialize, Serialize};
+
+/// A proxy as it registered itself (Codis `Proxy`, plus `version`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Proxy {
+    /// Assigned by topom: 1 + the highest id in use.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub id: u32,
+    /// The proxy's stable identity.
+    pub token: String,
+    /// When the proxy started (RFC 3339).
+    #[serde(default)]
+    pub start_time: String,
+    /// Admin address.
+    #[serde(default)]
+    pub admin_addr: String,
+    /// Client listener protocol, e.g. `tcp4`.
+    #[serde(default)]
+    pub proto_type: String,
+    /// Client listener address.
+    #[serde(default)]
+    pub proxy_addr: String,
+    /// Jodis registration path (Codis only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jodis_path: String,
+    /// Product served.
+    #[serde(default)]
+    pub product_name: String,
+    /// Process id.
+    #[serde(default)]
+    pub pid: u32,
+    /// Working directory.
+    #[serde(default)]
+    pub pwd: String,
+    /// `uname -a`.
+    #[serde(default)]
+    pub sys: String,
+    /// Hostname.
+    #[serde(default)]
+    pub hostname: String,
+    /// Datacenter label.
+    #[serde(default)]
+    pub datacenter: String,
+    /// Proxy software version (not in Codis).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}

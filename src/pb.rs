@@ -1,0 +1,8 @@
+//! Code generated from `proto/topom/v1` (package `topom.v1`).
+
+#![allow(missing_docs, clippy::all, clippy::pedantic)]
+
+tonic::include_proto!("topom.v1");
+
+/// The encoded descriptor set served by the reflection service.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("topom_descriptor");

@@ -1,0 +1,112 @@
+//! Metadata storage in two layers.
+//!
+//! * [`MetaStore`]: a raw key → bytes store with an ownership lock. Backends:
+//!   [`local`] (the default: a directory), [`etcd`] (v3 API, behind the `etcd`
+//!   feature) and [`memory`] (unit tests only). Keys are absolute paths such as
+//!   `/codis3/demo/slots/slot-0000`.
+//! * [`Store`]: the typed facade that owns the key layout ([`keys`]) and the JSON
+//!   encoding (Codis field names), so nothing else in the crate builds a path.
+//!
+//! Every backend passes the same conformance suite (`tests/store_conformance.rs`).
+
+#[cfg(feature = "etcd")]
+pub mod etcd;
+pub mod keys;
+pub mod local;
+pub mod memory;
+mod typed;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+pub use typed::{ProductData, Store};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or answered with an error.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A record exists but cannot be decoded.
+    #[error("corrupt record at {path}: {reason}")]
+    Corrupt {
+        /// The record's key.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Another process holds the product's ownership lock.
+    #[error("product {product:?} is owned by another topom: {owner}")]
+    Locked {
+        /// The product.
+        product: String,
+        /// A description of the current owner (address, pid, start time), or why
+        /// it could not be read.
+        owner: String,
+    },
+    /// This process no longer holds the ownership lock (etcd lease lost), so it must
+    /// not write.
+    #[error("ownership lock lost: {0}")]
+    LockLost(String),
+    /// A local I/O error.
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One write of a batch: `Some(bytes)` puts, `None` deletes.
+pub type Write = (String, Option<Vec<u8>>);
+
+/// A raw key → bytes store. Keys are `/`-separated absolute paths; values are
+/// opaque. Implementations are cheap to share (`Arc<dyn MetaStore>`).
+#[async_trait]
+pub trait MetaStore: Send + Sync + fmt::Debug {
+    /// The value at `key`, or `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Creates or replaces `key`. On the local backend the write is atomic and
+    /// durable (temp file, fsync, rename, fsync dir).
+    async fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Deletes `key`; a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Applies several writes. etcd applies them in one transaction; the local
+    /// backend applies them in order, each atomic.
+    async fn write_batch(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// The direct children of directory `dir` (no trailing `/`), as
+    /// `(key, value)` pairs sorted by key. A missing directory is empty.
+    async fn list(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Takes the ownership lock stored at `key` with `owner` as its content.
+    ///
+    /// Fails with [`StoreError::Locked`] while another live process holds it. A
+    /// holder that died does not block: on the local backend the OS lock dies with
+    /// the process; on etcd the key is bound to a lease that expires after its TTL.
+    async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError>;
+    /// A short description for logs, e.g. `local:/var/lib/topom`.
+    fn describe(&self) -> String;
+}
+
+/// Whether this process holds its ownership lock right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Held: writes are allowed.
+    Held,
+    /// Lost (e.g. the etcd lease expired during a partition). The holder keeps
+    /// trying to take it back and switches to `Held` when it has.
+    Lost,
+}
+
+/// A held ownership lock. Dropping it without [`OwnershipLock::release`] leaves
+/// the release to the OS (local) or the lease TTL (etcd).
+#[async_trait]
+pub trait OwnershipLock: Send + Sync {
+    /// Follows the lock's state.
+    fn state(&self) -> watch::Receiver<LockState>;
+    /// Releases the lock now.
+    async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}

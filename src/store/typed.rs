@@ -1,0 +1,202 @@
+//! The typed facade over a [`MetaStore`]: paths and JSON live here only.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{MetaStore, OwnershipLock, StoreError, Write, keys};
+use crate::model::{
+    Group, MAX_SLOTS, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
+};
+
+/// Typed access to one product's records.
+#[derive(Debug, Clone)]
+pub struct Store {
+    raw: Arc<dyn MetaStore>,
+    product: String,
+}
+
+/// Everything stored for a product, as loaded at start-up or on Reload.
+#[derive(Debug, Clone, Default)]
+pub struct ProductData {
+    /// All 1024 slots, index = slot id (missing records are offline).
+    pub slots: Vec<SlotMapping>,
+    /// Groups by id.
+    pub groups: BTreeMap<u32, Group>,
+    /// Proxies by token.
+    pub proxies: BTreeMap<String, Proxy>,
+    /// The sentinels.
+    pub sentinel: Sentinel,
+    /// Slot-action engine settings.
+    pub slot_action: SlotActionConfig,
+}
+
+impl Store {
+    /// A facade for `product` over `raw`.
+    pub fn new(raw: Arc<dyn MetaStore>, product: impl Into<String>) -> Store {
+        Store {
+            raw,
+            product: product.into(),
+        }
+    }
+
+    /// The product name.
+    pub fn product(&self) -> &str {
+        &self.product
+    }
+
+    /// The backend, for logs.
+    pub fn describe(&self) -> String {
+        self.raw.describe()
+    }
+
+    /// Loads every record of the product. A record that does not decode fails
+    /// the load with [`StoreError::Corrupt`] naming its path.
+    pub async fn load(&self) -> Result<ProductData, StoreError> {
+        let p = &self.product;
+        let mut slots: Vec<SlotMapping> = (0..MAX_SLOTS as u32).map(SlotMapping::offline).collect();
+        for (key, value) in self.raw.list(&keys::slots_dir(p)).await? {
+            let m: SlotMapping = decode(&key, &value)?;
+            let expected = keys::slot(p, m.id);
+            if m.id as usize >= MAX_SLOTS || expected != key {
+                return Err(StoreError::Corrupt {
+                    path: key,
+                    reason: format!("slot id {} does not match its path", m.id),
+                });
+            }
+            let id = m.id as usize;
+            slots[id] = m;
+        }
+        let mut groups = BTreeMap::new();
+        for (key, value) in self.raw.list(&keys::groups_dir(p)).await? {
+            let g: Group = decode(&key, &value)?;
+            if g.id == 0 || g.id > crate::model::MAX_GROUP_ID {
+                return Err(StoreError::Corrupt {
+                    path: key,
+                    reason: format!("group id {} is out of range 1..9999", g.id),
+                });
+            }
+            groups.insert(g.id, g);
+        }
+        let mut proxies = BTreeMap::new();
+        for (key, value) in self.raw.list(&keys::proxies_dir(p)).await? {
+            let x: Proxy = decode(&key, &value)?;
+            proxies.insert(x.token.clone(), x);
+        }
+        let sentinel = self.read(&keys::sentinel(p)).await?.unwrap_or_default();
+        let slot_action = self
+            .read(&keys::slot_action_config(p))
+            .await?
+            .unwrap_or_default();
+        Ok(ProductData {
+            slots,
+            groups,
+            proxies,
+            sentinel,
+            slot_action,
+        })
+    }
+
+    /// Writes slot mappings (one batch).
+    pub async fn update_slots(&self, slots: &[SlotMapping]) -> Result<(), StoreError> {
+        let writes = slots
+            .iter()
+            .map(|m| Ok((keys::slot(&self.product, m.id), Some(encode(m)?))))
+            .collect::<Result<Vec<Write>, StoreError>>()?;
+        self.raw.write_batch(writes).await
+    }
+
+    /// Writes groups and slot mappings together (one batch), for operations that
+    /// change both.
+    pub async fn update_groups_and_slots(
+        &self,
+        groups: &[Group],
+        slots: &[SlotMapping],
+    ) -> Result<(), StoreError> {
+        let mut writes = Vec::with_capacity(groups.len() + slots.len());
+        for g in groups {
+            writes.push((keys::group(&self.product, g.id), Some(encode(g)?)));
+        }
+        for m in slots {
+            writes.push((keys::slot(&self.product, m.id), Some(encode(m)?)));
+        }
+        self.raw.write_batch(writes).await
+    }
+
+    /// Creates or replaces a group.
+    pub async fn update_group(&self, group: &Group) -> Result<(), StoreError> {
+        self.raw
+            .put(&keys::group(&self.product, group.id), &encode(group)?)
+            .await
+    }
+
+    /// Deletes a group.
+    pub async fn delete_group(&self, id: u32) -> Result<(), StoreError> {
+        self.raw.delete(&keys::group(&self.product, id)).await
+    }
+
+    /// Creates or replaces a proxy.
+    pub async fn update_proxy(&self, proxy: &Proxy) -> Result<(), StoreError> {
+        self.raw
+            .put(&keys::proxy(&self.product, &proxy.token), &encode(proxy)?)
+            .await
+    }
+
+    /// Deletes a proxy.
+    pub async fn delete_proxy(&self, token: &str) -> Result<(), StoreError> {
+        self.raw.delete(&keys::proxy(&self.product, token)).await
+    }
+
+    /// Replaces the sentinel list.
+    pub async fn update_sentinel(&self, sentinel: &Sentinel) -> Result<(), StoreError> {
+        self.raw
+            .put(&keys::sentinel(&self.product), &encode(sentinel)?)
+            .await
+    }
+
+    /// Replaces the slot-action settings.
+    pub async fn update_slot_action_config(&self, c: &SlotActionConfig) -> Result<(), StoreError> {
+        self.raw
+            .put(&keys::slot_action_config(&self.product), &encode(c)?)
+            .await
+    }
+
+    /// The current owner record, if any (it may be stale: a dead owner's record
+    /// stays until the next owner overwrites it).
+    pub async fn owner(&self) -> Result<Option<TopomRecord>, StoreError> {
+        self.read(&keys::topom(&self.product)).await
+    }
+
+    /// Takes the product's ownership lock, recording `me` as the owner.
+    pub async fn acquire(&self, me: &TopomRecord) -> Result<Box<dyn OwnershipLock>, StoreError> {
+        self.raw.lock(&keys::topom(&self.product), &encode(me)?).await
+    }
+
+    async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.raw.get(key).await? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Codis stores records pretty-printed with a 4-space indent; so do we.
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(256);
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    value.serialize(&mut ser).map_err(|e| StoreError::Corrupt {
+        path: String::new(),
+        reason: format!("encode: {e}"),
+    })?;
+    Ok(out)
+}
+
+fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
+        path: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
