@@ -18,6 +18,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("topom_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
+    // A second generation of the Topom *server* only, identical except that
+    // ListSlots answers with a pre-encoded message: the slot table is encoded once per
+    // revision instead of once per call (see `grpc::encoded`). Messages come from the
+    // first generation (`crate::pb`).
+    let fast = out.join("fast");
+    std::fs::create_dir_all(&fast)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&fast)
+        .extern_path(
+            ".topom.v1.ListSlotsResponse",
+            "crate::grpc::encoded::EncodedListSlots",
+        )
+        .extern_path(".topom.v1", "crate::pb")
+        .compile_protos(&["proto/topom/v1/topom.proto"], &["proto"])?;
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -1,1 +1,301 @@
-//! placeholder
+//! The admin CLI, `topom-admin`: one subcommand per RPC of `topom.v1.Topom`,
+//! grouped by noun and named after the Codis operations (`slots action
+//! create-range`, `group promote`, ...). It talks to topom over gRPC only.
+//!
+//! # Layout
+//!
+//! | file                | holds                                                  |
+//! |---------------------|--------------------------------------------------------|
+//! | `cli.rs`            | global flags, the command tree, validation, dispatch   |
+//! | `cli/client.rs`     | connection, bearer token, deadlines, errors → exit codes |
+//! | `cli/parse.rs`      | value parsers: slot ranges, group ids, on/off, durations |
+//! | `cli/output.rs`     | text tables, proto3 JSON transcoding, formatters       |
+//! | `cli/admin.rs`      | overview, model, reload, shutdown, log-level, info, events |
+//! | `cli/stats.rs`      | stats, stats --watch, stats refresh                    |
+//! | `cli/slots.rs`      | slots list/assign/offline/rebalance                    |
+//! | `cli/slot_action.rs`| slots action ...                                       |
+//! | `cli/group.rs`      | group ...                                              |
+//! | `cli/sync.rs`, `cli/sentinel.rs`, `cli/proxy.rs` | the remaining nouns       |
+//!
+//! Exit codes: 0 success, 1 an error from topom (or no connection), 2 a usage
+//! error. Errors print as `error: <GRPC_CODE>: <message>` on stderr.
+
+mod admin;
+mod client;
+mod group;
+mod output;
+mod parse;
+mod proxy;
+mod sentinel;
+mod slot_action;
+mod slots;
+mod stats;
+mod sync;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use self::client::{CliError, Ctx, Target};
+use self::output::{Output, note};
+
+/// Command line of `topom-admin`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "topom-admin",
+    version,
+    about = "Administer a topom (Codis-style dashboard) over gRPC",
+    after_help = "Exit codes: 0 ok, 1 error from topom or no connection, 2 usage error."
+)]
+pub struct Cli {
+    /// topom's gRPC address, `host:port` or a URL
+    /// [env: TOPOM_ADDR] [default: http://127.0.0.1:18080]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub addr: Option<String>,
+    /// Admin token, sent as `authorization: Bearer <token>` [env: TOPOM_TOKEN]
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Print responses as canonical proto3 JSON (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Deadline of the connection and of each call, e.g. 500ms, 10s, 1m.
+    /// Give it before the subcommand (`stats refresh` has its own --timeout).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::parse_duration)]
+    pub timeout: Duration,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `topom-admin`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Version, configuration, owner record and summary counts.
+    Overview,
+    /// The owner record of the topom instance.
+    Model,
+    /// Reload the product from the store (after editing the store by hand).
+    Reload,
+    /// Stop topom gracefully.
+    Shutdown,
+    /// Change topom's log level at run time.
+    LogLevel {
+        /// The new level.
+        #[arg(value_enum)]
+        level: admin::Level,
+    },
+    /// INFO of any Redis server, with its master and maxmemory.
+    ServerInfo {
+        /// The server, `host:port`.
+        #[arg(value_name = "ADDR")]
+        server: String,
+    },
+    /// INFO of a Sentinel.
+    SentinelInfo {
+        /// The sentinel, `host:port`.
+        #[arg(value_name = "ADDR")]
+        sentinel: String,
+        /// Also show the masters and replicas it monitors for this product.
+        #[arg(long)]
+        monitored: bool,
+    },
+    /// Recent events: master switches and promotes.
+    Events,
+    /// Every server's role, memory, ops/s, lag and health (see also --watch, refresh).
+    Stats(stats::StatsArgs),
+    /// The slot table, direct assignment, rebalance and migrations.
+    #[command(subcommand)]
+    Slots(slots::SlotsCmd),
+    /// Groups and their servers.
+    #[command(subcommand)]
+    Group(group::GroupCmd),
+    /// Replication (sync) actions.
+    #[command(subcommand)]
+    Sync(sync::SyncCmd),
+    /// Redis Sentinels.
+    #[command(subcommand)]
+    Sentinel(sentinel::SentinelCmd),
+    /// Registered proxies.
+    #[command(subcommand)]
+    Proxy(proxy::ProxyCmd),
+}
+
+/// Runs a parsed command line and returns the process exit code; errors are
+/// printed to stderr as `error: ...`.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(message) = e.message() {
+                note(&format!("error: {message}"));
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<(), CliError> {
+    // Usage errors first, so they do not wait for (or hide behind) a connection.
+    validate(&cli.command).map_err(CliError::Usage)?;
+    let env_addr = std::env::var("TOPOM_ADDR").ok();
+    let addr =
+        parse::resolve_addr(cli.addr.as_deref(), env_addr.as_deref()).map_err(CliError::Usage)?;
+    let token = cli
+        .token
+        .or_else(|| std::env::var("TOPOM_TOKEN").ok())
+        .filter(|t| !t.is_empty());
+    let target = Target {
+        addr,
+        token,
+        timeout: cli.timeout,
+    };
+    let ctx = Ctx::connect(&target, Output { json: cli.json }).await?;
+    dispatch(&ctx, cli.command).await
+}
+
+/// Checks that span several arguments, which clap's per-value parsers cannot.
+fn validate(cmd: &Command) -> Result<(), String> {
+    match cmd {
+        Command::Slots(slots::SlotsCmd::Assign { specs }) => {
+            parse::parse_assignments(specs).map(|_| ())
+        }
+        Command::Slots(slots::SlotsCmd::Action(slot_action::SlotActionCmd::CreateRange {
+            begin,
+            end,
+            ..
+        })) => parse::check_range(*begin, *end).map(|_| ()),
+        Command::Slots(slots::SlotsCmd::Action(slot_action::SlotActionCmd::CreateSome {
+            src,
+            dst,
+            ..
+        })) if src == dst => Err(format!("source and target are both group {src}")),
+        _ => Ok(()),
+    }
+}
+
+async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<(), CliError> {
+    match cmd {
+        Command::Overview => admin::overview(ctx).await,
+        Command::Model => admin::model(ctx).await,
+        Command::Reload => admin::reload(ctx).await,
+        Command::Shutdown => admin::shutdown(ctx).await,
+        Command::LogLevel { level } => admin::log_level(ctx, level).await,
+        Command::ServerInfo { server } => admin::server_info(ctx, server).await,
+        Command::SentinelInfo {
+            sentinel,
+            monitored,
+        } => admin::sentinel_info(ctx, sentinel, monitored).await,
+        Command::Events => admin::events(ctx).await,
+        Command::Stats(args) => stats::run(ctx, args).await,
+        Command::Slots(cmd) => slots::run(ctx, cmd).await,
+        Command::Group(cmd) => group::run(ctx, cmd).await,
+        Command::Sync(cmd) => sync::run(ctx, cmd).await,
+        Command::Sentinel(cmd) => sentinel::run(ctx, cmd).await,
+        Command::Proxy(cmd) => proxy::run(ctx, cmd).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("topom-admin").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_tree_is_consistent() {
+        // Catches duplicate ids (e.g. a positional named like a global flag).
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let cli = parse(&["slots", "list", "--json", "--addr", "h:1", "--token", "s"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.addr.as_deref(), Some("h:1"));
+        assert_eq!(cli.token.as_deref(), Some("s"));
+        assert_eq!(cli.timeout, Duration::from_secs(10));
+        let cli = parse(&["--timeout", "500ms", "overview"]).unwrap();
+        assert_eq!(cli.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn stats_forms() {
+        let cli = parse(&["stats", "--watch", "--group", "2"]).unwrap();
+        let Command::Stats(args) = cli.command else {
+            panic!("not stats");
+        };
+        assert!(args.watch && args.command.is_none());
+        assert_eq!(args.groups, [2]);
+        let cli = parse(&["stats", "refresh", "--timeout", "2s"]).unwrap();
+        let Command::Stats(args) = cli.command else {
+            panic!("not stats");
+        };
+        assert!(matches!(
+            args.command,
+            Some(stats::StatsCmd::Refresh { timeout }) if timeout == Duration::from_secs(2)
+        ));
+        // Filters only make sense when watching.
+        assert!(parse(&["stats", "--group", "2"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["slots", "offline", "0-1024"][..],
+            &["slots", "offline", "600-500"],
+            &["slots", "action", "create", "1024", "1"],
+            &["group", "create", "0"],
+            &["group", "replica-group", "1", "h:1", "maybe"],
+            &["--timeout", "10", "overview"],
+            &["log-level", "loud"],
+        ] {
+            let err = parse(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(err.kind(), ErrorKind::ValueValidation, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2);
+        }
+        let err = parse(&["group", "resync"]).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::MissingRequiredArgument);
+        assert!(parse(&["group", "resync", "1", "--all"]).is_err());
+    }
+
+    #[test]
+    fn cross_argument_checks() {
+        let check = |args: &[&str]| validate(&parse(args).unwrap().command);
+        assert!(check(&["slots", "assign", "0-511", "1"]).is_ok());
+        assert!(check(&["slots", "assign", "0-511:1", "512-1023:2"]).is_ok());
+        assert!(check(&["slots", "assign", "0-10:1", "5:2"]).is_err());
+        assert!(check(&["slots", "assign", "0-511"]).is_err());
+        let err = check(&["slots", "action", "create-range", "9", "3", "1"]).unwrap_err();
+        assert!(err.contains("begin is greater than end"), "{err}");
+        assert!(check(&["slots", "action", "create-some", "1", "1", "5"]).is_err());
+        assert!(check(&["slots", "action", "create-some", "1", "2", "5"]).is_ok());
+    }
+
+    #[test]
+    fn every_rpc_has_a_command() {
+        // One leaf per Topom RPC (41); ResyncGroup/ResyncGroupAll share
+        // `group resync`, Get/Watch/Refresh stats share `stats`, and
+        // SetSlotActionDisabled has two leaves (disable, enable).
+        fn leaves(cmd: &clap::Command) -> usize {
+            if cmd.get_subcommands().next().is_none() {
+                1
+            } else {
+                // A command that also runs on its own (`stats`) counts too.
+                let own = usize::from(cmd.get_name() == "stats");
+                own + cmd.get_subcommands().map(leaves).sum::<usize>()
+            }
+        }
+        let root = Cli::command();
+        let count = root.get_subcommands().map(leaves).sum::<usize>();
+        // 41 RPCs - 1 (resync-all shares a leaf) - 1 (watch is a flag) + 1 (enable).
+        assert_eq!(count, 40);
+    }
+}

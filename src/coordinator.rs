@@ -1,1 +1,288 @@
-//! placeholder
+//! The coordinator core: it owns the cached product records, validates and applies
+//! every operation, and publishes the slot table. It knows nothing of gRPC nor of a
+//! particular store backend.
+//!
+//! Every mutation follows one recipe ([`Coordinator::mutate`]): take the write
+//! mutex → look at the cache → validate (pure) → build the new records → write them
+//! to the store → only then update the cache and publish a new table revision.
+//! Redis I/O (probes) happens before the write mutex is taken, so a slow server
+//! never stalls other operations. A failed store write reloads the cache from the
+//! store, so the cache never shows what was not written.
+
+mod error;
+mod groups;
+pub mod rebalance;
+mod slots;
+pub mod table;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+pub use error::{Error, Result};
+pub use table::SlotTable;
+
+use crate::model::{
+    ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
+};
+use crate::redis::RedisAdmin;
+use crate::store::{LockState, ProductData, Store, StoreBatch};
+
+/// Settings the core needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The product coordinated.
+    pub product: String,
+    /// How proxies serve migrating keys (part of every slot view).
+    pub method: ForwardMethod,
+}
+
+/// The coordinator of one product.
+pub struct Coordinator {
+    settings: Settings,
+    store: Store,
+    redis: Arc<dyn RedisAdmin>,
+    owner: TopomRecord,
+    /// The records as last written; a std mutex, never held across `.await`.
+    cache: Mutex<ProductData>,
+    /// Serializes mutations across their store write (a tokio mutex: it is held
+    /// across the store's `.await`, but never across Redis I/O).
+    writes: tokio::sync::Mutex<()>,
+    table: watch::Sender<Arc<SlotTable>>,
+    lock_state: watch::Receiver<LockState>,
+}
+
+/// What a mutation writes. Built by a pure validation step, then written in one
+/// store batch.
+#[derive(Debug, Default)]
+pub(crate) struct Change {
+    groups: Vec<Group>,
+    removed_groups: Vec<u32>,
+    slots: Vec<SlotMapping>,
+    sentinel: Option<Sentinel>,
+    slot_action: Option<SlotActionConfig>,
+    /// Publish a new revision even if no view changed (an explicit resync).
+    bump: bool,
+}
+
+impl Coordinator {
+    /// Loads the product from `store` and starts serving it. `lock_state` follows
+    /// the ownership lock: while it is not `Held`, every mutation is refused.
+    pub async fn open(
+        settings: Settings,
+        store: Store,
+        redis: Arc<dyn RedisAdmin>,
+        owner: TopomRecord,
+        lock_state: watch::Receiver<LockState>,
+    ) -> Result<Arc<Coordinator>> {
+        let data = store.load().await?;
+        let epoch: Arc<str> = new_epoch(&owner).into();
+        let table = SlotTable::initial(epoch, &data.slots, &data.groups, settings.method);
+        let (table, _) = watch::channel(Arc::new(table));
+        Ok(Arc::new(Coordinator {
+            settings,
+            store,
+            redis,
+            owner,
+            cache: Mutex::new(data),
+            writes: tokio::sync::Mutex::new(()),
+            table,
+            lock_state,
+        }))
+    }
+
+    /// The product name.
+    pub fn product(&self) -> &str {
+        &self.settings.product
+    }
+
+    /// The owner record of this instance.
+    pub fn owner(&self) -> &TopomRecord {
+        &self.owner
+    }
+
+    /// The configured forward method.
+    pub fn method(&self) -> ForwardMethod {
+        self.settings.method
+    }
+
+    /// Whether this instance holds its ownership lock (and so may write).
+    pub fn is_online(&self) -> bool {
+        *self.lock_state.borrow() == LockState::Held
+    }
+
+    /// The current slot table.
+    pub fn table(&self) -> Arc<SlotTable> {
+        self.table.borrow().clone()
+    }
+
+    /// Follows the slot table: the receiver sees every new revision.
+    pub fn watch_table(&self) -> watch::Receiver<Arc<SlotTable>> {
+        self.table.subscribe()
+    }
+
+    /// Every group, by id.
+    pub fn groups(&self) -> BTreeMap<u32, Group> {
+        self.cache().groups.clone()
+    }
+
+    /// Every registered proxy, by token.
+    pub fn proxies(&self) -> BTreeMap<String, Proxy> {
+        self.cache().proxies.clone()
+    }
+
+    /// The configured sentinels.
+    pub fn sentinel(&self) -> Sentinel {
+        self.cache().sentinel.clone()
+    }
+
+    /// The slot-action engine settings.
+    pub fn slot_action_config(&self) -> SlotActionConfig {
+        self.cache().slot_action
+    }
+
+    /// INFO of any Redis server (it need not be a group member).
+    pub async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>> {
+        check_addr(addr)?;
+        Ok(self.redis.server_info(addr).await?)
+    }
+
+    /// Drops the cache and reloads every record from the store, publishing a new
+    /// revision if anything changed.
+    pub async fn reload(&self) -> Result<Arc<SlotTable>> {
+        self.ensure_online()?;
+        let _w = self.writes.lock().await;
+        self.reload_locked().await?;
+        Ok(self.table())
+    }
+
+    fn cache(&self) -> MutexGuard<'_, ProductData> {
+        // A panic while holding the guard cannot leave the cache half-updated (it
+        // is replaced field by field from validated values), so poisoning is moot.
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ensure_online(&self) -> Result<()> {
+        if self.is_online() {
+            Ok(())
+        } else {
+            Err(Error::NotOnline(
+                "this instance lost its ownership lock on the store; it resumes when the lock is held again".into(),
+            ))
+        }
+    }
+
+    /// The mutation recipe: validate against the cache with `plan`, write what it
+    /// returns, then update the cache and publish the table.
+    pub(crate) async fn mutate<T>(
+        &self,
+        plan: impl FnOnce(&ProductData) -> Result<(Change, T)>,
+    ) -> Result<T> {
+        self.ensure_online()?;
+        let _w = self.writes.lock().await;
+        let (change, out) = plan(&self.cache())?;
+        let mut batch = StoreBatch::default();
+        for g in &change.groups {
+            batch.put_group(g);
+        }
+        for id in &change.removed_groups {
+            batch.delete_group(*id);
+        }
+        for m in &change.slots {
+            batch.put_slot(m);
+        }
+        if let Some(s) = &change.sentinel {
+            batch.put_sentinel(s);
+        }
+        if let Some(c) = &change.slot_action {
+            batch.put_slot_action_config(c);
+        }
+        if let Err(e) = self.store.commit(batch).await {
+            // Part of a batch may have landed (the local backend writes file by
+            // file): make the cache tell the store's truth again.
+            if let Err(reload) = self.reload_locked().await {
+                tracing::error!(error = %reload, "reload after a failed write failed too");
+            }
+            return Err(e.into());
+        }
+        self.apply(change);
+        Ok(out)
+    }
+
+    fn apply(&self, change: Change) {
+        let mut cache = self.cache();
+        for g in change.groups {
+            cache.groups.insert(g.id, g);
+        }
+        for id in change.removed_groups {
+            cache.groups.remove(&id);
+        }
+        for m in change.slots {
+            let id = m.id as usize;
+            cache.slots[id] = m;
+        }
+        if let Some(s) = change.sentinel {
+            cache.sentinel = s;
+        }
+        if let Some(c) = change.slot_action {
+            cache.slot_action = c;
+        }
+        self.publish(&cache, change.bump);
+    }
+
+    /// Publishes a new table revision when the slots or their views changed.
+    fn publish(&self, data: &ProductData, bump: bool) {
+        let current = self.table();
+        let next = current.next(&data.slots, &data.groups, self.settings.method);
+        let next = match (next, bump) {
+            (Some(t), _) => t,
+            (None, true) => current.bumped(),
+            (None, false) => return,
+        };
+        tracing::debug!(revision = next.revision, "slot table published");
+        self.table.send_replace(Arc::new(next));
+    }
+
+    async fn reload_locked(&self) -> Result<()> {
+        let data = self.store.load().await?;
+        let mut cache = self.cache();
+        *cache = data;
+        self.publish(&cache, false);
+        Ok(())
+    }
+}
+
+/// A fresh epoch per start: revisions restart at 1, so proxies must be able to tell
+/// an old sequence from a new one.
+fn new_epoch(owner: &TopomRecord) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}-{:x}", nanos, owner.pid)
+}
+
+fn check_addr(addr: &str) -> Result<()> {
+    crate::model::validate_addr(addr).map_err(error::invalid)
+}
+
+fn check_group_id(id: u32) -> Result<()> {
+    if id == 0 || id > crate::model::MAX_GROUP_ID {
+        Err(error::invalid(format!(
+            "invalid group id {id}: group ids are 1..=9999"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_slot_id(id: u32) -> Result<()> {
+    if id as usize >= crate::model::MAX_SLOTS {
+        Err(error::invalid(format!(
+            "invalid slot id {id}: slot ids are 0..=1023"
+        )))
+    } else {
+        Ok(())
+    }
+}

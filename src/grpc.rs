@@ -1,1 +1,13 @@
-//! placeholder
+//! The gRPC edge: the only module that sees protobuf types. It converts requests
+//! into coordinator calls ([`convert`]), coordinator errors into statuses
+//! ([`status`]), and guards mutating RPCs with the admin token ([`auth`]).
+
+pub mod auth;
+pub mod convert;
+pub mod encoded;
+mod proxy;
+pub mod status;
+mod topom;
+
+pub use proxy::ProxyControlService;
+pub use topom::{ServiceControl, TopomService};

@@ -8,6 +8,7 @@ mod hash;
 mod proxy;
 mod sentinel;
 mod slot;
+mod time;
 mod topom;
 
 pub use group::{Group, GroupServer, PromoteState, Promoting, ServerKind, SyncAction, SyncState};
@@ -18,6 +19,7 @@ pub use slot::{
     ForwardMethod, MAX_SLOTS, ReplicaGroups, SlotAction, SlotActionConfig, SlotMapping, SlotState,
     SlotView,
 };
+pub use time::{format_rfc3339, parse_rfc3339};
 pub use topom::TopomRecord;
 
 /// The highest group id; group ids are 1..=MAX_GROUP_ID and 0 means "offline".

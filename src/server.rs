@@ -1,1 +1,270 @@
-//! placeholder
+//! The composition root: config → store → ownership lock → coordinator → gRPC.
+//!
+//! Shutdown order (on SIGINT, SIGTERM or the Shutdown RPC): stop accepting, let
+//! in-flight RPCs finish (bounded by `shutdown_grace`), end streams, then release
+//! the ownership lock last, so no other topom can take over while this one might
+//! still write.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Backend, Config};
+use crate::coordinator::{Coordinator, Settings};
+use crate::grpc::auth::AuthLayer;
+use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
+use crate::model::TopomRecord;
+use crate::pb;
+use crate::redis::Connector;
+use crate::store::{LockState, MetaStore, Store, local::LocalStore};
+
+/// Hooks the binary provides.
+pub struct Hooks {
+    /// Called once the service accepts connections, with the bound address.
+    pub on_ready: Box<dyn FnOnce(SocketAddr) + Send>,
+    /// Applies a log filter at run time (SetLogLevel).
+    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+}
+
+/// Runs the service until `shutdown` is cancelled (or a signal arrives).
+pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let raw = open_store(&config).await?;
+    let store = Store::new(raw, config.product_name.clone());
+    let listener = TcpListener::bind(&config.admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin_addr)", config.admin_addr))?;
+    let addr = listener.local_addr()?;
+    let owner = owner_record(&config, addr);
+    let lock = store.acquire(&owner).await.with_context(|| {
+        format!(
+            "cannot take ownership of product {:?} in {}",
+            config.product_name,
+            store.describe()
+        )
+    })?;
+    tracing::info!(product = %config.product_name, store = %store.describe(), %addr, "ownership lock held");
+
+    let redis = Arc::new(Connector::new(
+        config.product_auth.clone(),
+        Duration::from_secs(1),
+    ));
+    let settings = Settings {
+        product: config.product_name.clone(),
+        method: config.migration_method,
+    };
+    let coordinator = match Coordinator::open(settings, store, redis, owner, lock.state()).await {
+        Ok(c) => c,
+        Err(e) => {
+            release(lock).await;
+            return Err(anyhow::Error::new(e).context("cannot load the product from the store"));
+        }
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let health_task = tokio::spawn(follow_lock(lock.state(), health, shutdown.clone()));
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let topom = TopomService::new(
+        coordinator.clone(),
+        ServiceControl {
+            shutdown: shutdown.clone(),
+            set_log_filter: hooks.set_log_filter,
+            config: config_view(&config, addr),
+        },
+    );
+
+    let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let drained = shutdown.clone();
+    let server = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(pb::fast::topom_server::TopomServer::new(topom))
+        .add_service(pb::proxy_control_server::ProxyControlServer::new(
+            ProxyControlService,
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            drained.cancelled().await
+        });
+    (hooks.on_ready)(addr);
+    let mut server = std::pin::pin!(server);
+    let served = tokio::select! {
+        r = &mut server => r,
+        () = shutdown.cancelled() => {
+            tracing::info!(grace = ?config.shutdown_grace, "shutting down: draining in-flight RPCs");
+            match tokio::time::timeout(config.shutdown_grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("in-flight RPCs did not finish within shutdown_grace; closing them");
+                    Ok(())
+                }
+            }
+        }
+    };
+    signals.abort();
+    health_task.abort();
+    drop(coordinator);
+    release(lock).await;
+    served.context("gRPC server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    Ok(match config.backend {
+        Backend::Local => {
+            Arc::new(LocalStore::open(&config.coordinator_addr).with_context(|| {
+                format!("cannot open the local store at {}", config.coordinator_addr)
+            })?)
+        }
+        Backend::Etcd => open_etcd(config).await?,
+    })
+}
+
+#[cfg(feature = "etcd")]
+async fn open_etcd(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    use crate::store::etcd::{EtcdOptions, EtcdStore};
+    let user = match config.coordinator_auth.split_once(':') {
+        Some((u, p)) => Some((u.to_owned(), p.to_owned())),
+        None if config.coordinator_auth.is_empty() => None,
+        None => anyhow::bail!("invalid config key `coordinator_auth`: expected user:password"),
+    };
+    let opts = EtcdOptions {
+        lease_ttl: config.etcd_lease_ttl,
+        user,
+        ..EtcdOptions::default()
+    };
+    let endpoints = config.etcd_endpoints();
+    let store = EtcdStore::connect(&endpoints, &config.etcd_prefix, opts)
+        .await
+        .with_context(|| format!("cannot connect to etcd at {}", endpoints.join(",")))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn open_etcd(_: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+    anyhow::bail!("this topom was built without the `etcd` feature")
+}
+
+async fn release(lock: Box<dyn crate::store::OwnershipLock>) {
+    match lock.release().await {
+        Ok(()) => tracing::info!("ownership lock released"),
+        // Not fatal: the OS (local) or the lease TTL (etcd) frees it anyway.
+        Err(e) => tracing::warn!(error = %e, "could not release the ownership lock"),
+    }
+}
+
+/// Reports NOT_SERVING while the ownership lock is lost.
+async fn follow_lock(
+    mut state: tokio::sync::watch::Receiver<LockState>,
+    health: tonic_health::server::HealthReporter,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let serving = *state.borrow_and_update() == LockState::Held && !shutdown.is_cancelled();
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tracing::warn!("ownership lock lost: refusing writes until it is held again");
+            tonic_health::ServingStatus::NotServing
+        };
+        health.set_service_status("", status).await;
+        health.set_service_status("topom.v1.Topom", status).await;
+        tokio::select! {
+            r = state.changed() => if r.is_err() { return },
+            () = shutdown.cancelled() => {
+                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                health.set_service_status("topom.v1.Topom", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; use the Shutdown RPC to stop");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}
+
+fn owner_record(config: &Config, addr: SocketAddr) -> TopomRecord {
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default();
+    let started = std::time::SystemTime::now();
+    let pid = std::process::id();
+    TopomRecord {
+        token: token_of(&[
+            &hostname,
+            &config.product_name,
+            &addr.to_string(),
+            &pid.to_string(),
+            &format!("{started:?}"),
+        ]),
+        start_time: crate::model::format_rfc3339(started),
+        admin_addr: addr.to_string(),
+        product_name: config.product_name.clone(),
+        pid,
+        pwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        sys: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        hostname,
+    }
+}
+
+/// A stable-length identity from a few facts (not a secret).
+fn token_of(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut g: u32 = 0;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        g = crc32fast::hash(&[&g.to_le_bytes()[..], p.as_bytes()].concat());
+    }
+    format!("{h:016x}{g:08x}")
+}
+
+fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
+    pb::ConfigView {
+        coordinator_name: match config.backend {
+            Backend::Local => "local".into(),
+            Backend::Etcd => "etcd".into(),
+        },
+        coordinator_addr: config.coordinator_addr.clone(),
+        product_name: config.product_name.clone(),
+        product_auth_set: !config.product_auth.is_empty(),
+        listen_addr: addr.to_string(),
+        migration_method: convert::forward_method(config.migration_method) as i32,
+        migration_parallel_slots: config.migration_parallel_slots,
+        migration_timeout: prost_types::Duration::try_from(config.migration_timeout).ok(),
+        sentinel_quorum: config.sentinel_quorum,
+        stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
+        admin_auth_required: !config.admin_token.is_empty(),
+    }
+}

@@ -21,7 +21,7 @@ use std::fmt;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-pub use typed::{ProductData, Store};
+pub use typed::{ProductData, Store, StoreBatch};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -320,7 +320,10 @@ mod tests {
         }"#;
         let g: Group = serde_json::from_str(codis).unwrap();
         assert_eq!(g.master(), "127.0.0.1:6379");
-        assert_eq!(g.servers[1].action.as_ref().unwrap().state, SyncState::Pending);
+        assert_eq!(
+            g.servers[1].action.as_ref().unwrap().state,
+            SyncState::Pending
+        );
         assert!(g.servers[1].replica_group);
         assert_eq!(g.servers[0].kind, ServerKind::Unknown);
         let back: Group = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();

@@ -31,7 +31,11 @@ impl TopomRecord {
             "{} (pid {} on {}, started {})",
             self.admin_addr,
             self.pid,
-            if self.hostname.is_empty() { "?" } else { &self.hostname },
+            if self.hostname.is_empty() {
+                "?"
+            } else {
+                &self.hostname
+            },
             self.start_time
         )
     }

@@ -7,9 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{MetaStore, OwnershipLock, StoreError, Write, keys};
-use crate::model::{
-    Group, MAX_SLOTS, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
-};
+use crate::model::{Group, MAX_SLOTS, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord};
 
 /// Typed access to one product's records.
 #[derive(Debug, Clone)]
@@ -99,6 +97,33 @@ impl Store {
         })
     }
 
+    /// Writes a batch of records: one etcd transaction, or file by file (each
+    /// atomic) on the local backend.
+    pub async fn commit(&self, batch: StoreBatch) -> Result<(), StoreError> {
+        if let Some(e) = batch.error {
+            return Err(e);
+        }
+        if batch.writes.is_empty() {
+            return Ok(());
+        }
+        let p = &self.product;
+        let writes = batch
+            .writes
+            .into_iter()
+            .map(|(rec, value)| {
+                let key = match rec {
+                    Rec::Group(id) => keys::group(p, id),
+                    Rec::Slot(id) => keys::slot(p, id),
+                    Rec::Sentinel => keys::sentinel(p),
+                    Rec::SlotAction => keys::slot_action_config(p),
+                    Rec::Proxy(token) => keys::proxy(p, &token),
+                };
+                (key, value)
+            })
+            .collect();
+        self.raw.write_batch(writes).await
+    }
+
     /// Writes slot mappings (one batch).
     pub async fn update_slots(&self, slots: &[SlotMapping]) -> Result<(), StoreError> {
         let writes = slots
@@ -171,13 +196,78 @@ impl Store {
 
     /// Takes the product's ownership lock, recording `me` as the owner.
     pub async fn acquire(&self, me: &TopomRecord) -> Result<Box<dyn OwnershipLock>, StoreError> {
-        self.raw.lock(&keys::topom(&self.product), &encode(me)?).await
+        self.raw
+            .lock(&keys::topom(&self.product), &encode(me)?)
+            .await
     }
 
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         match self.raw.get(key).await? {
             Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
+        }
+    }
+}
+
+/// Records to write together (see [`Store::commit`]).
+#[derive(Debug, Default)]
+pub struct StoreBatch {
+    writes: Vec<(Rec, Option<Vec<u8>>)>,
+    /// The first record that failed to encode; it fails the whole commit.
+    error: Option<StoreError>,
+}
+
+#[derive(Debug)]
+enum Rec {
+    Group(u32),
+    Slot(u32),
+    Sentinel,
+    SlotAction,
+    Proxy(String),
+}
+
+impl StoreBatch {
+    /// Creates or replaces a group.
+    pub fn put_group(&mut self, g: &Group) {
+        self.put(Rec::Group(g.id), g);
+    }
+
+    /// Deletes a group.
+    pub fn delete_group(&mut self, id: u32) {
+        self.writes.push((Rec::Group(id), None));
+    }
+
+    /// Writes a slot mapping.
+    pub fn put_slot(&mut self, m: &SlotMapping) {
+        self.put(Rec::Slot(m.id), m);
+    }
+
+    /// Replaces the sentinel list.
+    pub fn put_sentinel(&mut self, s: &Sentinel) {
+        self.put(Rec::Sentinel, s);
+    }
+
+    /// Replaces the slot-action settings.
+    pub fn put_slot_action_config(&mut self, c: &SlotActionConfig) {
+        self.put(Rec::SlotAction, c);
+    }
+
+    /// Creates or replaces a proxy.
+    pub fn put_proxy(&mut self, x: &Proxy) {
+        self.put(Rec::Proxy(x.token.clone()), x);
+    }
+
+    /// Deletes a proxy.
+    pub fn delete_proxy(&mut self, token: &str) {
+        self.writes.push((Rec::Proxy(token.to_owned()), None));
+    }
+
+    fn put<T: Serialize>(&mut self, rec: Rec, value: &T) {
+        match encode(value) {
+            Ok(bytes) => self.writes.push((rec, Some(bytes))),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
         }
     }
 }

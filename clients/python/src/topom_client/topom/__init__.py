@@ -1,0 +1,1 @@
+"""Generated from proto/topom. Do not edit: run scripts/gen-clients."""

@@ -1,0 +1,337 @@
+//! Group operations (reference §3.3): create, remove, add and delete servers,
+//! replica-group flags, sync-action queueing, resync.
+
+use super::error::{exists, not_found, precondition};
+use super::{Change, Coordinator, Result, check_addr, check_group_id};
+use crate::model::{Group, GroupServer, SlotMapping, SyncAction, SyncState};
+use crate::store::ProductData;
+
+impl Coordinator {
+    /// One group.
+    pub fn group(&self, id: u32) -> Result<Group> {
+        check_group_id(id)?;
+        self.cache()
+            .groups
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| not_found(format!("group-{id} does not exist")))
+    }
+
+    /// Creates an empty group.
+    pub async fn create_group(&self, id: u32) -> Result<Group> {
+        check_group_id(id)?;
+        self.mutate(|d| {
+            if d.groups.contains_key(&id) {
+                return Err(exists(format!("group-{id} already exists")));
+            }
+            let g = Group::new(id);
+            Ok((
+                Change {
+                    groups: vec![g.clone()],
+                    ..Change::default()
+                },
+                g,
+            ))
+        })
+        .await
+    }
+
+    /// Removes an empty group that no slot refers to.
+    pub async fn remove_group(&self, id: u32) -> Result<()> {
+        check_group_id(id)?;
+        self.mutate(|d| {
+            let g = existing(d, id)?;
+            if !g.servers.is_empty() {
+                return Err(precondition(format!(
+                    "group-{id} is not empty ({} servers): delete its servers first",
+                    g.servers.len()
+                )));
+            }
+            if let Some(m) = d.slots.iter().find(|m| refers_to(m, id)) {
+                return Err(precondition(format!(
+                    "group-{id} is still used by slot-{}",
+                    m.id
+                )));
+            }
+            Ok((
+                Change {
+                    removed_groups: vec![id],
+                    ..Change::default()
+                },
+                (),
+            ))
+        })
+        .await
+    }
+
+    /// Adds a server to a group: as master if the group is empty, else as a
+    /// replica. The server is probed first (outside every lock).
+    pub async fn add_group_server(&self, id: u32, addr: &str, datacenter: &str) -> Result<Group> {
+        check_group_id(id)?;
+        check_addr(addr)?;
+        // Cheap checks first so that bad requests do not wait on a probe.
+        {
+            let d = self.cache();
+            existing(&d, id)?;
+            check_addr_unused(&d, addr)?;
+        }
+        let kind = self.redis.probe(addr).await?;
+        self.mutate(|d| {
+            let mut g = existing(d, id)?.clone();
+            check_addr_unused(d, addr)?;
+            check_not_promoting(&g)?;
+            g.servers.push(GroupServer::new(addr, datacenter, kind));
+            let mut change = Change {
+                groups: vec![g.clone()],
+                ..Change::default()
+            };
+            mark_sentinels_stale(d, &mut change);
+            Ok((change, g))
+        })
+        .await
+    }
+
+    /// Removes a server from its group. The master may go only when it is the
+    /// last server and no slot refers to the group.
+    pub async fn delete_group_server(&self, id: u32, addr: &str) -> Result<Group> {
+        check_group_id(id)?;
+        check_addr(addr)?;
+        self.mutate(|d| {
+            let mut g = existing(d, id)?.clone();
+            let index = g
+                .position(addr)
+                .ok_or_else(|| not_found(format!("group-{id} does not have server {addr}")))?;
+            check_not_promoting(&g)?;
+            if index == 0 {
+                if g.servers.len() > 1 {
+                    return Err(precondition(format!(
+                        "cannot remove {addr}: it is the master of group-{id} and the group still has {} replicas; remove them or promote one first",
+                        g.servers.len() - 1
+                    )));
+                }
+                if let Some(m) = d.slots.iter().find(|m| refers_to(m, id)) {
+                    return Err(precondition(format!(
+                        "cannot remove {addr}: it is the master of group-{id}, which still owns slot-{} (move the slots away first)",
+                        m.id
+                    )));
+                }
+            }
+            g.servers.remove(index);
+            if g.servers.is_empty() {
+                g.out_of_sync = false;
+            }
+            let mut change = Change {
+                groups: vec![g.clone()],
+                ..Change::default()
+            };
+            mark_sentinels_stale(d, &mut change);
+            Ok((change, g))
+        })
+        .await
+    }
+
+    /// Lets a server serve reads (or stops it). The change reaches proxies through
+    /// the next table revision.
+    pub async fn set_replica_group(&self, id: u32, addr: &str, enabled: bool) -> Result<Group> {
+        check_group_id(id)?;
+        check_addr(addr)?;
+        self.mutate(|d| {
+            let mut g = existing(d, id)?.clone();
+            let index = g
+                .position(addr)
+                .ok_or_else(|| not_found(format!("group-{id} does not have server {addr}")))?;
+            check_not_promoting(&g)?;
+            g.servers[index].replica_group = enabled;
+            Ok((
+                Change {
+                    groups: vec![g.clone()],
+                    ..Change::default()
+                },
+                g,
+            ))
+        })
+        .await
+    }
+
+    /// Sets the replica-group flag of every server of every group. Refused as a
+    /// whole (nothing written) if any group is promoting.
+    pub async fn set_replica_group_all(&self, enabled: bool) -> Result<()> {
+        self.mutate(|d| {
+            let mut groups = Vec::new();
+            for g in d.groups.values() {
+                check_not_promoting(g)?;
+                if g.servers.iter().any(|s| s.replica_group != enabled) {
+                    let mut g = g.clone();
+                    for s in &mut g.servers {
+                        s.replica_group = enabled;
+                    }
+                    groups.push(g);
+                }
+            }
+            Ok((
+                Change {
+                    groups,
+                    ..Change::default()
+                },
+                (),
+            ))
+        })
+        .await
+    }
+
+    /// Republishes a group's slots (a new table revision) and clears its
+    /// out-of-sync flag.
+    pub async fn resync_group(&self, id: u32) -> Result<u64> {
+        check_group_id(id)?;
+        self.mutate(|d| {
+            let mut g = existing(d, id)?.clone();
+            g.out_of_sync = false;
+            Ok((
+                Change {
+                    groups: vec![g],
+                    bump: true,
+                    ..Change::default()
+                },
+                (),
+            ))
+        })
+        .await?;
+        Ok(self.table().revision)
+    }
+
+    /// [`Coordinator::resync_group`] for every group, in one revision.
+    pub async fn resync_group_all(&self) -> Result<u64> {
+        self.mutate(|d| {
+            let groups = d
+                .groups
+                .values()
+                .filter(|g| g.out_of_sync)
+                .map(|g| Group {
+                    out_of_sync: false,
+                    ..g.clone()
+                })
+                .collect();
+            Ok((
+                Change {
+                    groups,
+                    bump: true,
+                    ..Change::default()
+                },
+                (),
+            ))
+        })
+        .await?;
+        Ok(self.table().revision)
+    }
+
+    /// Queues a sync action for a group server (reference §3.3).
+    pub async fn create_sync_action(&self, addr: &str) -> Result<SyncAction> {
+        check_addr(addr)?;
+        self.mutate(|d| {
+            let (mut g, index) = server_of(d, addr)?;
+            check_not_promoting(&g)?;
+            if let Some(a) = &g.servers[index].action {
+                if a.state == SyncState::Pending {
+                    return Err(exists(format!(
+                        "server {addr} already has a pending sync action"
+                    )));
+                }
+            }
+            let next = d
+                .groups
+                .values()
+                .flat_map(|g| &g.servers)
+                .filter_map(|s| s.action.as_ref())
+                .filter(|a| a.state == SyncState::Pending)
+                .map(|a| a.index)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let action = SyncAction {
+                index: next,
+                state: SyncState::Pending,
+                error: String::new(),
+            };
+            g.servers[index].action = Some(action.clone());
+            Ok((
+                Change {
+                    groups: vec![g],
+                    ..Change::default()
+                },
+                action,
+            ))
+        })
+        .await
+    }
+
+    /// Clears a server's sync action, whatever its state.
+    pub async fn remove_sync_action(&self, addr: &str) -> Result<()> {
+        check_addr(addr)?;
+        self.mutate(|d| {
+            let (mut g, index) = server_of(d, addr)?;
+            check_not_promoting(&g)?;
+            if g.servers[index].action.take().is_none() {
+                return Err(not_found(format!("server {addr} has no sync action")));
+            }
+            Ok((
+                Change {
+                    groups: vec![g],
+                    ..Change::default()
+                },
+                (),
+            ))
+        })
+        .await
+    }
+}
+
+fn existing(d: &ProductData, id: u32) -> Result<&Group> {
+    d.groups
+        .get(&id)
+        .ok_or_else(|| not_found(format!("group-{id} does not exist")))
+}
+
+/// The group holding `addr` and its index there.
+fn server_of(d: &ProductData, addr: &str) -> Result<(Group, usize)> {
+    d.groups
+        .values()
+        .find_map(|g| g.position(addr).map(|i| (g.clone(), i)))
+        .ok_or_else(|| not_found(format!("server {addr} is not in any group")))
+}
+
+fn check_addr_unused(d: &ProductData, addr: &str) -> Result<()> {
+    match d.groups.values().find(|g| g.position(addr).is_some()) {
+        Some(g) => Err(exists(format!(
+            "server {addr} already belongs to group-{}",
+            g.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn check_not_promoting(g: &Group) -> Result<()> {
+    match g.promoting {
+        Some(p) => Err(precondition(format!(
+            "group-{} is promoting server index {} (state {}); wait for the switchover to finish",
+            g.id,
+            p.index,
+            p.state.as_str()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether slot `m` belongs to, or is moving to, group `id`.
+pub(super) fn refers_to(m: &SlotMapping, id: u32) -> bool {
+    m.group_id == id || m.action.is_some_and(|a| a.target_id == id)
+}
+
+/// Group membership changed: the sentinels' monitoring may no longer match.
+fn mark_sentinels_stale(d: &ProductData, change: &mut Change) {
+    if !d.sentinel.servers.is_empty() && !d.sentinel.out_of_sync {
+        change.sentinel = Some(crate::model::Sentinel {
+            out_of_sync: true,
+            ..d.sentinel.clone()
+        });
+    }
+}

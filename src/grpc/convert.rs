@@ -1,0 +1,164 @@
+//! Domain ↔ protobuf conversions.
+
+use std::time::SystemTime;
+
+use crate::model::{
+    self, ForwardMethod, Group, GroupServer, PromoteState, ServerKind, SlotMapping, SlotState,
+    SlotView, SyncState,
+};
+use crate::pb;
+
+/// A stored RFC 3339 string as a protobuf timestamp (`None` if unparseable).
+pub fn timestamp(s: &str) -> Option<prost_types::Timestamp> {
+    model::parse_rfc3339(s).map(prost_types::Timestamp::from)
+}
+
+/// The current time as a protobuf timestamp.
+pub fn now() -> prost_types::Timestamp {
+    SystemTime::now().into()
+}
+
+/// Slot action state → proto enum.
+pub fn slot_state(s: SlotState) -> pb::SlotActionState {
+    match s {
+        SlotState::Pending => pb::SlotActionState::Pending,
+        SlotState::Preparing => pb::SlotActionState::Preparing,
+        SlotState::Prepared => pb::SlotActionState::Prepared,
+        SlotState::Migrating => pb::SlotActionState::Migrating,
+        SlotState::Finished => pb::SlotActionState::Finished,
+    }
+}
+
+/// Slot mapping → proto.
+pub fn mapping(m: &SlotMapping) -> pb::SlotMapping {
+    pb::SlotMapping {
+        id: m.id,
+        group_id: m.group_id,
+        action: m.action.map(|a| pb::SlotAction {
+            index: a.index,
+            state: slot_state(a.state) as i32,
+            target_group_id: a.target_id,
+        }),
+    }
+}
+
+/// Forward method → proto enum.
+pub fn forward_method(f: ForwardMethod) -> pb::ForwardMethod {
+    match f {
+        ForwardMethod::Sync => pb::ForwardMethod::Sync,
+        ForwardMethod::SemiAsync => pb::ForwardMethod::SemiAsync,
+    }
+}
+
+/// Slot view → proto.
+pub fn slot(v: &SlotView) -> pb::Slot {
+    pb::Slot {
+        id: v.id,
+        locked: v.locked,
+        backend_addr: v.backend_addr.clone(),
+        backend_group_id: v.backend_addr_group_id,
+        migrate_from: v.migrate_from.clone(),
+        migrate_from_group_id: v.migrate_from_group_id,
+        forward_method: v
+            .forward_method
+            .map_or(pb::ForwardMethod::Unspecified, forward_method) as i32,
+        replica_groups: v
+            .replica_groups
+            .iter()
+            .map(|addrs| pb::ReplicaGroup {
+                addrs: addrs.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn sync_state(s: SyncState) -> pb::SyncActionState {
+    match s {
+        SyncState::Pending => pb::SyncActionState::Pending,
+        SyncState::Syncing => pb::SyncActionState::Syncing,
+        SyncState::Synced => pb::SyncActionState::Synced,
+        SyncState::SyncedFailed => pb::SyncActionState::SyncedFailed,
+    }
+}
+
+/// Sync action → proto.
+pub fn sync_action(a: &model::SyncAction) -> pb::SyncAction {
+    pb::SyncAction {
+        index: a.index,
+        state: sync_state(a.state) as i32,
+        error: a.error.clone(),
+    }
+}
+
+fn server(s: &GroupServer) -> pb::GroupServer {
+    pb::GroupServer {
+        addr: s.addr.clone(),
+        datacenter: s.datacenter.clone(),
+        action: s.action.as_ref().map(sync_action),
+        replica_group: s.replica_group,
+        kind: match s.kind {
+            ServerKind::Unknown => pb::ServerKind::Unspecified,
+            ServerKind::Redis => pb::ServerKind::Redis,
+            ServerKind::CodisServer => pb::ServerKind::CodisServer,
+        } as i32,
+    }
+}
+
+/// Group → proto.
+pub fn group(g: &Group) -> pb::Group {
+    pb::Group {
+        id: g.id,
+        servers: g.servers.iter().map(server).collect(),
+        promoting: g.promoting.map(|p| pb::Promoting {
+            index: p.index,
+            state: match p.state {
+                PromoteState::Preparing => pb::PromoteState::Preparing,
+                PromoteState::Prepared => pb::PromoteState::Prepared,
+                PromoteState::Finished => pb::PromoteState::Finished,
+            } as i32,
+        }),
+        out_of_sync: g.out_of_sync,
+    }
+}
+
+/// Sentinel list → proto.
+pub fn sentinel(s: &model::Sentinel) -> pb::Sentinel {
+    pb::Sentinel {
+        servers: s.servers.clone(),
+        out_of_sync: s.out_of_sync,
+    }
+}
+
+/// Stored proxy → proto (no live status yet).
+pub fn proxy(p: &model::Proxy) -> pb::Proxy {
+    pb::Proxy {
+        id: p.id,
+        token: p.token.clone(),
+        start_time: timestamp(&p.start_time),
+        admin_addr: p.admin_addr.clone(),
+        proto_type: p.proto_type.clone(),
+        proxy_addr: p.proxy_addr.clone(),
+        product_name: p.product_name.clone(),
+        pid: p.pid,
+        pwd: p.pwd.clone(),
+        sys: p.sys.clone(),
+        hostname: p.hostname.clone(),
+        datacenter: p.datacenter.clone(),
+        version: p.version.clone(),
+        status: None,
+    }
+}
+
+/// Owner record → proto.
+pub fn topom_model(t: &model::TopomRecord) -> pb::TopomModel {
+    pb::TopomModel {
+        token: t.token.clone(),
+        start_time: timestamp(&t.start_time),
+        admin_addr: t.admin_addr.clone(),
+        product_name: t.product_name.clone(),
+        pid: t.pid,
+        pwd: t.pwd.clone(),
+        sys: t.sys.clone(),
+        hostname: t.hostname.clone(),
+    }
+}

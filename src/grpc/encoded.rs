@@ -1,0 +1,44 @@
+//! A ListSlots response that is already encoded.
+//!
+//! The slot table changes rarely and is read often (every proxy, every CLI call,
+//! monitoring): encoding 1024 slots per call would dominate the cost of ListSlots.
+//! The table is encoded once per revision and this type hands the bytes to the
+//! codec as they are.
+
+use bytes::{BufMut, Bytes};
+
+/// The protobuf encoding of a `topom.v1.ListSlotsResponse`.
+#[derive(Clone, Default, PartialEq)]
+pub struct EncodedListSlots(pub Bytes);
+
+impl std::fmt::Debug for EncodedListSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EncodedListSlots({} bytes)", self.0.len())
+    }
+}
+
+impl prost::Message for EncodedListSlots {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        _tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // The server only ever encodes this type; decoding (clients use the
+        // generated ListSlotsResponse) has nothing to keep.
+        prost::encoding::skip_field(wire_type, _tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0 = Bytes::new();
+    }
+}

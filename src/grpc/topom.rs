@@ -1,0 +1,527 @@
+//! The `topom.v1.Topom` service: a thin adapter from protobuf to the coordinator.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use super::encoded::EncodedListSlots;
+use crate::coordinator::{Coordinator, SlotTable};
+use crate::pb;
+use crate::pb::fast::topom_server::Topom;
+
+/// What the service controls beyond the coordinator: process shutdown, the log
+/// level, and the configuration it reports.
+pub struct ServiceControl {
+    /// Cancelled by the Shutdown RPC; the server drains and exits.
+    pub shutdown: CancellationToken,
+    /// Applies a log filter (`RUST_LOG` syntax).
+    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    /// The configuration as reported by GetOverview.
+    pub config: pb::ConfigView,
+}
+
+/// The admin service.
+pub struct TopomService {
+    coordinator: Arc<Coordinator>,
+    control: ServiceControl,
+    /// The ListSlots answer of the latest revision, encoded once.
+    slots_cache: Mutex<Option<(u64, Arc<str>, EncodedListSlots)>>,
+}
+
+impl TopomService {
+    /// A service over `coordinator`.
+    pub fn new(coordinator: Arc<Coordinator>, control: ServiceControl) -> TopomService {
+        TopomService {
+            coordinator,
+            control,
+            slots_cache: Mutex::new(None),
+        }
+    }
+
+    fn encoded_slots(&self) -> EncodedListSlots {
+        let table = self.coordinator.table();
+        let mut cache = self.slots_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rev, epoch, enc)) = cache.as_ref() {
+            if *rev == table.revision && *epoch == table.epoch {
+                return enc.clone();
+            }
+        }
+        let enc = EncodedListSlots(Bytes::from(list_slots_response(&table).encode_to_vec()));
+        *cache = Some((table.revision, table.epoch.clone(), enc.clone()));
+        enc
+    }
+}
+
+/// The full ListSlots answer for one table.
+pub fn list_slots_response(t: &SlotTable) -> pb::ListSlotsResponse {
+    pb::ListSlotsResponse {
+        revision: t.revision,
+        epoch: t.epoch.to_string(),
+        mappings: t.mappings.iter().map(convert::mapping).collect(),
+        slots: t.views.iter().map(convert::slot).collect(),
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+fn later<T>(what: &str, issue: &str) -> Reply<T> {
+    Err(Status::unimplemented(format!(
+        "{what} is not implemented yet (it arrives with {issue}); see README \"API status\""
+    )))
+}
+
+const STATS: &str = "live stats (RefreshRedisStats, the refresh task, WatchStats)";
+const HA: &str = "replication and high availability (sync actions, promote, sentinels)";
+const MIGRATION: &str =
+    "proxies and slot migration (RegisterProxy, WatchSlots, the slot-action engine)";
+
+#[tonic::async_trait]
+impl Topom for TopomService {
+    async fn get_overview(
+        &self,
+        _: Request<pb::GetOverviewRequest>,
+    ) -> Reply<pb::GetOverviewResponse> {
+        let c = &self.coordinator;
+        let groups = c.groups();
+        Ok(Response::new(pb::GetOverviewResponse {
+            version: env!("CARGO_PKG_VERSION").into(),
+            config: Some(self.control.config.clone()),
+            model: Some(convert::topom_model(c.owner())),
+            group_count: groups.len() as u32,
+            server_count: groups.values().map(|g| g.servers.len() as u32).sum(),
+            proxy_count: c.proxies().len() as u32,
+            slots_per_group: c.slots_per_group().into_iter().collect(),
+            revision: c.table().revision,
+        }))
+    }
+
+    async fn get_model(&self, _: Request<pb::GetModelRequest>) -> Reply<pb::GetModelResponse> {
+        Ok(Response::new(pb::GetModelResponse {
+            model: Some(convert::topom_model(self.coordinator.owner())),
+        }))
+    }
+
+    async fn reload(&self, _: Request<pb::ReloadRequest>) -> Reply<pb::ReloadResponse> {
+        let t = self.coordinator.reload().await?;
+        Ok(Response::new(pb::ReloadResponse {
+            revision: t.revision,
+        }))
+    }
+
+    async fn shutdown(&self, _: Request<pb::ShutdownRequest>) -> Reply<pb::ShutdownResponse> {
+        tracing::info!("shutdown requested over gRPC");
+        self.control.shutdown.cancel();
+        Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn set_log_level(
+        &self,
+        r: Request<pb::SetLogLevelRequest>,
+    ) -> Reply<pb::SetLogLevelResponse> {
+        let filter = match pb::LogLevel::try_from(r.into_inner().level) {
+            Ok(pb::LogLevel::Error) => "error",
+            Ok(pb::LogLevel::Warn) => "warn",
+            Ok(pb::LogLevel::Info) => "info",
+            Ok(pb::LogLevel::Debug) => "debug",
+            Ok(pb::LogLevel::Trace) => "trace",
+            Ok(pb::LogLevel::Off) => "off",
+            _ => {
+                return Err(Status::invalid_argument(
+                    "level must be one of ERROR, WARN, INFO, DEBUG, TRACE, OFF",
+                ));
+            }
+        };
+        (self.control.set_log_filter)(filter).map_err(Status::internal)?;
+        tracing::info!(level = filter, "log level changed");
+        Ok(Response::new(pb::SetLogLevelResponse {}))
+    }
+
+    async fn get_server_info(
+        &self,
+        r: Request<pb::GetServerInfoRequest>,
+    ) -> Reply<pb::GetServerInfoResponse> {
+        let fields = self.coordinator.server_info(&r.into_inner().addr).await?;
+        Ok(Response::new(pb::GetServerInfoResponse {
+            fields: fields.into_iter().collect(),
+        }))
+    }
+
+    async fn get_sentinel_info(
+        &self,
+        _: Request<pb::GetSentinelInfoRequest>,
+    ) -> Reply<pb::GetSentinelInfoResponse> {
+        later("GetSentinelInfo", HA)
+    }
+
+    async fn list_events(
+        &self,
+        _: Request<pb::ListEventsRequest>,
+    ) -> Reply<pb::ListEventsResponse> {
+        later("ListEvents", HA)
+    }
+
+    async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Reply<pb::GetStatsResponse> {
+        later("GetStats", STATS)
+    }
+
+    type WatchStatsStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchStatsResponse, Status>> + Send>>;
+
+    async fn watch_stats(
+        &self,
+        _: Request<pb::WatchStatsRequest>,
+    ) -> Reply<Self::WatchStatsStream> {
+        later("WatchStats", STATS)
+    }
+
+    async fn refresh_redis_stats(
+        &self,
+        _: Request<pb::RefreshRedisStatsRequest>,
+    ) -> Reply<pb::RefreshRedisStatsResponse> {
+        later("RefreshRedisStats", STATS)
+    }
+
+    async fn list_slots(&self, _: Request<pb::ListSlotsRequest>) -> Reply<EncodedListSlots> {
+        Ok(Response::new(self.encoded_slots()))
+    }
+
+    async fn assign_slots(
+        &self,
+        r: Request<pb::AssignSlotsRequest>,
+    ) -> Reply<pb::AssignSlotsResponse> {
+        let mut pairs = Vec::new();
+        for m in r.into_inner().mappings {
+            if m.action.is_some() {
+                return Err(Status::invalid_argument(format!(
+                    "slot-{}: an assignment must not carry an action",
+                    m.id
+                )));
+            }
+            pairs.push((m.id, m.group_id));
+        }
+        let revision = self.coordinator.assign_slots(&pairs).await?;
+        Ok(Response::new(pb::AssignSlotsResponse { revision }))
+    }
+
+    async fn assign_slots_offline(
+        &self,
+        r: Request<pb::AssignSlotsOfflineRequest>,
+    ) -> Reply<pb::AssignSlotsOfflineResponse> {
+        let revision = self
+            .coordinator
+            .assign_slots_offline(&r.into_inner().slot_ids)
+            .await?;
+        Ok(Response::new(pb::AssignSlotsOfflineResponse { revision }))
+    }
+
+    async fn rebalance_slots(
+        &self,
+        r: Request<pb::RebalanceSlotsRequest>,
+    ) -> Reply<pb::RebalanceSlotsResponse> {
+        let confirm = r.into_inner().confirm;
+        let moves = self.coordinator.rebalance(confirm).await?;
+        Ok(Response::new(pb::RebalanceSlotsResponse {
+            moves: moves
+                .into_iter()
+                .map(|m| pb::PlannedMove {
+                    slot_id: m.slot,
+                    from_group_id: m.from,
+                    to_group_id: m.to,
+                })
+                .collect(),
+            confirmed: confirm,
+        }))
+    }
+
+    async fn create_slot_action(
+        &self,
+        r: Request<pb::CreateSlotActionRequest>,
+    ) -> Reply<pb::CreateSlotActionResponse> {
+        let r = r.into_inner();
+        let m = self
+            .coordinator
+            .create_slot_action(r.slot_id, r.target_group_id)
+            .await?;
+        Ok(Response::new(pb::CreateSlotActionResponse {
+            mapping: Some(convert::mapping(&m)),
+        }))
+    }
+
+    async fn create_slot_action_range(
+        &self,
+        r: Request<pb::CreateSlotActionRangeRequest>,
+    ) -> Reply<pb::CreateSlotActionRangeResponse> {
+        let r = r.into_inner();
+        let slot_ids = self
+            .coordinator
+            .create_slot_action_range(r.begin, r.end, r.target_group_id)
+            .await?;
+        Ok(Response::new(pb::CreateSlotActionRangeResponse {
+            slot_ids,
+        }))
+    }
+
+    async fn create_slot_action_some(
+        &self,
+        r: Request<pb::CreateSlotActionSomeRequest>,
+    ) -> Reply<pb::CreateSlotActionSomeResponse> {
+        let r = r.into_inner();
+        let slot_ids = self
+            .coordinator
+            .create_slot_action_some(r.source_group_id, r.target_group_id, r.count)
+            .await?;
+        Ok(Response::new(pb::CreateSlotActionSomeResponse { slot_ids }))
+    }
+
+    async fn remove_slot_action(
+        &self,
+        r: Request<pb::RemoveSlotActionRequest>,
+    ) -> Reply<pb::RemoveSlotActionResponse> {
+        self.coordinator
+            .remove_slot_action(r.into_inner().slot_id)
+            .await?;
+        Ok(Response::new(pb::RemoveSlotActionResponse {}))
+    }
+
+    async fn set_slot_action_interval(
+        &self,
+        r: Request<pb::SetSlotActionIntervalRequest>,
+    ) -> Reply<pb::SetSlotActionIntervalResponse> {
+        self.coordinator
+            .set_slot_action_interval(r.into_inner().interval_us)
+            .await?;
+        Ok(Response::new(pb::SetSlotActionIntervalResponse {}))
+    }
+
+    async fn set_slot_action_disabled(
+        &self,
+        r: Request<pb::SetSlotActionDisabledRequest>,
+    ) -> Reply<pb::SetSlotActionDisabledResponse> {
+        self.coordinator
+            .set_slot_action_disabled(r.into_inner().disabled)
+            .await?;
+        Ok(Response::new(pb::SetSlotActionDisabledResponse {}))
+    }
+
+    async fn process_slot_action(
+        &self,
+        _: Request<pb::ProcessSlotActionRequest>,
+    ) -> Reply<pb::ProcessSlotActionResponse> {
+        later("ProcessSlotAction", MIGRATION)
+    }
+
+    async fn list_groups(
+        &self,
+        _: Request<pb::ListGroupsRequest>,
+    ) -> Reply<pb::ListGroupsResponse> {
+        Ok(Response::new(pb::ListGroupsResponse {
+            groups: self
+                .coordinator
+                .groups()
+                .values()
+                .map(convert::group)
+                .collect(),
+        }))
+    }
+
+    async fn get_group(&self, r: Request<pb::GetGroupRequest>) -> Reply<pb::GetGroupResponse> {
+        let g = self.coordinator.group(r.into_inner().group_id)?;
+        Ok(Response::new(pb::GetGroupResponse {
+            group: Some(convert::group(&g)),
+        }))
+    }
+
+    async fn create_group(
+        &self,
+        r: Request<pb::CreateGroupRequest>,
+    ) -> Reply<pb::CreateGroupResponse> {
+        let g = self
+            .coordinator
+            .create_group(r.into_inner().group_id)
+            .await?;
+        Ok(Response::new(pb::CreateGroupResponse {
+            group: Some(convert::group(&g)),
+        }))
+    }
+
+    async fn remove_group(
+        &self,
+        r: Request<pb::RemoveGroupRequest>,
+    ) -> Reply<pb::RemoveGroupResponse> {
+        self.coordinator
+            .remove_group(r.into_inner().group_id)
+            .await?;
+        Ok(Response::new(pb::RemoveGroupResponse {}))
+    }
+
+    async fn add_group_server(
+        &self,
+        r: Request<pb::AddGroupServerRequest>,
+    ) -> Reply<pb::AddGroupServerResponse> {
+        let r = r.into_inner();
+        let g = self
+            .coordinator
+            .add_group_server(r.group_id, &r.addr, &r.datacenter)
+            .await?;
+        Ok(Response::new(pb::AddGroupServerResponse {
+            group: Some(convert::group(&g)),
+        }))
+    }
+
+    async fn delete_group_server(
+        &self,
+        r: Request<pb::DeleteGroupServerRequest>,
+    ) -> Reply<pb::DeleteGroupServerResponse> {
+        let r = r.into_inner();
+        let g = self
+            .coordinator
+            .delete_group_server(r.group_id, &r.addr)
+            .await?;
+        Ok(Response::new(pb::DeleteGroupServerResponse {
+            group: Some(convert::group(&g)),
+        }))
+    }
+
+    async fn promote_server(
+        &self,
+        _: Request<pb::PromoteServerRequest>,
+    ) -> Reply<pb::PromoteServerResponse> {
+        later("PromoteServer", HA)
+    }
+
+    async fn resync_group(
+        &self,
+        r: Request<pb::ResyncGroupRequest>,
+    ) -> Reply<pb::ResyncGroupResponse> {
+        let revision = self
+            .coordinator
+            .resync_group(r.into_inner().group_id)
+            .await?;
+        Ok(Response::new(pb::ResyncGroupResponse { revision }))
+    }
+
+    async fn resync_group_all(
+        &self,
+        _: Request<pb::ResyncGroupAllRequest>,
+    ) -> Reply<pb::ResyncGroupAllResponse> {
+        let revision = self.coordinator.resync_group_all().await?;
+        Ok(Response::new(pb::ResyncGroupAllResponse { revision }))
+    }
+
+    async fn set_replica_group(
+        &self,
+        r: Request<pb::SetReplicaGroupRequest>,
+    ) -> Reply<pb::SetReplicaGroupResponse> {
+        let r = r.into_inner();
+        let g = self
+            .coordinator
+            .set_replica_group(r.group_id, &r.addr, r.enabled)
+            .await?;
+        Ok(Response::new(pb::SetReplicaGroupResponse {
+            group: Some(convert::group(&g)),
+        }))
+    }
+
+    async fn set_replica_group_all(
+        &self,
+        r: Request<pb::SetReplicaGroupAllRequest>,
+    ) -> Reply<pb::SetReplicaGroupAllResponse> {
+        self.coordinator
+            .set_replica_group_all(r.into_inner().enabled)
+            .await?;
+        Ok(Response::new(pb::SetReplicaGroupAllResponse {}))
+    }
+
+    async fn create_sync_action(
+        &self,
+        r: Request<pb::CreateSyncActionRequest>,
+    ) -> Reply<pb::CreateSyncActionResponse> {
+        let a = self
+            .coordinator
+            .create_sync_action(&r.into_inner().addr)
+            .await?;
+        Ok(Response::new(pb::CreateSyncActionResponse {
+            action: Some(convert::sync_action(&a)),
+        }))
+    }
+
+    async fn remove_sync_action(
+        &self,
+        r: Request<pb::RemoveSyncActionRequest>,
+    ) -> Reply<pb::RemoveSyncActionResponse> {
+        self.coordinator
+            .remove_sync_action(&r.into_inner().addr)
+            .await?;
+        Ok(Response::new(pb::RemoveSyncActionResponse {}))
+    }
+
+    async fn process_sync_action(
+        &self,
+        _: Request<pb::ProcessSyncActionRequest>,
+    ) -> Reply<pb::ProcessSyncActionResponse> {
+        later("ProcessSyncAction", HA)
+    }
+
+    async fn list_sentinels(
+        &self,
+        _: Request<pb::ListSentinelsRequest>,
+    ) -> Reply<pb::ListSentinelsResponse> {
+        Ok(Response::new(pb::ListSentinelsResponse {
+            sentinel: Some(convert::sentinel(&self.coordinator.sentinel())),
+        }))
+    }
+
+    async fn add_sentinel(
+        &self,
+        _: Request<pb::AddSentinelRequest>,
+    ) -> Reply<pb::AddSentinelResponse> {
+        later("AddSentinel", HA)
+    }
+
+    async fn remove_sentinel(
+        &self,
+        _: Request<pb::RemoveSentinelRequest>,
+    ) -> Reply<pb::RemoveSentinelResponse> {
+        later("RemoveSentinel", HA)
+    }
+
+    async fn resync_sentinels(
+        &self,
+        _: Request<pb::ResyncSentinelsRequest>,
+    ) -> Reply<pb::ResyncSentinelsResponse> {
+        later("ResyncSentinels", HA)
+    }
+
+    async fn list_proxies(
+        &self,
+        _: Request<pb::ListProxiesRequest>,
+    ) -> Reply<pb::ListProxiesResponse> {
+        let mut proxies: Vec<pb::Proxy> = self
+            .coordinator
+            .proxies()
+            .values()
+            .map(convert::proxy)
+            .collect();
+        proxies.sort_by_key(|p| p.id);
+        Ok(Response::new(pb::ListProxiesResponse { proxies }))
+    }
+
+    async fn remove_proxy(
+        &self,
+        _: Request<pb::RemoveProxyRequest>,
+    ) -> Reply<pb::RemoveProxyResponse> {
+        later("RemoveProxy", MIGRATION)
+    }
+
+    async fn reinit_proxy(
+        &self,
+        _: Request<pb::ReinitProxyRequest>,
+    ) -> Reply<pb::ReinitProxyResponse> {
+        later("ReinitProxy", MIGRATION)
+    }
+}

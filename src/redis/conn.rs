@@ -1,0 +1,163 @@
+//! One-shot connections with a deadline, and the real [`RedisAdmin`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
+
+use super::info::{parse_info, version_tuple};
+use super::{RedisAdmin, RedisError};
+use crate::model::ServerKind;
+
+/// Opens connections to Redis servers with `product_auth` and a deadline.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    password: String,
+    timeout: Duration,
+}
+
+impl Connector {
+    /// Connections authenticate with `password` (empty: none); every command and the
+    /// connect itself are bounded by `timeout` (connect: min(1 s, timeout)).
+    pub fn new(password: impl Into<String>, timeout: Duration) -> Connector {
+        Connector {
+            password: password.into(),
+            timeout,
+        }
+    }
+
+    /// Connects to `addr` (`host:port`).
+    pub async fn connect(&self, addr: &str) -> Result<MultiplexedConnection, RedisError> {
+        let (host, port) = split_addr(addr)?;
+        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
+        if !self.password.is_empty() {
+            settings = settings.set_password(&self.password);
+        }
+        let info = ConnectionAddr::Tcp(host, port)
+            .into_connection_info()
+            .map_err(|e| connect_error(addr, &e))?
+            .set_redis_settings(settings);
+        let client = redis::Client::open(info).map_err(|e| connect_error(addr, &e))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout.min(Duration::from_secs(1))))
+            .set_response_timeout(Some(self.timeout));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| classify(addr, self.timeout, &e))
+    }
+
+    /// Runs one command on `conn`, mapping errors to [`RedisError`].
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        addr: &str,
+        conn: &mut MultiplexedConnection,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        match tokio::time::timeout(self.timeout, cmd.query_async(conn)).await {
+            Ok(r) => r.map_err(|e| classify(addr, self.timeout, &e)),
+            Err(_) => Err(RedisError::Timeout {
+                addr: addr.to_owned(),
+                timeout: self.timeout,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl RedisAdmin for Connector {
+    async fn probe(&self, addr: &str) -> Result<ServerKind, RedisError> {
+        let mut conn = self.connect(addr).await?;
+        // codis-server answers SLOTSINFO; plain Redis says "unknown command".
+        let slotsinfo: Result<redis::Value, RedisError> =
+            self.query(addr, &mut conn, &redis::cmd("SLOTSINFO")).await;
+        if slotsinfo.is_ok() {
+            return Ok(ServerKind::CodisServer);
+        }
+        let text: String = self
+            .query(addr, &mut conn, redis::cmd("INFO").arg("server"))
+            .await?;
+        let info = parse_info(&text);
+        let version = info.get("redis_version").cloned().unwrap_or_default();
+        match version_tuple(&version) {
+            Some(v) if v >= (6, 2, 0) => Ok(ServerKind::Redis),
+            _ => Err(RedisError::Unsupported {
+                addr: addr.to_owned(),
+                reason: format!(
+                    "redis_version {version:?}; Redis >= 6.2 or codis-server is required"
+                ),
+            }),
+        }
+    }
+
+    async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>, RedisError> {
+        let mut conn = self.connect(addr).await?;
+        let text: String = self
+            .query(addr, &mut conn, redis::cmd("INFO").arg("all"))
+            .await?;
+        let mut info = parse_info(&text);
+        if info.get("role").map(String::as_str) == Some("slave") {
+            if let (Some(h), Some(p)) = (info.get("master_host"), info.get("master_port")) {
+                let master = format!("{h}:{p}");
+                info.insert("master_addr".into(), master);
+            }
+        }
+        let maxmemory: Vec<String> = self
+            .query(
+                addr,
+                &mut conn,
+                redis::cmd("CONFIG").arg("GET").arg("maxmemory"),
+            )
+            .await?;
+        if let Some(v) = maxmemory.get(1) {
+            info.insert("maxmemory".into(), v.clone());
+        }
+        Ok(info)
+    }
+}
+
+fn split_addr(addr: &str) -> Result<(String, u16), RedisError> {
+    let bad = || RedisError::Connect {
+        addr: addr.to_owned(),
+        reason: "not a host:port address".into(),
+    };
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| bad())?;
+    Ok((host.to_owned(), port))
+}
+
+fn connect_error(addr: &str, e: &redis::RedisError) -> RedisError {
+    RedisError::Connect {
+        addr: addr.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn classify(addr: &str, timeout: Duration, e: &redis::RedisError) -> RedisError {
+    let text = e.to_string();
+    if e.is_timeout() {
+        RedisError::Timeout {
+            addr: addr.to_owned(),
+            timeout,
+        }
+    } else if text.contains("NOAUTH")
+        || text.contains("WRONGPASS")
+        || text.contains("invalid password")
+        || text.contains("AUTH")
+    {
+        RedisError::Auth {
+            addr: addr.to_owned(),
+            reason: text,
+        }
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        connect_error(addr, e)
+    } else {
+        RedisError::Reply {
+            addr: addr.to_owned(),
+            reason: text,
+        }
+    }
+}

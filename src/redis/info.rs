@@ -1,0 +1,43 @@
+//! INFO text → field map.
+
+use std::collections::BTreeMap;
+
+/// Parses the text of `INFO`: `key:value` lines; section headers (`# Server`) and
+/// blank lines are skipped. Malformed lines are ignored rather than failing the
+/// whole reply.
+pub fn parse_info(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Parses `major.minor.patch` into a comparable tuple.
+pub(crate) fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
+    let mut it = v.split('.').map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sections() {
+        let m = parse_info(
+            "# Server\r\nredis_version:7.0.15\r\n\r\n# Keyspace\r\ndb0:keys=3,expires=0\r\nbogus\r\n",
+        );
+        assert_eq!(m["redis_version"], "7.0.15");
+        assert_eq!(m["db0"], "keys=3,expires=0");
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(version_tuple("7.0.15"), Some((7, 0, 15)));
+        assert!(version_tuple("6.2.0") >= Some((6, 2, 0)));
+        assert!(version_tuple("6.0.9") < Some((6, 2, 0)));
+        assert_eq!(version_tuple("x"), None);
+    }
+}
