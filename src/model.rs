@@ -53,11 +53,15 @@ pub fn validate_addr(addr: &str) -> Result<(), String> {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!("address {addr:?} has no valid host"));
+        return Err(format!(
+            "address {addr:?} is not host:port: the host is missing or invalid"
+        ));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("address {addr:?} has no valid port (1..65535)")),
+        _ => Err(format!(
+            "address {addr:?} is not host:port: the port must be 1..65535"
+        )),
     }
 }
 

@@ -1,7 +1,7 @@
 //! `group`: list, create and remove groups; add, remove and promote servers;
 //! resync; replica-group (read) flags.
 
-use clap::{ArgGroup, Subcommand};
+use clap::{ArgAction, ArgGroup, Subcommand};
 
 use super::client::{CliError, Ctx, call};
 use super::output::{Table, enum_label, fmt_pb_duration, or_dash, sync_state};
@@ -80,13 +80,13 @@ pub enum GroupCmd {
         #[arg(value_name = "ADDR")]
         server: String,
         /// `on` or `off`.
-        #[arg(value_name = "on|off", value_parser = parse_switch)]
+        #[arg(value_name = "on|off", value_parser = parse_switch, action = ArgAction::Set)]
         enabled: bool,
     },
     /// Set the read flag of every server of every group.
     ReplicaGroupAll {
         /// `on` or `off`.
-        #[arg(value_name = "on|off", value_parser = parse_switch)]
+        #[arg(value_name = "on|off", value_parser = parse_switch, action = ArgAction::Set)]
         enabled: bool,
     },
 }

@@ -77,7 +77,7 @@ proto_names!(
 );
 
 /// The descriptor pool of the public API, decoded once per process.
-fn pool() -> Result<&'static DescriptorPool, CliError> {
+pub fn pool() -> Result<&'static DescriptorPool, CliError> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(pb::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string()))
         .as_ref()

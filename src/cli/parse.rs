@@ -158,15 +158,15 @@ pub fn format_duration(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         "0s".to_string()
-    } else if nanos % 1_000_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000_000) {
         format!("{}s", d.as_secs())
     } else if nanos >= 1_000_000_000 {
         format!("{}s", trim_float(d.as_secs_f64()))
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{}ms", nanos / 1_000_000)
     } else if nanos >= 1_000_000 {
         format!("{}ms", trim_float(nanos as f64 / 1e6))
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         format!("{}us", nanos / 1_000)
     } else {
         format!("{nanos}ns")

@@ -323,18 +323,55 @@ mod tests {
         };
         let text = server_table(&[&master, &lagging, &stray, &failed]).render();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "GROUP  ADDR  ROLE    MEMORY  OPS/S   LAG  STATUS");
-        assert_eq!(lines[1], "1      h:1   master  2.0K/1.0G    150     -  ok");
         assert_eq!(
-            lines[2],
-            "1      h:2   slave        0B      0  1.5K  link down"
+            lines,
+            [
+                "GROUP  ADDR  ROLE       MEMORY  OPS/S   LAG  STATUS",
+                "1      h:1   master  2.0K/1.0G    150     -  ok",
+                "1      h:2   slave          0B      0  1.5K  link down",
+                "1      h:3   slave          0B      0    0B  follows h:9, expected h:1",
+                "2      h:4   -               -      -     -  timeout",
+            ]
         );
-        assert!(
-            lines[3].ends_with("follows h:9, expected h:1"),
-            "{}",
-            lines[3]
+    }
+
+    #[test]
+    fn role_mismatches() {
+        let demoted = server(
+            1,
+            0,
+            "h:1",
+            pb::ServerSummary {
+                role: "slave".into(),
+                master_addr: "h:2".into(),
+                ..Default::default()
+            },
         );
-        assert!(lines[4].ends_with("timeout"), "{}", lines[4]);
+        assert_eq!(
+            server_status(&demoted, Some("h:1")),
+            "expected master, follows h:2"
+        );
+        let rogue = server(
+            1,
+            1,
+            "h:2",
+            pb::ServerSummary {
+                role: "master".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            server_status(&rogue, Some("h:1")),
+            "expected replica, is master"
+        );
+        let failed = pb::ServerStats {
+            stats: Some(pb::RedisStats {
+                error: "ECONNREFUSED".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(server_status(&failed, None), "error: ECONNREFUSED");
     }
 
     #[test]

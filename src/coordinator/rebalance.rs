@@ -292,6 +292,26 @@ mod tests {
     }
 
     #[test]
+    fn giver_hands_over_its_highest_movable_slots_in_receiver_id_order() {
+        let gs = groups(&[(1, 1), (2, 1), (3, 1)]);
+        let slots: Vec<_> = (0..N)
+            .map(|id| SlotMapping {
+                id,
+                group_id: 3,
+                action: None,
+            })
+            .collect();
+        let plan = plan_rebalance(&slots, &gs).unwrap();
+        // Group 3 keeps 0..=340 (floor), 341..=1023 are movable and it gives 682 of
+        // them: the highest, so 341 stays. Group 1 then takes the front half.
+        let expected: BTreeMap<u32, u32> = (342..683)
+            .map(|s| (s, 1))
+            .chain((683..N).map(|s| (s, 2)))
+            .collect();
+        assert_eq!(plan, expected);
+    }
+
+    #[test]
     fn three_groups_differ_by_at_most_one() {
         let gs = groups(&[(1, 1), (2, 1), (3, 1)]);
         let all_in_one: Vec<_> = (0..N)
@@ -383,6 +403,8 @@ mod tests {
     #[test]
     fn every_plan_is_even_and_moves_only_idle_slots() {
         let mut rng = Lcg(0x5eed);
+        // Guards against a generator that only ever produces trivial layouts.
+        let (mut moved, mut with_dead, mut with_pending) = (0, 0, 0);
         for round in 0..200 {
             let n_groups = 1 + rng.next(8);
             // Group ids are sparse, and one extra group without servers may hold slots.
@@ -427,7 +449,10 @@ mod tests {
             let plan = plan_rebalance(&slots, &gs).unwrap();
             assert_moves_are_real(&slots, &plan);
             assert_even(&slots, &gs, &plan);
+            moved += usize::from(!plan.is_empty());
+            with_pending += usize::from(slots.iter().any(|m| m.action.is_some()));
             if let Some(dead) = dead {
+                with_dead += 1;
                 assert!(!apply(&slots, &plan).contains_key(&dead), "round {round}");
             }
             // A second run over the result has nothing left to do.
@@ -447,5 +472,9 @@ mod tests {
                 "round {round}"
             );
         }
+        assert!(
+            moved > 150 && with_dead > 50 && with_pending > 150,
+            "{moved} {with_dead} {with_pending}"
+        );
     }
 }

@@ -654,12 +654,18 @@ async fn bounded<T>(
 /// when given. Up to 4096 operations make one transaction (nested when over
 /// [`MAX_TXN_OPS`]); beyond that each 4096 is atomic on its own.
 fn transactions(ops: Vec<TxnOp>, guard: Option<&(String, i64)>) -> Vec<Txn> {
-    let guarded = |txn: Txn| match guard {
-        Some((key, lease)) => txn.when([Compare::lease(key.as_str(), CompareOp::Equal, *lease)]),
-        None => txn,
+    // The client panics if `when` comes after `and_then`: compare first.
+    let guarded = |ops: Vec<TxnOp>| {
+        let txn = match guard {
+            Some((key, lease)) => {
+                Txn::new().when([Compare::lease(key.as_str(), CompareOp::Equal, *lease)])
+            }
+            None => Txn::new(),
+        };
+        txn.and_then(ops)
     };
     if ops.len() <= MAX_TXN_OPS {
-        return vec![guarded(Txn::new().and_then(ops))];
+        return vec![guarded(ops)];
     }
     let nested: Vec<TxnOp> = ops
         .chunks(NESTED_OPS)
@@ -667,6 +673,6 @@ fn transactions(ops: Vec<TxnOp>, guard: Option<&(String, i64)>) -> Vec<Txn> {
         .collect();
     nested
         .chunks(NESTED_OPS)
-        .map(|outer| guarded(Txn::new().and_then(outer.to_vec())))
+        .map(|outer| guarded(outer.to_vec()))
         .collect()
 }

@@ -99,6 +99,17 @@ impl EtcdServer {
         self.child.kill();
     }
 
+    /// Freezes the server with SIGSTOP: connections stay open but nothing answers,
+    /// like a network partition.
+    pub fn pause(&self) {
+        self.child.signal("STOP");
+    }
+
+    /// Undoes [`EtcdServer::pause`] with SIGCONT.
+    pub fn resume(&self) {
+        self.child.signal("CONT");
+    }
+
     /// Starts the server again on the same ports and data directory, after
     /// [`EtcdServer::kill`] (or kills it first).
     pub async fn restart(&mut self) {
@@ -190,5 +201,9 @@ async fn member_names(endpoint: &str) -> Result<Vec<String>, String> {
         .map_err(|e| e.to_string())?;
     client.status().await.map_err(|e| e.to_string())?;
     let members = client.member_list().await.map_err(|e| e.to_string())?;
-    Ok(members.members().iter().map(|m| m.name().to_owned()).collect())
+    Ok(members
+        .members()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
 }

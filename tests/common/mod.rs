@@ -24,6 +24,7 @@ pub mod etcd;
 pub mod ports;
 pub mod process;
 pub mod redis;
+pub mod topom;
 
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,11 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Waits until `cond` returns true, checking every 20 ms, and returns how long it
 /// took. Panics naming `what` if it is still false after `timeout`.
-pub async fn wait_until(timeout: Duration, what: &str, mut cond: impl AsyncFnMut() -> bool) -> Duration {
+pub async fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut cond: impl AsyncFnMut() -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         if cond().await {

@@ -25,9 +25,7 @@ pub fn require_binary(name: &str, env_var: &str) -> PathBuf {
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
-        .unwrap_or_else(|| {
-            panic!("`{name}` is not on PATH (or set {env_var}); {INSTALL_HINT}")
-        })
+        .unwrap_or_else(|| panic!("`{name}` is not on PATH (or set {env_var}); {INSTALL_HINT}"))
 }
 
 fn is_executable(path: &Path) -> bool {

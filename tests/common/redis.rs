@@ -23,6 +23,8 @@ pub struct RedisServer {
     port: u16,
     bin: PathBuf,
     dir: TempDir,
+    /// From a `requirepass` line in the extra config, for our own connections.
+    password: Option<String>,
 }
 
 impl RedisServer {
@@ -49,6 +51,10 @@ impl RedisServer {
                 port,
                 bin: bin.clone(),
                 dir,
+                password: extra
+                    .iter()
+                    .find_map(|l| l.strip_prefix("requirepass "))
+                    .map(|p| p.trim().trim_matches('"').to_owned()),
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -68,7 +74,10 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:<port>`, for the redis crate.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// The TCP port.
