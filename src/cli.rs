@@ -49,12 +49,24 @@ use self::output::{Output, note};
     after_help = "Exit codes: 0 ok, 1 error from topom or no connection, 2 usage error."
 )]
 pub struct Cli {
-    /// topom's gRPC address, `host:port` or a URL
-    /// [env: TOPOM_ADDR] [default: http://127.0.0.1:18080]
-    #[arg(long, global = true, value_name = "ADDR")]
-    pub addr: Option<String>,
-    /// Admin token, sent as `authorization: Bearer <token>` [env: TOPOM_TOKEN]
-    #[arg(long, global = true, value_name = "TOKEN")]
+    /// topom's gRPC address, `host:port` or a URL (`http://` is added).
+    #[arg(
+        long,
+        global = true,
+        value_name = "ADDR",
+        env = "TOPOM_ADDR",
+        default_value = parse::DEFAULT_ADDR,
+        value_parser = parse::normalize_addr
+    )]
+    pub addr: String,
+    /// Admin token, sent as `authorization: Bearer <token>` on every call.
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        env = "TOPOM_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
     /// Print responses as canonical proto3 JSON (for scripts).
     #[arg(long, global = true)]
@@ -138,15 +150,10 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn execute(cli: Cli) -> Result<(), CliError> {
     // Usage errors first, so they do not wait for (or hide behind) a connection.
     validate(&cli.command).map_err(CliError::Usage)?;
-    let env_addr = std::env::var("TOPOM_ADDR").ok();
-    let addr =
-        parse::resolve_addr(cli.addr.as_deref(), env_addr.as_deref()).map_err(CliError::Usage)?;
-    let token = cli
-        .token
-        .or_else(|| std::env::var("TOPOM_TOKEN").ok())
-        .filter(|t| !t.is_empty());
+    // An empty TOPOM_TOKEN means "no token", not an empty bearer.
+    let token = cli.token.filter(|t| !t.is_empty());
     let target = Target {
-        addr,
+        addr: cli.addr,
         token,
         timeout: cli.timeout,
     };
@@ -217,11 +224,15 @@ mod tests {
     fn global_flags_anywhere() {
         let cli = parse(&["slots", "list", "--json", "--addr", "h:1", "--token", "s"]).unwrap();
         assert!(cli.json);
-        assert_eq!(cli.addr.as_deref(), Some("h:1"));
+        assert_eq!(cli.addr, "http://h:1");
         assert_eq!(cli.token.as_deref(), Some("s"));
         assert_eq!(cli.timeout, Duration::from_secs(10));
         let cli = parse(&["--timeout", "500ms", "overview"]).unwrap();
         assert_eq!(cli.timeout, Duration::from_millis(500));
+        if std::env::var_os("TOPOM_ADDR").is_none() {
+            assert_eq!(cli.addr, parse::DEFAULT_ADDR);
+        }
+        assert!(parse(&["--addr", "bad host", "overview"]).is_err());
     }
 
     #[test]

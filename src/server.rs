@@ -66,7 +66,12 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    let health_task = tokio::spawn(follow_lock(lock.state(), health, shutdown.clone()));
+    let health_task = tokio::spawn(follow_lock(
+        lock.state(),
+        health,
+        coordinator.clone(),
+        shutdown.clone(),
+    ));
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -167,14 +172,29 @@ async fn release(lock: Box<dyn crate::store::OwnershipLock>) {
     }
 }
 
-/// Reports NOT_SERVING while the ownership lock is lost.
+/// Reports NOT_SERVING while the ownership lock is lost; on getting it back,
+/// reloads the cache first, since the store may have changed meanwhile.
 async fn follow_lock(
     mut state: tokio::sync::watch::Receiver<LockState>,
     health: tonic_health::server::HealthReporter,
+    coordinator: Arc<Coordinator>,
     shutdown: CancellationToken,
 ) {
+    let mut was_lost = false;
     loop {
         let serving = *state.borrow_and_update() == LockState::Held && !shutdown.is_cancelled();
+        if serving && was_lost {
+            match coordinator.reload().await {
+                Ok(t) => tracing::info!(
+                    revision = t.revision,
+                    "ownership lock held again; product reloaded"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "ownership lock held again but reload failed")
+                }
+            }
+        }
+        was_lost = !serving;
         let status = if serving {
             tonic_health::ServingStatus::Serving
         } else {

@@ -84,22 +84,30 @@ pub fn pool() -> Result<&'static DescriptorPool, CliError> {
         .map_err(|e| CliError::Output(format!("bad embedded descriptor set: {e}")))
 }
 
-/// Transcodes `msg` to canonical proto3 JSON.
+/// Transcodes `msg` to canonical proto3 JSON text, pretty or on one line.
 ///
 /// Scalars and enums are printed even when zero (`"revision": "0"`, `"state":
 /// "SLOT_ACTION_STATE_UNSPECIFIED"`), so scripts need no defaults; unset
 /// message fields (an absent `action`) stay absent, as their absence means
-/// something.
-pub fn to_json<M: ProtoName>(msg: &M) -> Result<serde_json::Value, CliError> {
+/// something. Fields keep their .proto order (serializing straight to text
+/// rather than through `serde_json::Value`, which would sort them).
+pub fn to_json<M: ProtoName>(msg: &M, pretty: bool) -> Result<String, CliError> {
     let desc = pool()?
         .get_message_by_name(M::FULL_NAME)
         .ok_or_else(|| CliError::Output(format!("no descriptor for {}", M::FULL_NAME)))?;
     let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice())
         .map_err(|e| CliError::Output(format!("transcoding {}: {e}", M::FULL_NAME)))?;
     let options = SerializeOptions::new().skip_default_fields(false);
-    dynamic
-        .serialize_with_options(serde_json::value::Serializer, &options)
-        .map_err(|e| CliError::Output(format!("serializing {}: {e}", M::FULL_NAME)))
+    let mut buf = Vec::new();
+    let result = if pretty {
+        let mut ser = serde_json::Serializer::pretty(&mut buf);
+        dynamic.serialize_with_options(&mut ser, &options)
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut buf);
+        dynamic.serialize_with_options(&mut ser, &options)
+    };
+    result.map_err(|e| CliError::Output(format!("serializing {}: {e}", M::FULL_NAME)))?;
+    String::from_utf8(buf).map_err(|e| CliError::Output(e.to_string()))
 }
 
 /// How results are printed: text tables (the default) or JSON (`--json`).
@@ -117,10 +125,7 @@ impl Output {
         human: impl FnOnce(&M) -> String,
     ) -> Result<(), CliError> {
         if self.json {
-            let value = to_json(msg)?;
-            let text = serde_json::to_string_pretty(&value)
-                .map_err(|e| CliError::Output(e.to_string()))?;
-            print(&text)
+            print(&to_json(msg, true)?)
         } else {
             print(&human(msg))
         }
@@ -379,7 +384,8 @@ mod tests {
                 ..Default::default()
             }],
         };
-        let v = to_json(&resp).unwrap();
+        let text = to_json(&resp, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         // Canonical mapping: uint64 as a string, lowerCamelCase names.
         assert_eq!(v["revision"], "42");
         assert_eq!(v["epoch"], "e1");
@@ -396,6 +402,11 @@ mod tests {
         assert_eq!(v["slots"][0]["migrateFrom"], "");
         assert_eq!(v["slots"][0]["forwardMethod"], "FORWARD_METHOD_UNSPECIFIED");
         assert_eq!(v["slots"][0]["replicaGroups"], serde_json::json!([]));
+        // Fields keep their .proto order; one-line output is the same value.
+        assert!(text.find("\"revision\"") < text.find("\"mappings\""));
+        let line = to_json(&resp, false).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&line).unwrap(), v);
     }
 
     #[test]
@@ -436,7 +447,8 @@ mod tests {
                 ..Default::default()
             }),
         };
-        let v = to_json(&resp).unwrap();
+        let text = to_json(&resp, true).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         let stats = &v["stats"];
         assert_eq!(stats["round"], "7");
         assert_eq!(stats["closed"], false);

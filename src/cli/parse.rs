@@ -196,14 +196,6 @@ pub fn normalize_addr(s: &str) -> Result<String, String> {
     Ok(url)
 }
 
-/// Picks topom's address: the flag, else `TOPOM_ADDR`, else [`DEFAULT_ADDR`].
-pub fn resolve_addr(flag: Option<&str>, env: Option<&str>) -> Result<String, String> {
-    let raw = flag
-        .or(env.filter(|v| !v.trim().is_empty()))
-        .unwrap_or(DEFAULT_ADDR);
-    normalize_addr(raw)
-}
-
 /// Parses the arguments of `slots assign`: either `<range> <group>` or one or
 /// more `<range>:<group>`; a slot may appear only once.
 pub fn parse_assignments(args: &[String]) -> Result<Vec<(SlotRange, u32)>, String> {
@@ -346,13 +338,6 @@ mod tests {
         );
         assert!(normalize_addr("").is_err());
         assert!(normalize_addr("bad host:1").is_err());
-        assert_eq!(resolve_addr(None, None).as_deref(), Ok(DEFAULT_ADDR));
-        assert_eq!(resolve_addr(None, Some("h:1")).as_deref(), Ok("http://h:1"));
-        assert_eq!(
-            resolve_addr(Some("a:2"), Some("h:1")).as_deref(),
-            Ok("http://a:2")
-        );
-        assert_eq!(resolve_addr(None, Some(" ")).as_deref(), Ok(DEFAULT_ADDR));
     }
 
     fn strings(v: &[&str]) -> Vec<String> {

@@ -140,9 +140,7 @@ async fn watch(ctx: &Ctx, req: pb::WatchStatsRequest) -> Result<(), CliError> {
         let skipped = rounds.observe(round.round);
         if ctx.out.json {
             // One object per line, so `jq` and line readers can follow along.
-            let text = serde_json::to_string(&to_json(&round)?)
-                .map_err(|e| CliError::Output(e.to_string()))?;
-            print(&text)?;
+            print(&to_json(&round, false)?)?;
             continue;
         }
         let mut text = String::new();

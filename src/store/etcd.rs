@@ -584,8 +584,9 @@ impl MetaStore for EtcdStore {
 }
 
 /// A held etcd lock. Dropping it stops the keep-alives without revoking, as a
-/// crash would: the key then expires after the TTL, and this store's writes fail
-/// with [`StoreError::LockLost`] from then on.
+/// crash would: the key then expires after the TTL. The store's writes stay
+/// guarded by the abandoned lease, so once it has expired they fail with
+/// [`StoreError::LockLost`] rather than silently becoming unguarded.
 struct EtcdLock {
     store: EtcdStore,
     fence: Arc<Fence>,
@@ -675,4 +676,28 @@ fn transactions(ops: Vec<TxnOp>, guard: Option<&(String, i64)>) -> Vec<Txn> {
         .chunks(NESTED_OPS)
         .map(|outer| guarded(outer.to_vec()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_never_print_the_password() {
+        let opts = EtcdOptions {
+            user: Some(("root".into(), "s3cret".into())),
+            ..EtcdOptions::default()
+        };
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("root"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn defaults() {
+        let opts = EtcdOptions::default();
+        assert_eq!(opts.lease_ttl, Duration::from_secs(10));
+        assert_eq!(opts.timeout, Duration::from_secs(5));
+        assert!(opts.user.is_none());
+    }
 }

@@ -290,3 +290,190 @@ fn decode<T: DeserializeOwned>(key: &str, value: &[u8]) -> Result<T, StoreError>
         reason: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Golden bytes: what the facade stores must stay byte-for-byte what Codis
+    //! writes (4-space indent, Codis field names and order).
+
+    use super::*;
+    use crate::model::{
+        GroupServer, PromoteState, Promoting, ServerKind, SlotAction, SlotState, SyncAction,
+        SyncState,
+    };
+    use crate::store::memory::MemoryStore;
+
+    fn facade() -> (Arc<MemoryStore>, Store) {
+        let raw = Arc::new(MemoryStore::new());
+        (raw.clone(), Store::new(raw, "demo"))
+    }
+
+    async fn stored(raw: &MemoryStore, key: &str) -> String {
+        let bytes = raw.get(key).await.unwrap().expect("record not written");
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn golden_slot_mappings() {
+        let (raw, store) = facade();
+        let idle = SlotMapping {
+            id: 7,
+            group_id: 2,
+            action: None,
+        };
+        let moving = SlotMapping {
+            id: 8,
+            group_id: 1,
+            action: Some(SlotAction {
+                index: 3,
+                state: SlotState::Migrating,
+                target_id: 2,
+            }),
+        };
+        store.update_slots(&[idle, moving]).await.unwrap();
+        assert_eq!(
+            stored(&raw, "/codis3/demo/slots/slot-0007").await,
+            "{\n    \"id\": 7,\n    \"group_id\": 2,\n    \"action\": {}\n}"
+        );
+        assert_eq!(
+            stored(&raw, "/codis3/demo/slots/slot-0008").await,
+            r#"{
+    "id": 8,
+    "group_id": 1,
+    "action": {
+        "index": 3,
+        "state": "migrating",
+        "target_id": 2
+    }
+}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn golden_group() {
+        let (raw, store) = facade();
+        let mut replica = GroupServer::new("127.0.0.1:6380", "", ServerKind::Unknown);
+        replica.replica_group = true;
+        replica.action = Some(SyncAction {
+            index: 2,
+            state: SyncState::Pending,
+            error: String::new(),
+        });
+        let group = Group {
+            id: 1,
+            servers: vec![
+                GroupServer::new("127.0.0.1:6379", "dc1", ServerKind::Redis),
+                replica,
+            ],
+            promoting: Some(Promoting {
+                index: 1,
+                state: PromoteState::Preparing,
+            }),
+            out_of_sync: false,
+        };
+        store.update_group(&group).await.unwrap();
+        assert_eq!(
+            stored(&raw, "/codis3/demo/group/group-0001").await,
+            r#"{
+    "id": 1,
+    "servers": [
+        {
+            "server": "127.0.0.1:6379",
+            "datacenter": "dc1",
+            "action": {},
+            "replica_group": false,
+            "kind": "redis"
+        },
+        {
+            "server": "127.0.0.1:6380",
+            "datacenter": "",
+            "action": {
+                "index": 2,
+                "state": "pending"
+            },
+            "replica_group": true
+        }
+    ],
+    "promoting": {
+        "index": 1,
+        "state": "preparing"
+    },
+    "out_of_sync": false
+}"#
+        );
+        store.update_group(&Group::new(2)).await.unwrap();
+        assert_eq!(
+            stored(&raw, "/codis3/demo/group/group-0002").await,
+            r#"{
+    "id": 2,
+    "servers": [],
+    "promoting": {},
+    "out_of_sync": false
+}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn golden_sentinel() {
+        let (raw, store) = facade();
+        store
+            .update_sentinel(&Sentinel {
+                servers: vec!["127.0.0.1:26379".into(), "127.0.0.1:26380".into()],
+                out_of_sync: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            stored(&raw, "/codis3/demo/sentinel").await,
+            r#"{
+    "servers": [
+        "127.0.0.1:26379",
+        "127.0.0.1:26380"
+    ],
+    "out_of_sync": true
+}"#
+        );
+        store.update_sentinel(&Sentinel::default()).await.unwrap();
+        assert_eq!(
+            stored(&raw, "/codis3/demo/sentinel").await,
+            "{\n    \"out_of_sync\": false\n}"
+        );
+    }
+
+    #[tokio::test]
+    async fn load_keys_groups_and_proxies_by_their_records() {
+        let (raw, store) = facade();
+        // A group record under a name that does not match its id still loads by
+        // its id (Codis does the same); a slot record may not.
+        raw.put(
+            "/codis3/demo/group/group-0009",
+            &encode(&Group::new(3)).unwrap(),
+        )
+        .await
+        .unwrap();
+        let proxy = Proxy {
+            token: "t1".into(),
+            ..Proxy::default()
+        };
+        raw.put("/codis3/demo/proxy/proxy-other", &encode(&proxy).unwrap())
+            .await
+            .unwrap();
+        let data = store.load().await.unwrap();
+        assert_eq!(data.groups.keys().copied().collect::<Vec<_>>(), [3]);
+        assert_eq!(data.proxies.keys().cloned().collect::<Vec<_>>(), ["t1"]);
+        assert_eq!(data.slots.len(), MAX_SLOTS);
+
+        raw.put(
+            "/codis3/demo/group/group-0000",
+            &encode(&Group::new(0)).unwrap(),
+        )
+        .await
+        .unwrap();
+        match store.load().await {
+            Err(StoreError::Corrupt { path, .. }) => {
+                assert_eq!(path, "/codis3/demo/group/group-0000");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! topom on a real etcd: persistence, the lease-bound ownership lock, and what
+//! happens when the lease is lost.
+
+#![cfg(feature = "etcd")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::etcd::EtcdServer;
+use common::topom::{Options, Topom};
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+use topom::pb;
+
+fn on(etcd: &EtcdServer) -> Options {
+    Options {
+        etcd: Some(etcd.endpoint()),
+        config: vec!["etcd_lease_ttl = \"2s\"".into()],
+        ..Default::default()
+    }
+}
+
+async fn health(t: &Topom) -> Option<i32> {
+    let mut h = HealthClient::new(t.channel().await);
+    h.check(HealthCheckRequest {
+        service: "topom.v1.Topom".into(),
+    })
+    .await
+    .ok()
+    .map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn etcd_store_persists_and_locks_with_a_lease() {
+    let etcd = EtcdServer::start().await;
+    let mut first = Topom::start_with(on(&etcd)).await;
+    let mut c = first.client().await;
+    c.create_group(pb::CreateGroupRequest { group_id: 12 })
+        .await
+        .unwrap();
+    c.create_group(pb::CreateGroupRequest { group_id: 13 })
+        .await
+        .unwrap();
+    c.remove_group(pb::RemoveGroupRequest { group_id: 13 })
+        .await
+        .unwrap();
+
+    // The keys are Codis's.
+    let mut kv = etcd.client().await;
+    let got = kv
+        .get("/codis3/topom_test/group/group-0012", None)
+        .await
+        .unwrap();
+    let value = got
+        .kvs()
+        .first()
+        .expect("group key in etcd")
+        .value_str()
+        .unwrap()
+        .to_owned();
+    assert!(value.contains("\"id\": 12"), "{value}");
+    let got = kv.get("/codis3/topom_test/topom", None).await.unwrap();
+    assert!(
+        got.kvs()[0].lease() != 0,
+        "the lock key is bound to a lease"
+    );
+
+    // A second owner is refused, naming the first.
+    let err = Topom::try_start(on(&etcd))
+        .await
+        .err()
+        .expect("second owner refused");
+    assert!(
+        err.contains(first.addr()) && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
+    );
+
+    // Graceful stop releases at once; the data survives.
+    assert_eq!(first.terminate().await, Some(0), "{}", first.log());
+    let mut second = Topom::start_with(on(&etcd)).await;
+    let groups = second
+        .client()
+        .await
+        .list_groups(pb::ListGroupsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(groups.groups.iter().map(|g| g.id).collect::<Vec<_>>(), [12]);
+
+    // kill -9: the lock outlives the process only until its lease expires (2 s).
+    second.kill9().await;
+    let killed = Instant::now();
+    let third = loop {
+        match Topom::try_start(on(&etcd)).await {
+            Ok(t) => break t,
+            Err(e) => {
+                assert!(e.contains("owned by another topom"), "{e}");
+                assert!(
+                    killed.elapsed() < Duration::from_secs(10),
+                    "lock never expired: {e}"
+                );
+            }
+        }
+    };
+    let waited = killed.elapsed();
+    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    let mut c = third.client().await;
+    c.create_group(pb::CreateGroupRequest { group_id: 14 })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn losing_the_lease_stops_writes_until_it_is_back() {
+    let mut etcd = EtcdServer::start().await;
+    let t = Topom::start_with(on(&etcd)).await;
+    let mut c = t.client().await;
+    c.create_group(pb::CreateGroupRequest { group_id: 1 })
+        .await
+        .unwrap();
+    assert_eq!(health(&t).await, Some(ServingStatus::Serving as i32));
+
+    etcd.kill();
+    common::wait_until(
+        Duration::from_secs(15),
+        "NOT_SERVING after etcd died",
+        async || health(&t).await == Some(ServingStatus::NotServing as i32),
+    )
+    .await;
+    let e = c
+        .create_group(pb::CreateGroupRequest { group_id: 2 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    // Reads keep answering from the cache.
+    assert_eq!(
+        c.list_groups(pb::ListGroupsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .groups
+            .len(),
+        1
+    );
+
+    etcd.restart().await;
+    common::wait_until(
+        Duration::from_secs(20),
+        "SERVING after etcd came back",
+        async || health(&t).await == Some(ServingStatus::Serving as i32),
+    )
+    .await;
+    c.create_group(pb::CreateGroupRequest { group_id: 2 })
+        .await
+        .unwrap();
+}
