@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
@@ -91,6 +90,11 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     );
 
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    // Nagle's algorithm would hold back the tail of every large response (the
+    // slot table is ~70 KB) until the client's delayed ACK: ~40 ms per call.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let drained = shutdown.clone();
     let server = tonic::transport::Server::builder()
         .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
@@ -101,9 +105,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         .add_service(pb::proxy_control_server::ProxyControlServer::new(
             ProxyControlService,
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            drained.cancelled().await
-        });
+        .serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
     (hooks.on_ready)(addr);
     let mut server = std::pin::pin!(server);
     let served = tokio::select! {

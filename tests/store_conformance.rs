@@ -8,7 +8,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use topom::model::{
     Group, GroupServer, PromoteState, Promoting, Proxy, Sentinel, ServerKind, SlotAction,
@@ -726,7 +725,7 @@ mod local_backend {
 
 #[cfg(feature = "etcd")]
 mod etcd_backend {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use etcd_client::PutOptions;
     use topom::store::etcd::{EtcdOptions, EtcdStore};

@@ -43,12 +43,7 @@ pub enum CliError {
         cause: String,
     },
     /// topom answered with an error status (exit 1).
-    Status {
-        /// The status.
-        status: Status,
-        /// Whether a token was sent (to hint at `--token` on UNAUTHENTICATED).
-        token_sent: bool,
-    },
+    Status(Status),
     /// The answer could not be printed (exit 1).
     Output(String),
     /// stdout was closed by the reader (`| head`): stop quietly (exit 0).
@@ -70,7 +65,7 @@ impl CliError {
         match self {
             Self::Usage(_) => 2,
             Self::BrokenPipe => 0,
-            Self::Connect { .. } | Self::Status { .. } | Self::Output(_) => 1,
+            Self::Connect { .. } | Self::Status(_) | Self::Output(_) => 1,
         }
     }
 
@@ -82,17 +77,10 @@ impl CliError {
             Self::Connect { addr, cause } => {
                 Some(format!("cannot connect to topom at {addr}: {cause}"))
             }
-            Self::Status { status, token_sent } => {
-                let mut line = code_name(status.code()).to_string();
-                if !status.message().is_empty() {
-                    line.push_str(": ");
-                    line.push_str(status.message());
-                }
-                if status.code() == Code::Unauthenticated && !token_sent {
-                    line.push_str(" (pass --token or set TOPOM_TOKEN)");
-                }
-                Some(line)
-            }
+            Self::Status(status) => Some(match status.message() {
+                "" => code_name(status.code()).to_string(),
+                m => format!("{}: {m}", code_name(status.code())),
+            }),
             Self::BrokenPipe => None,
         }
     }
@@ -147,7 +135,6 @@ pub struct Ctx {
     client: Client,
     addr: String,
     timeout: Duration,
-    token_sent: bool,
     /// How to print results.
     pub out: Output,
 }
@@ -180,10 +167,9 @@ impl Ctx {
             })?
             .map_err(|e| connect_error(root_cause(&e)))?;
         Ok(Self {
-            client: TopomClient::with_interceptor(channel, BearerAuth(auth.clone())),
+            client: TopomClient::with_interceptor(channel, BearerAuth(auth)),
             addr: target.addr.clone(),
             timeout: target.timeout,
-            token_sent: auth.is_some(),
             out,
         })
     }
@@ -206,14 +192,6 @@ impl Ctx {
         req
     }
 
-    /// Converts a status into the command error.
-    pub fn status_error(&self, status: Status) -> CliError {
-        CliError::Status {
-            status,
-            token_sent: self.token_sent,
-        }
-    }
-
     /// Awaits a call with the client-side deadline; tonic enforces none itself.
     pub async fn finish<T>(
         &self,
@@ -222,8 +200,8 @@ impl Ctx {
     ) -> Result<T, CliError> {
         match tokio::time::timeout(deadline, call).await {
             Ok(Ok(resp)) => Ok(resp.into_inner()),
-            Ok(Err(status)) => Err(self.status_error(status)),
-            Err(_) => Err(self.status_error(Status::deadline_exceeded(format!(
+            Ok(Err(status)) => Err(CliError::Status(status)),
+            Err(_) => Err(CliError::Status(Status::deadline_exceeded(format!(
                 "no answer from {} within {} (raise --timeout)",
                 self.addr,
                 format_duration(deadline)
@@ -257,28 +235,15 @@ mod tests {
 
     #[test]
     fn status_lines() {
-        let err = CliError::Status {
-            status: Status::not_found("group-[3] doesn't exist"),
-            token_sent: true,
-        };
+        let err = CliError::Status(Status::not_found("group-[3] doesn't exist"));
         assert_eq!(
             err.message().as_deref(),
             Some("NOT_FOUND: group-[3] doesn't exist")
         );
         assert_eq!(err.exit_code(), 1);
-        let err = CliError::Status {
-            status: Status::unauthenticated("missing admin token"),
-            token_sent: false,
-        };
-        assert_eq!(
-            err.message().as_deref(),
-            Some("UNAUTHENTICATED: missing admin token (pass --token or set TOPOM_TOKEN)")
-        );
-        let err = CliError::Status {
-            status: Status::new(Code::Unavailable, ""),
-            token_sent: false,
-        };
+        let err = CliError::Status(Status::new(Code::Unavailable, ""));
         assert_eq!(err.message().as_deref(), Some("UNAVAILABLE"));
+        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
     }
 
     #[test]

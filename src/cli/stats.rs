@@ -1,10 +1,12 @@
 //! `stats`: the servers' health table (GetStats), `stats --watch` (WatchStats,
 //! redrawn each round until Ctrl-C) and `stats refresh` (RefreshRedisStats).
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use futures::{Stream, StreamExt};
 
 use super::client::{CliError, Ctx, call};
 use super::output::{Table, fmt_bytes, fmt_time, note, or_dash, print, to_json};
@@ -110,41 +112,74 @@ async fn watch(ctx: &Ctx, req: pb::WatchStatsRequest) -> Result<(), CliError> {
     // No grpc-timeout here: the stream is meant to outlive any deadline. Only
     // opening it is bounded.
     let open = tokio::time::timeout(ctx.timeout(), client.watch_stats(req)).await;
-    let mut stream = match open {
+    let stream = match open {
         Ok(Ok(resp)) => resp.into_inner(),
-        Ok(Err(status)) => return Err(ctx.status_error(status)),
+        Ok(Err(status)) => return Err(CliError::Status(status)),
         Err(_) => {
-            return Err(ctx.status_error(tonic::Status::deadline_exceeded(format!(
+            return Err(CliError::Status(tonic::Status::deadline_exceeded(format!(
                 "WatchStats did not open within {}",
                 format_duration(ctx.timeout())
             ))));
         }
     };
-    let redraw = std::io::stdout().is_terminal() && !ctx.out.json;
+    let view = WatchView {
+        json: ctx.out.json,
+        redraw: std::io::stdout().is_terminal() && !ctx.out.json,
+    };
+    let stop = async {
+        // If the handler cannot be installed, follow until the stream ends.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    follow(stream, view, stop, &mut |text: &str| print(text)).await
+}
+
+/// How `stats --watch` prints each round.
+#[derive(Debug, Clone, Copy)]
+struct WatchView {
+    /// One compact JSON object per line instead of a table.
+    json: bool,
+    /// Clear the terminal before each table (stdout is a terminal).
+    redraw: bool,
+}
+
+/// Prints each round of `stream` through `sink` until `stop` completes (Ctrl-C)
+/// or the server ends the stream.
+async fn follow<S>(
+    mut stream: S,
+    view: WatchView,
+    stop: impl Future<Output = ()>,
+    sink: &mut dyn FnMut(&str) -> Result<(), CliError>,
+) -> Result<(), CliError>
+where
+    S: Stream<Item = Result<pb::WatchStatsResponse, tonic::Status>> + Unpin,
+{
     let mut rounds = RoundCounter::default();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    tokio::pin!(stop);
     loop {
         let msg = tokio::select! {
-            _ = &mut ctrl_c => return Ok(()),
-            msg = stream.message() => msg,
+            // Checked first: Ctrl-C wins over a round that is already there.
+            biased;
+            () = &mut stop => return Ok(()),
+            msg = stream.next() => msg,
         };
         let round = match msg {
-            Ok(Some(round)) => round,
-            Ok(None) => {
+            Some(Ok(round)) => round,
+            None => {
                 note("stats stream closed by topom");
                 return Ok(());
             }
-            Err(status) => return Err(ctx.status_error(status)),
+            Some(Err(status)) => return Err(CliError::Status(status)),
         };
         let skipped = rounds.observe(round.round);
-        if ctx.out.json {
+        if view.json {
             // One object per line, so `jq` and line readers can follow along.
-            print(&to_json(&round, false)?)?;
+            sink(&to_json(&round, false)?)?;
             continue;
         }
         let mut text = String::new();
-        if redraw {
+        if view.redraw {
             // Cursor home + clear screen: redraw in place rather than scroll.
             text.push_str("\x1b[H\x1b[2J");
         }
@@ -157,7 +192,7 @@ async fn watch(ctx: &Ctx, req: pb::WatchStatsRequest) -> Result<(), CliError> {
         ));
         let servers: Vec<&pb::ServerStats> = round.servers.iter().collect();
         text.push_str(&server_table(&servers).render());
-        print(&text)?;
+        sink(&text)?;
     }
 }
 
@@ -388,6 +423,83 @@ mod tests {
             text.starts_with("round 3  slot-action: disabled, interval 100us, 0 running\n"),
             "{text}"
         );
+    }
+
+    fn round(n: u64) -> Result<pb::WatchStatsResponse, tonic::Status> {
+        Ok(pb::WatchStatsResponse {
+            round: n,
+            servers: vec![server(1, 0, "h:1", pb::ServerSummary::default())],
+            ..Default::default()
+        })
+    }
+
+    /// Runs `follow` over `items`, returning what it printed and its result.
+    async fn follow_items(
+        items: Vec<Result<pb::WatchStatsResponse, tonic::Status>>,
+        view: WatchView,
+        stop_early: bool,
+    ) -> (Vec<String>, Result<(), CliError>) {
+        let mut printed = Vec::new();
+        let stop = async move {
+            if !stop_early {
+                std::future::pending::<()>().await;
+            }
+        };
+        let stream = futures::stream::iter(items);
+        let result = follow(stream, view, stop, &mut |t: &str| {
+            printed.push(t.to_string());
+            Ok(())
+        })
+        .await;
+        (printed, result)
+    }
+
+    #[tokio::test]
+    async fn watch_prints_rounds_and_gaps() {
+        let view = WatchView {
+            json: false,
+            redraw: true,
+        };
+        let (printed, result) = follow_items(vec![round(4), round(5), round(8)], view, false).await;
+        assert!(result.is_ok());
+        assert_eq!(printed.len(), 3);
+        assert!(printed[0].starts_with("\x1b[H\x1b[2Jround 4  skipped 0 (0 total)"));
+        assert!(
+            printed[2].contains("round 8  skipped 2 (2 total)"),
+            "{}",
+            printed[2]
+        );
+        assert!(printed[2].contains("h:1"));
+    }
+
+    #[tokio::test]
+    async fn watch_json_lines_and_errors() {
+        let view = WatchView {
+            json: true,
+            redraw: false,
+        };
+        let items = vec![round(1), Err(tonic::Status::unavailable("lost ownership"))];
+        let (printed, result) = follow_items(items, view, false).await;
+        assert_eq!(printed.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&printed[0]).unwrap();
+        assert_eq!(v["round"], "1");
+        let err = result.err().unwrap();
+        assert_eq!(
+            err.message().as_deref(),
+            Some("UNAVAILABLE: lost ownership")
+        );
+    }
+
+    #[tokio::test]
+    async fn watch_stops_on_signal() {
+        let view = WatchView {
+            json: false,
+            redraw: false,
+        };
+        // The stop future is ready at once, so nothing is printed.
+        let (printed, result) = follow_items(vec![round(1)], view, true).await;
+        assert!(result.is_ok());
+        assert!(printed.is_empty());
     }
 
     #[test]
