@@ -22,12 +22,15 @@ use crate::pb;
 use crate::redis::Connector;
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
 
+/// Applies a log filter (`RUST_LOG` syntax) at run time.
+pub type LogFilterFn = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Hooks the binary provides.
 pub struct Hooks {
     /// Called once the service accepts connections, with the bound address.
     pub on_ready: Box<dyn FnOnce(SocketAddr) + Send>,
     /// Applies a log filter at run time (SetLogLevel).
-    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    pub set_log_filter: LogFilterFn,
 }
 
 /// Runs the service until `shutdown` is cancelled (or a signal arrives).

@@ -230,12 +230,12 @@ impl Coordinator {
         self.mutate(|d| {
             let (mut g, index) = server_of(d, addr)?;
             check_not_promoting(&g)?;
-            if let Some(a) = &g.servers[index].action {
-                if a.state == SyncState::Pending {
-                    return Err(exists(format!(
-                        "server {addr} already has a pending sync action"
-                    )));
-                }
+            if let Some(a) = &g.servers[index].action
+                && a.state == SyncState::Pending
+            {
+                return Err(exists(format!(
+                    "server {addr} already has a pending sync action"
+                )));
             }
             let next = d
                 .groups

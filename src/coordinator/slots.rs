@@ -165,13 +165,11 @@ impl Coordinator {
         check_group_id(target)?;
         self.mutate(|d| {
             usable_target(d, target)?;
-            let mut index = next_action_index(&d.slots);
             let mut slots = Vec::new();
-            for sid in begin..=end {
+            for (index, sid) in (next_action_index(&d.slots)..).zip(begin..=end) {
                 let m = &d.slots[sid as usize];
                 check_can_move(m, target)?;
                 slots.push(pending(m, index, target));
-                index += 1;
             }
             let ids = slots.iter().map(|m| m.id).collect();
             Ok((

@@ -20,7 +20,7 @@ pub struct ServiceControl {
     /// Cancelled by the Shutdown RPC; the server drains and exits.
     pub shutdown: CancellationToken,
     /// Applies a log filter (`RUST_LOG` syntax).
-    pub set_log_filter: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    pub set_log_filter: crate::server::LogFilterFn,
     /// The configuration as reported by GetOverview.
     pub config: pb::ConfigView,
 }
@@ -46,10 +46,11 @@ impl TopomService {
     fn encoded_slots(&self) -> EncodedListSlots {
         let table = self.coordinator.table();
         let mut cache = self.slots_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((rev, epoch, enc)) = cache.as_ref() {
-            if *rev == table.revision && *epoch == table.epoch {
-                return enc.clone();
-            }
+        if let Some((rev, epoch, enc)) = cache.as_ref()
+            && *rev == table.revision
+            && *epoch == table.epoch
+        {
+            return enc.clone();
         }
         let enc = EncodedListSlots(Bytes::from(list_slots_response(&table).encode_to_vec()));
         *cache = Some((table.revision, table.epoch.clone(), enc.clone()));

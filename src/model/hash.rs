@@ -5,10 +5,10 @@ use super::MAX_SLOTS;
 /// The bytes of `key` that are hashed: those between the first `{` and the next `}`
 /// after it (possibly empty), or the whole key when there is no such pair.
 pub fn hash_tag(key: &[u8]) -> &[u8] {
-    if let Some(open) = key.iter().position(|&b| b == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&b| b == b'}') {
-            return &key[open + 1..open + 1 + len];
-        }
+    if let Some(open) = key.iter().position(|&b| b == b'{')
+        && let Some(len) = key[open + 1..].iter().position(|&b| b == b'}')
+    {
+        return &key[open + 1..open + 1 + len];
     }
     key
 }

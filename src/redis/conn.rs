@@ -98,11 +98,11 @@ impl RedisAdmin for Connector {
             .query(addr, &mut conn, redis::cmd("INFO").arg("all"))
             .await?;
         let mut info = parse_info(&text);
-        if info.get("role").map(String::as_str) == Some("slave") {
-            if let (Some(h), Some(p)) = (info.get("master_host"), info.get("master_port")) {
-                let master = format!("{h}:{p}");
-                info.insert("master_addr".into(), master);
-            }
+        if info.get("role").map(String::as_str) == Some("slave")
+            && let (Some(h), Some(p)) = (info.get("master_host"), info.get("master_port"))
+        {
+            let master = format!("{h}:{p}");
+            info.insert("master_addr".into(), master);
         }
         let maxmemory: Vec<String> = self
             .query(
