@@ -19,9 +19,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("topom_descriptor.bin"))
         .compile_protos(&protos, &["proto"])?;
     // A second generation of the Topom *server* only, identical except that
-    // ListSlots answers with a pre-encoded message: the slot table is encoded once per
-    // revision instead of once per call (see `grpc::encoded`). Messages come from the
-    // first generation (`crate::pb`).
+    // ListSlots and WatchStats answer with pre-encoded messages: the slot table is
+    // encoded once per revision and a stats round once for all unfiltered watchers,
+    // instead of once per call (see `grpc::encoded`). Messages come from the first
+    // generation (`crate::pb`).
     let fast = out.join("fast");
     std::fs::create_dir_all(&fast)?;
     tonic_prost_build::configure()
@@ -30,7 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .out_dir(&fast)
         .extern_path(
             ".topom.v1.ListSlotsResponse",
-            "crate::grpc::encoded::EncodedListSlots",
+            "crate::grpc::encoded::Encoded",
+        )
+        .extern_path(
+            ".topom.v1.WatchStatsResponse",
+            "crate::grpc::encoded::Encoded",
         )
         .extern_path(".topom.v1", "crate::pb")
         .compile_protos(&["proto/topom/v1/topom.proto"], &["proto"])?;

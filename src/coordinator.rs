@@ -13,6 +13,7 @@ mod error;
 mod groups;
 pub mod rebalance;
 mod slots;
+pub mod stats;
 pub mod table;
 pub mod view;
 
@@ -22,12 +23,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 pub use error::{Error, Result};
+pub use stats::StatsRound;
 pub use table::SlotTable;
 
 use crate::model::{
     ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
 };
-use crate::redis::RedisAdmin;
+use crate::redis::{RedisAdmin, StatsProbe};
 use crate::store::{LockState, ProductData, Store, StoreBatch};
 
 /// Settings the core needs from the configuration.
@@ -39,11 +41,26 @@ pub struct Settings {
     pub method: ForwardMethod,
 }
 
+/// What the coordinator talks to.
+pub struct Backends {
+    /// The product's records.
+    pub store: Store,
+    /// Admin operations on Redis servers (probe, info).
+    pub redis: Arc<dyn RedisAdmin>,
+    /// Stats probes (pooled connections).
+    pub probe: Arc<dyn StatsProbe>,
+}
+
 /// The coordinator of one product.
 pub struct Coordinator {
     settings: Settings,
     store: Store,
     redis: Arc<dyn RedisAdmin>,
+    probe: Arc<dyn StatsProbe>,
+    /// The latest stats round.
+    stats: watch::Sender<Arc<StatsRound>>,
+    /// Keeps stats rounds from overlapping.
+    refresh: tokio::sync::Mutex<()>,
     owner: TopomRecord,
     /// The records as last written; a std mutex, never held across `.await`.
     cache: Mutex<ProductData>,
@@ -72,11 +89,15 @@ impl Coordinator {
     /// the ownership lock: while it is not `Held`, every mutation is refused.
     pub async fn open(
         settings: Settings,
-        store: Store,
-        redis: Arc<dyn RedisAdmin>,
+        backends: Backends,
         owner: TopomRecord,
         lock_state: watch::Receiver<LockState>,
     ) -> Result<Arc<Coordinator>> {
+        let Backends {
+            store,
+            redis,
+            probe,
+        } = backends;
         let data = store.load().await?;
         let epoch: Arc<str> = new_epoch(&owner).into();
         let table = SlotTable::initial(epoch, &data.slots, &data.groups, settings.method);
@@ -85,6 +106,9 @@ impl Coordinator {
             settings,
             store,
             redis,
+            probe,
+            stats: watch::channel(Arc::new(StatsRound::empty())).0,
+            refresh: tokio::sync::Mutex::new(()),
             owner,
             cache: Mutex::new(data),
             writes: tokio::sync::Mutex::new(()),

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod convert;
 pub mod encoded;
 mod proxy;
+pub mod stats;
 pub mod status;
 mod topom;
 

@@ -10,6 +10,7 @@
 //! | [`redis`]       | talking to Redis servers: probes, INFO                           |
 //! | [`coordinator`] | the core: validation, state machines, the slot table            |
 //! | [`grpc`]        | the only place that sees protobuf types: services, auth, status |
+//! | [`tasks`]       | background loops (stats refresh), joined on shutdown            |
 //! | [`server`]      | composition root: config → store → coordinator → gRPC           |
 //! | [`cli`]         | the admin CLI (talks gRPC only)                                 |
 //!
@@ -34,3 +35,4 @@ pub mod pb;
 pub mod redis;
 pub mod server;
 pub mod store;
+pub mod tasks;

@@ -8,6 +8,7 @@ mod hash;
 mod proxy;
 mod sentinel;
 mod slot;
+mod stats;
 mod time;
 mod topom;
 
@@ -19,6 +20,7 @@ pub use slot::{
     ForwardMethod, MAX_SLOTS, ReplicaGroups, SlotAction, SlotActionConfig, SlotMapping, SlotState,
     SlotView,
 };
+pub use stats::{InfoMap, Probe, ProbeOutcome, SentinelGroup, SentinelReport};
 pub use time::{format_rfc3339, parse_rfc3339};
 pub use topom::TopomRecord;
 

@@ -4,6 +4,9 @@
 
 mod conn;
 mod info;
+mod pool;
+mod resp;
+mod stats;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,8 +15,11 @@ use async_trait::async_trait;
 
 pub use conn::Connector;
 pub use info::parse_info;
+pub use pool::Pool;
+pub use resp::{Limits, RespConn, Value};
+pub use stats::PooledProbe;
 
-use crate::model::ServerKind;
+use crate::model::{InfoMap, SentinelReport, ServerKind};
 
 /// Errors talking to one Redis server; each names the address.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,6 +64,24 @@ pub enum RedisError {
         /// Why.
         reason: String,
     },
+}
+
+/// Probes for the stats refresh task. Implementations reuse connections per
+/// address (a broken one is never reused) and bound each call by `timeout`,
+/// connect included.
+#[async_trait]
+pub trait StatsProbe: Send + Sync {
+    /// `INFO` (all sections) of a group server, authenticating with `product_auth`.
+    async fn server_info(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError>;
+    /// `INFO` of a Sentinel plus what it monitors for `product` (names
+    /// `<product>-<gid>`): `SENTINEL masters`, then `SENTINEL replicas <name>` for
+    /// each of the product's names. Sentinels take no password.
+    async fn sentinel_info(
+        &self,
+        addr: &str,
+        product: &str,
+        timeout: Duration,
+    ) -> Result<SentinelReport, RedisError>;
 }
 
 /// The Redis operations the coordinator needs.

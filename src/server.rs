@@ -14,13 +14,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::coordinator::{Coordinator, Settings};
+use crate::coordinator::{Backends, Coordinator, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::model::TopomRecord;
 use crate::pb;
-use crate::redis::Connector;
+use crate::redis::{Connector, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
+use crate::tasks::StatsRefreshTask;
+
+/// Per-target deadline of the periodic stats rounds (reference §5.2).
+const STATS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Applies a log filter (`RUST_LOG` syntax) at run time.
 pub type LogFilterFn = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -59,7 +63,13 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         product: config.product_name.clone(),
         method: config.migration_method,
     };
-    let coordinator = match Coordinator::open(settings, store, redis, owner, lock.state()).await {
+    let probe = Arc::new(PooledProbe::new(&config.product_auth, STATS_TIMEOUT));
+    let backends = Backends {
+        store,
+        redis,
+        probe,
+    };
+    let coordinator = match Coordinator::open(settings, backends, owner, lock.state()).await {
         Ok(c) => c,
         Err(e) => {
             release(lock).await;
@@ -93,6 +103,16 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     );
 
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(
+        StatsRefreshTask {
+            coordinator: coordinator.clone(),
+            period: config.stats_refresh_period,
+            timeout: STATS_TIMEOUT,
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.close();
     // Nagle's algorithm would hold back the tail of every large response (the
     // slot table is ~70 KB) until the client's delayed ACK: ~40 ms per call.
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
@@ -126,6 +146,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     };
     signals.abort();
     health_task.abort();
+    tasks.wait().await;
     drop(coordinator);
     release(lock).await;
     served.context("gRPC server failed")?;

@@ -1,23 +1,31 @@
-//! A ListSlots response that is already encoded.
+//! Responses that are already encoded.
 //!
 //! The slot table changes rarely and is read often (every proxy, every CLI call,
 //! monitoring): encoding 1024 slots per call would dominate the cost of ListSlots.
-//! The table is encoded once per revision and this type hands the bytes to the
-//! codec as they are.
+//! Likewise a stats round goes to every unfiltered WatchStats subscriber. Each is
+//! encoded once, and this type hands the bytes to the codec as they are.
 
 use bytes::{BufMut, Bytes};
 
-/// The protobuf encoding of a `topom.v1.ListSlotsResponse`.
+/// The protobuf encoding of a message (a `ListSlotsResponse` or a
+/// `WatchStatsResponse`).
 #[derive(Clone, Default, PartialEq)]
-pub struct EncodedListSlots(pub Bytes);
+pub struct Encoded(pub Bytes);
 
-impl std::fmt::Debug for EncodedListSlots {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EncodedListSlots({} bytes)", self.0.len())
+impl Encoded {
+    /// Encodes `m` once.
+    pub fn of(m: &impl prost::Message) -> Encoded {
+        Encoded(Bytes::from(m.encode_to_vec()))
     }
 }
 
-impl prost::Message for EncodedListSlots {
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encoded({} bytes)", self.0.len())
+    }
+}
+
+impl prost::Message for Encoded {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         buf.put_slice(&self.0);
     }

@@ -1,15 +1,12 @@
 //! The `topom.v1.Topom` service: a thin adapter from protobuf to the coordinator.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert;
-use super::encoded::EncodedListSlots;
+use super::encoded::Encoded;
+use super::{convert, stats};
 use crate::coordinator::{Coordinator, SlotTable};
 use crate::pb;
 use crate::pb::fast::topom_server::Topom;
@@ -30,7 +27,9 @@ pub struct TopomService {
     coordinator: Arc<Coordinator>,
     control: ServiceControl,
     /// The ListSlots answer of the latest revision, encoded once.
-    slots_cache: Mutex<Option<(u64, Arc<str>, EncodedListSlots)>>,
+    slots_cache: Mutex<Option<(u64, Arc<str>, Encoded)>>,
+    /// The latest full stats round, encoded once for unfiltered watchers.
+    round_cache: Arc<stats::RoundCache>,
 }
 
 impl TopomService {
@@ -40,10 +39,11 @@ impl TopomService {
             coordinator,
             control,
             slots_cache: Mutex::new(None),
+            round_cache: Arc::default(),
         }
     }
 
-    fn encoded_slots(&self) -> EncodedListSlots {
+    fn encoded_slots(&self) -> Encoded {
         let table = self.coordinator.table();
         let mut cache = self.slots_cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((rev, epoch, enc)) = cache.as_ref()
@@ -52,7 +52,7 @@ impl TopomService {
         {
             return enc.clone();
         }
-        let enc = EncodedListSlots(Bytes::from(list_slots_response(&table).encode_to_vec()));
+        let enc = Encoded::of(&list_slots_response(&table));
         *cache = Some((table.revision, table.epoch.clone(), enc.clone()));
         enc
     }
@@ -76,7 +76,6 @@ fn later<T>(what: &str, issue: &str) -> Reply<T> {
     )))
 }
 
-const STATS: &str = "live stats (RefreshRedisStats, the refresh task, WatchStats)";
 const HA: &str = "replication and high availability (sync actions, promote, sentinels)";
 const MIGRATION: &str =
     "proxies and slot migration (RegisterProxy, WatchSlots, the slot-action engine)";
@@ -167,27 +166,44 @@ impl Topom for TopomService {
     }
 
     async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Reply<pb::GetStatsResponse> {
-        later("GetStats", STATS)
+        let closed = self.control.shutdown.is_cancelled();
+        Ok(Response::new(pb::GetStatsResponse {
+            stats: Some(stats::snapshot(&self.coordinator, closed)),
+        }))
     }
 
-    type WatchStatsStream =
-        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::WatchStatsResponse, Status>> + Send>>;
+    type WatchStatsStream = stats::WatchStream;
 
     async fn watch_stats(
         &self,
-        _: Request<pb::WatchStatsRequest>,
+        r: Request<pb::WatchStatsRequest>,
     ) -> Reply<Self::WatchStatsStream> {
-        later("WatchStats", STATS)
+        let r = r.into_inner();
+        self.coordinator
+            .check_stats_filter(&r.group_ids, &r.addrs)?;
+        Ok(Response::new(stats::watch(
+            &self.coordinator,
+            stats::Filter::new(&r),
+            self.round_cache.clone(),
+            self.control.shutdown.clone(),
+        )))
     }
 
     async fn refresh_redis_stats(
         &self,
-        _: Request<pb::RefreshRedisStatsRequest>,
+        r: Request<pb::RefreshRedisStatsRequest>,
     ) -> Reply<pb::RefreshRedisStatsResponse> {
-        later("RefreshRedisStats", STATS)
+        let timeout = match r.into_inner().timeout {
+            None => stats::DEFAULT_PROBE_TIMEOUT,
+            Some(d) => std::time::Duration::try_from(d).map_err(|_| {
+                Status::invalid_argument("timeout must be a positive duration of at most 60s")
+            })?,
+        };
+        let round = self.coordinator.refresh_stats(timeout).await?;
+        Ok(Response::new(stats::refresh_response(&round)))
     }
 
-    async fn list_slots(&self, _: Request<pb::ListSlotsRequest>) -> Reply<EncodedListSlots> {
+    async fn list_slots(&self, _: Request<pb::ListSlotsRequest>) -> Reply<Encoded> {
         Ok(Response::new(self.encoded_slots()))
     }
 

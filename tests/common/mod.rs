@@ -24,6 +24,7 @@ pub mod etcd;
 pub mod ports;
 pub mod process;
 pub mod redis;
+pub mod sentinel;
 pub mod topom;
 
 use std::time::{Duration, Instant};

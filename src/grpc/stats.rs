@@ -1,0 +1,287 @@
+//! Stats over gRPC: GetStats, RefreshRedisStats and the WatchStats stream.
+
+use std::collections::BTreeSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+
+use super::convert;
+use super::encoded::Encoded;
+use crate::coordinator::stats::{SentinelStats, ServerStats, ServerSummary};
+use crate::coordinator::{Coordinator, StatsRound};
+use crate::model::{InfoMap, Probe, ProbeOutcome, SentinelReport};
+use crate::pb;
+
+/// The stream type of WatchStats.
+pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Encoded, Status>> + Send>>;
+
+/// The default per-target deadline of RefreshRedisStats.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a WatchStats subscriber asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    groups: BTreeSet<u32>,
+    addrs: BTreeSet<String>,
+    fields: Option<BTreeSet<String>>,
+}
+
+impl Filter {
+    /// A filter from the request (empty lists mean "everything").
+    pub fn new(r: &pb::WatchStatsRequest) -> Filter {
+        Filter {
+            groups: r.group_ids.iter().copied().collect(),
+            addrs: r.addrs.iter().cloned().collect(),
+            fields: (!r.fields.is_empty()).then(|| r.fields.iter().cloned().collect()),
+        }
+    }
+
+    fn is_everything(&self) -> bool {
+        self.groups.is_empty() && self.addrs.is_empty() && self.fields.is_none()
+    }
+
+    fn keeps_server(&self, s: &ServerStats) -> bool {
+        (self.groups.is_empty() || self.groups.contains(&s.group_id))
+            && (self.addrs.is_empty() || self.addrs.contains(&s.addr))
+    }
+
+    fn keeps_sentinel(&self, addr: &str) -> bool {
+        // Sentinels belong to no group: a group filter leaves them out.
+        self.groups.is_empty() && (self.addrs.is_empty() || self.addrs.contains(addr))
+    }
+}
+
+/// Converts a round for one filter.
+pub fn round_message(round: &StatsRound, f: &Filter) -> pb::WatchStatsResponse {
+    pb::WatchStatsResponse {
+        round: round.seq,
+        started_at: Some(round.started.into()),
+        finished_at: Some(round.finished.into()),
+        servers: round
+            .servers
+            .iter()
+            .filter(|s| f.keeps_server(s))
+            .map(|s| server_stats(s, f.fields.as_ref()))
+            .collect(),
+        sentinels: round
+            .sentinels
+            .iter()
+            .filter(|s| f.keeps_sentinel(&s.addr))
+            .map(|s| sentinel_stats(s, f.fields.as_ref()))
+            .collect(),
+    }
+}
+
+/// The encoded full round, shared by every unfiltered subscriber.
+#[derive(Default)]
+pub struct RoundCache(Mutex<Option<(u64, Encoded)>>);
+
+impl RoundCache {
+    fn get(&self, round: &StatsRound) -> Encoded {
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match c.as_ref() {
+            Some((seq, enc)) if *seq == round.seq => enc.clone(),
+            _ => {
+                let enc = Encoded::of(&round_message(round, &Filter::default()));
+                *c = Some((round.seq, enc.clone()));
+                enc
+            }
+        }
+    }
+}
+
+/// The WatchStats stream: the current round at once, then each new round
+/// (latest-value: a slow reader skips rounds), until the client goes or the
+/// server shuts down.
+pub fn watch(
+    coordinator: &Coordinator,
+    filter: Filter,
+    cache: Arc<RoundCache>,
+    shutdown: CancellationToken,
+) -> WatchStream {
+    let rx = coordinator.watch_stats();
+    let encode = move |round: &StatsRound| {
+        if filter.is_everything() {
+            cache.get(round)
+        } else {
+            Encoded::of(&round_message(round, &filter))
+        }
+    };
+    Box::pin(futures::stream::unfold(
+        (rx, true, shutdown, encode),
+        |(mut rx, first, shutdown, encode)| async move {
+            if !first {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return None },
+                    () = shutdown.cancelled() => return None,
+                }
+            }
+            if shutdown.is_cancelled() {
+                return None;
+            }
+            let round = rx.borrow_and_update().clone();
+            let msg = encode(&round);
+            Some((Ok(msg), (rx, false, shutdown, encode)))
+        },
+    ))
+}
+
+/// The full snapshot of GetStats.
+pub fn snapshot(c: &Coordinator, closed: bool) -> pb::StatsSnapshot {
+    let round = c.stats();
+    let table = c.table();
+    let groups = c.groups();
+    let sentinel = c.sentinel();
+    let cfg = c.slot_action_config();
+    pb::StatsSnapshot {
+        closed,
+        slots: table.mappings.iter().map(convert::mapping).collect(),
+        groups: groups
+            .values()
+            .map(|g| pb::GroupEntry {
+                group: Some(convert::group(g)),
+                servers: round
+                    .servers
+                    .iter()
+                    .filter(|s| s.group_id == g.id)
+                    .map(|s| server_stats(s, None))
+                    .collect(),
+            })
+            .collect(),
+        proxies: c
+            .proxies()
+            .values()
+            .map(|p| pb::ProxyEntry {
+                proxy: Some(convert::proxy(p)),
+                stats: None,
+            })
+            .collect(),
+        slot_action: Some(pb::SlotActionStats {
+            interval_us: cfg.interval_us,
+            disabled: cfg.disabled,
+            status: String::new(),
+            executor: 0,
+            progress: Vec::new(),
+        }),
+        sentinels: Some(pb::SentinelOverview {
+            model: Some(convert::sentinel(&sentinel)),
+            stats: round
+                .sentinels
+                .iter()
+                .map(|s| sentinel_stats(s, None))
+                .collect(),
+            masters: round.sentinel_masters(c.product()).into_iter().collect(),
+        }),
+        round: round.seq,
+    }
+}
+
+/// RefreshRedisStats's answer for a round.
+pub fn refresh_response(round: &StatsRound) -> pb::RefreshRedisStatsResponse {
+    let full = round_message(round, &Filter::default());
+    pb::RefreshRedisStatsResponse {
+        round: round.seq,
+        servers: full.servers,
+        sentinels: full.sentinels,
+        elapsed: round
+            .finished
+            .duration_since(round.started)
+            .ok()
+            .and_then(|d| prost_types::Duration::try_from(d).ok()),
+    }
+}
+
+fn keep_fields(
+    info: &InfoMap,
+    fields: Option<&BTreeSet<String>>,
+) -> std::collections::HashMap<String, String> {
+    match fields {
+        None => info.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        Some(f) => f
+            .iter()
+            .filter_map(|k| info.get(k).map(|v| (k.clone(), v.clone())))
+            .collect(),
+    }
+}
+
+fn base<T>(p: &Probe<T>) -> pb::RedisStats {
+    let mut r = pb::RedisStats {
+        time: Some(p.time.into()),
+        ..Default::default()
+    };
+    match &p.outcome {
+        ProbeOutcome::Ok(_) => {}
+        ProbeOutcome::Error(e) => r.error = e.clone(),
+        ProbeOutcome::Timeout => {
+            r.timeout = true;
+            r.error = "timeout".into();
+        }
+    }
+    r
+}
+
+fn summary(s: &ServerSummary) -> pb::ServerSummary {
+    pb::ServerSummary {
+        role: s.role.clone(),
+        master_addr: s.master_addr.clone(),
+        master_link_status: s.master_link_status.clone(),
+        repl_offset: s.repl_offset,
+        lag_bytes: s.lag_bytes,
+        used_memory: s.used_memory,
+        maxmemory: s.maxmemory,
+        ops_per_sec: s.ops_per_sec,
+        connected_clients: s.connected_clients,
+        keys_per_db: s.keys_per_db.iter().map(|(k, v)| (*k, *v)).collect(),
+        redis_version: s.redis_version.clone(),
+    }
+}
+
+fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::ServerStats {
+    let mut stats = base(&s.probe);
+    if let ProbeOutcome::Ok(info) = &s.probe.outcome {
+        stats.fields = keep_fields(info, fields);
+    }
+    stats.summary = s.summary.as_ref().map(summary);
+    pb::ServerStats {
+        addr: s.addr.clone(),
+        group_id: s.group_id,
+        index: s.index,
+        stats: Some(stats),
+    }
+}
+
+fn sentinel_stats(s: &SentinelStats, fields: Option<&BTreeSet<String>>) -> pb::SentinelStats {
+    let mut stats = base(&s.probe);
+    if let ProbeOutcome::Ok(SentinelReport { info, monitored }) = &s.probe.outcome {
+        stats.fields = keep_fields(info, fields);
+        stats.sentinel = monitored
+            .iter()
+            .map(|(name, g)| {
+                (
+                    name.clone(),
+                    pb::SentinelGroup {
+                        master: g
+                            .master
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        replicas: g
+                            .replicas
+                            .iter()
+                            .map(|r| pb::SentinelReplica {
+                                fields: r.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            })
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+    }
+    pb::SentinelStats {
+        addr: s.addr.clone(),
+        stats: Some(stats),
+    }
+}

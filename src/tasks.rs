@@ -1,0 +1,49 @@
+//! Background tasks. Each is a struct with `run(self, shutdown)`; the server
+//! spawns them into one tracker and joins them on shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::coordinator::Coordinator;
+
+/// Refreshes the stats of every server and sentinel: one round, then wait for the
+/// next tick. Rounds never overlap; a slow round delays the next tick instead of
+/// piling rounds up (missed ticks are skipped). Rounds run only while this
+/// instance holds its ownership lock.
+pub struct StatsRefreshTask {
+    /// The coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Time between round starts.
+    pub period: Duration,
+    /// Per-target deadline of a round.
+    pub timeout: Duration,
+}
+
+impl StatsRefreshTask {
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval_at(Instant::now(), self.period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if !self.coordinator.is_online() {
+                continue;
+            }
+            tokio::select! {
+                r = self.coordinator.refresh_stats(self.timeout) => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "stats round failed");
+                    }
+                }
+                // A round is bounded by its deadline, but shutdown need not wait for it.
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

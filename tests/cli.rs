@@ -1,0 +1,98 @@
+//! The admin CLI as an operator runs it: a real `topom-admin` process against a
+//! real topom.
+
+mod common;
+
+use common::redis::RedisServer;
+use common::topom::{Options, Topom};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn admin(t: &Topom, args: &[&str]) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_topom-admin"))
+        .arg("--addr")
+        .arg(t.addr())
+        .args(args)
+        .env_remove("TOPOM_ADDR")
+        .env_remove("TOPOM_TOKEN")
+        .output()
+        .await
+        .expect("run topom-admin");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn operator_session() {
+    let t = Topom::start_with(Options {
+        token: Some("tok".into()),
+        ..Default::default()
+    })
+    .await;
+    let r = RedisServer::start().await;
+
+    // Without the token a mutation fails with the server's status, exit 1.
+    let denied = admin(&t, &["group", "create", "1"]).await;
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("UNAUTHENTICATED"),
+        "{}",
+        denied.stderr
+    );
+
+    let ok = |run: &Run| {
+        assert_eq!(
+            run.code, 0,
+            "stdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        )
+    };
+    ok(&admin(&t, &["--token", "tok", "group", "create", "1"]).await);
+    ok(&admin(
+        &t,
+        &["--token", "tok", "group", "add-server", "1", &r.addr()],
+    )
+    .await);
+    ok(&admin(&t, &["--token", "tok", "slots", "assign", "0-1023", "1"]).await);
+
+    let list = admin(&t, &["slots", "list"]).await;
+    ok(&list);
+    assert!(
+        list.stdout.contains("0-1023") && list.stdout.contains(&r.addr()),
+        "{}",
+        list.stdout
+    );
+
+    let json = admin(&t, &["--json", "slots", "list"]).await;
+    ok(&json);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("--json prints JSON");
+    assert_eq!(v["slots"].as_array().map(Vec::len), Some(1024));
+    assert_eq!(v["mappings"][5]["groupId"], 1);
+
+    let groups = admin(&t, &["group", "list"]).await;
+    ok(&groups);
+    assert!(
+        groups.stdout.contains(&r.addr()) && groups.stdout.contains("master"),
+        "{}",
+        groups.stdout
+    );
+
+    // A server error: exit 1 with the code and the message.
+    let missing = admin(&t, &["--token", "tok", "group", "remove", "42"]).await;
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("NOT_FOUND") && missing.stderr.contains("group-42"),
+        "{}",
+        missing.stderr
+    );
+    // A usage error: exit 2, nothing sent.
+    let usage = admin(&t, &["group", "create", "0"]).await;
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+}

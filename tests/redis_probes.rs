@@ -1,0 +1,318 @@
+//! The stats probes and the connection pool against real `redis-server` and
+//! Sentinel processes, and against fake servers that misbehave on purpose.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use common::ports::free_port;
+use common::redis::RedisServer;
+use common::sentinel::SentinelServer;
+use common::wait_until;
+use topom::redis::{Pool, PooledProbe, RedisError, StatsProbe, Value};
+
+/// The per-probe deadline used where the test is not about deadlines.
+const T: Duration = Duration::from_secs(2);
+/// How long pooled connections may sit idle (Codis: 5 s).
+const IDLE: Duration = Duration::from_secs(5);
+
+fn probe() -> PooledProbe {
+    PooledProbe::new("", IDLE)
+}
+
+/// A listener whose connections are handed to `serve`; returns its address.
+async fn fake_server<F, Fut>(serve: F) -> String
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(serve(sock));
+        }
+    });
+    addr
+}
+
+/// Reads whatever the client sent (one command, in these tests).
+async fn read_request(sock: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    matches!(sock.read(&mut buf).await, Ok(n) if n > 0)
+}
+
+#[tokio::test]
+async fn server_info_of_a_master() {
+    let redis = RedisServer::start().await;
+    let info = probe().server_info(&redis.addr(), T).await.unwrap();
+    assert!(info.contains_key("redis_version"), "{info:?}");
+    assert_eq!(info["role"], "master");
+    // `INFO all` includes more than the default sections.
+    assert!(
+        info.contains_key("cmdstat_info"),
+        "no commandstats: {info:?}"
+    );
+}
+
+#[tokio::test]
+async fn server_info_of_a_replica() {
+    let master = RedisServer::start().await;
+    let replica =
+        RedisServer::start_with(&[&format!("replicaof 127.0.0.1 {}", master.port())]).await;
+    let info = probe().server_info(&replica.addr(), T).await.unwrap();
+    assert_eq!(info["role"], "slave");
+    assert_eq!(info["master_host"], "127.0.0.1");
+    assert_eq!(info["master_port"], master.port().to_string());
+}
+
+#[tokio::test]
+async fn passwords() {
+    let redis = RedisServer::start_with(&["requirepass s3cret"]).await;
+    let addr = redis.addr();
+    let info = PooledProbe::new("s3cret", IDLE)
+        .server_info(&addr, T)
+        .await
+        .unwrap();
+    assert_eq!(info["role"], "master");
+
+    for password in ["wrong", ""] {
+        match PooledProbe::new(password, IDLE).server_info(&addr, T).await {
+            Err(e @ RedisError::Auth { .. }) => {
+                assert!(e.to_string().contains(&addr), "{e}");
+            }
+            other => panic!("password {password:?}: expected an auth error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn nothing_listening_fails_fast() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let r = probe().server_info(&addr, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    match r {
+        Err(e @ RedisError::Connect { .. }) => assert!(e.to_string().contains(&addr)),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out() {
+    // Accepts and holds the sockets, never answers.
+    let addr = fake_server(|mut sock| async move {
+        let mut buf = [0u8; 4096];
+        while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    let probe = probe();
+    let deadline = Duration::from_millis(500);
+    for sentinel in [false, true] {
+        let started = Instant::now();
+        let r = if sentinel {
+            probe
+                .sentinel_info(&addr, "topom_test", deadline)
+                .await
+                .map(|_| ())
+        } else {
+            probe.server_info(&addr, deadline).await.map(|_| ())
+        };
+        let took = started.elapsed();
+        match r {
+            Err(RedisError::Timeout { addr: a, timeout }) => {
+                assert_eq!((a.as_str(), timeout), (addr.as_str(), deadline));
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(
+            took >= deadline && took < deadline + Duration::from_millis(300),
+            "sentinel={sentinel}: took {took:?}"
+        );
+        eprintln!("silent server (sentinel={sentinel}): timed out after {took:?}");
+    }
+    // The connections that timed out were closed, not pooled.
+    assert_eq!(probe.idle_count(), 0);
+}
+
+#[tokio::test]
+async fn garbage_is_an_error() {
+    let addr = fake_server(|mut sock| async move {
+        while read_request(&mut sock).await {
+            if sock.write_all(b"@@@\r\n").await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let probe = probe();
+    match probe.server_info(&addr, T).await {
+        Err(RedisError::Reply { reason, .. }) => assert!(reason.contains("protocol"), "{reason}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    assert!(probe.sentinel_info(&addr, "topom_test", T).await.is_err());
+    assert_eq!(probe.idle_count(), 0);
+}
+
+#[tokio::test]
+async fn closing_mid_reply_is_an_error() {
+    let addr = fake_server(|mut sock| async move {
+        if read_request(&mut sock).await {
+            let _ = sock.write_all(b"$100\r\nredis_version:7").await;
+        }
+        // Dropping the socket closes it half way through the bulk.
+    })
+    .await;
+    match probe().server_info(&addr, T).await {
+        Err(RedisError::Connect { reason, .. }) => assert!(reason.contains("middle"), "{reason}"),
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_huge_bulk_is_refused() {
+    let addr = fake_server(|mut sock| async move {
+        if read_request(&mut sock).await {
+            let _ = sock.write_all(b"$100000000\r\n").await;
+            let chunk = vec![b'x'; 64 << 10];
+            // Streams until the client hangs up.
+            while sock.write_all(&chunk).await.is_ok() {}
+        }
+    })
+    .await;
+    let started = Instant::now();
+    match probe().server_info(&addr, T).await {
+        Err(RedisError::Reply { reason, .. }) => assert!(reason.contains("exceeds"), "{reason}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    assert!(started.elapsed() < T, "took {:?}", started.elapsed());
+}
+
+/// `CLIENT ID` of the connection the pool uses for `addr`.
+async fn client_id(pool: &Pool, addr: &str) -> Result<i64, RedisError> {
+    match pool.call(addr, &[b"CLIENT", b"ID"], T).await? {
+        Value::Int(id) => Ok(id),
+        other => panic!("CLIENT ID answered {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_pool_reuses_a_connection() {
+    let redis = RedisServer::start().await;
+    let addr = redis.addr();
+    let pool = Pool::new("", IDLE);
+    let first = client_id(&pool, &addr).await.unwrap();
+    assert_eq!(client_id(&pool, &addr).await.unwrap(), first);
+    assert_eq!(pool.idle_count(), 1);
+
+    // An error reply leaves the connection usable.
+    let r = pool.call(&addr, &[b"NOSUCHCOMMAND"], T).await;
+    assert!(matches!(r, Err(RedisError::Reply { .. })), "{r:?}");
+    assert_eq!(pool.idle_count(), 1);
+    assert_eq!(client_id(&pool, &addr).await.unwrap(), first);
+}
+
+#[tokio::test]
+async fn the_pool_recovers_after_a_restart() {
+    let mut redis = RedisServer::start().await;
+    let addr = redis.addr();
+    let pool = Pool::new("", IDLE);
+    client_id(&pool, &addr).await.unwrap();
+    assert_eq!(pool.idle_count(), 1);
+
+    redis.restart().await;
+    let mut failures = Vec::new();
+    let mut ok = false;
+    for _ in 0..3 {
+        match client_id(&pool, &addr).await {
+            Ok(_) => {
+                ok = true;
+                break;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(ok, "no call succeeded after the restart: {failures:?}");
+    assert!(failures.len() <= 1, "{failures:?}");
+    eprintln!(
+        "after the restart: {} failed call(s) before success",
+        failures.len()
+    );
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
+async fn sentinel_info_lists_only_the_product() {
+    let master = RedisServer::start().await;
+    let replica =
+        RedisServer::start_with(&[&format!("replicaof 127.0.0.1 {}", master.port())]).await;
+    let other = RedisServer::start().await;
+    let probe = probe();
+    // With the replica attached first, the Sentinel sees it on its first INFO
+    // of the master instead of the next one, 10 s later.
+    wait_until(
+        Duration::from_secs(10),
+        "the replica to attach",
+        async || {
+            probe
+                .server_info(&master.addr(), T)
+                .await
+                .is_ok_and(|i| i.get("connected_slaves").map(String::as_str) == Some("1"))
+        },
+    )
+    .await;
+
+    let sentinel = SentinelServer::start(
+        &[
+            ("topom_test-1", &master.addr(), 1),
+            ("other-1", &other.addr(), 1),
+        ],
+        &[],
+    )
+    .await;
+    let took = wait_until(
+        Duration::from_secs(15),
+        "the Sentinel to report the replica",
+        async || {
+            probe
+                .sentinel_info(&sentinel.addr(), "topom_test", T)
+                .await
+                .is_ok_and(|r| {
+                    r.monitored
+                        .get("topom_test-1")
+                        .is_some_and(|g| !g.replicas.is_empty())
+                })
+        },
+    )
+    .await;
+    eprintln!("the Sentinel reported the replica after {took:?}");
+
+    let report = probe
+        .sentinel_info(&sentinel.addr(), "topom_test", T)
+        .await
+        .unwrap();
+    assert_eq!(report.info["sentinel_masters"], "2");
+    assert_eq!(
+        report.monitored.keys().collect::<Vec<_>>(),
+        ["topom_test-1"]
+    );
+    let group = &report.monitored["topom_test-1"];
+    assert_eq!(group.master["name"], "topom_test-1");
+    assert_eq!(group.master["ip"], "127.0.0.1");
+    assert_eq!(group.master["port"], master.port().to_string());
+    assert_eq!(group.replicas.len(), 1);
+    assert_eq!(group.replicas[0]["ip"], "127.0.0.1");
+    assert_eq!(group.replicas[0]["port"], replica.port().to_string());
+
+    // Another product sees only its own name.
+    let report = probe
+        .sentinel_info(&sentinel.addr(), "other", T)
+        .await
+        .unwrap();
+    assert_eq!(report.monitored.keys().collect::<Vec<_>>(), ["other-1"]);
+    assert!(report.monitored["other-1"].replicas.is_empty());
+}
