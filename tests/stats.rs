@@ -400,3 +400,28 @@ async fn a_stalled_reader_does_not_delay_others_and_shutdown_ends_streams() {
         t.log()
     );
 }
+
+#[tokio::test]
+async fn a_password_mismatch_shows_the_auth_error() {
+    let locked = RedisServer::start_with(&["requirepass other"]).await;
+    let open = RedisServer::start().await;
+    let dir = seed(&[(1, vec![locked.addr(), open.addr()])], &[]).await;
+    let mut o = opts(dir, "1h");
+    o.config.push("product_auth = \"sesame\"".into());
+    let t = Topom::start_with(o).await;
+    let mut c = t.client().await;
+    let r = c
+        .refresh_redis_stats(pb::RefreshRedisStatsRequest { timeout: None })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = find(&r.servers, &locked.addr());
+    assert!(
+        e.error.to_lowercase().contains("auth") && e.error.contains(&locked.addr()),
+        "{e:?}"
+    );
+    assert!(e.fields.is_empty());
+    // A server with no password refuses AUTH too: that is shown, not hidden.
+    let o = find(&r.servers, &open.addr());
+    assert!(o.error.contains("AUTH") && o.fields.is_empty(), "{o:?}");
+}
