@@ -63,7 +63,12 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         product: config.product_name.clone(),
         method: config.migration_method,
     };
-    let probe = Arc::new(PooledProbe::new(&config.product_auth, STATS_TIMEOUT));
+    // Idle connections live 5 s (as Codis's stats pool), longer than the 1 s
+    // between rounds, so rounds reuse them.
+    let probe = Arc::new(PooledProbe::new(
+        &config.product_auth,
+        Duration::from_secs(5),
+    ));
     let backends = Backends {
         store,
         redis,

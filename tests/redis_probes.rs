@@ -316,3 +316,68 @@ async fn sentinel_info_lists_only_the_product() {
     assert_eq!(report.monitored.keys().collect::<Vec<_>>(), ["other-1"]);
     assert!(report.monitored["other-1"].replicas.is_empty());
 }
+
+/// The RESP encoding of a flat field/value array.
+fn flat(fields: &[(&str, &str)]) -> String {
+    let mut out = format!("*{}\r\n", fields.len() * 2);
+    for (k, v) in fields {
+        out.push_str(&format!("${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len()));
+    }
+    out
+}
+
+#[tokio::test]
+async fn sentinel_info_of_an_old_sentinel() {
+    // Answers like a Sentinel older than 5.0 (no `SENTINEL replicas`), and
+    // `topom_test-2` vanishes between `SENTINEL masters` and `slaves`.
+    let addr = fake_server(|mut sock| async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = sock.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let reply = if req.contains("masters") {
+                let m1 = flat(&[
+                    ("name", "topom_test-1"),
+                    ("ip", "10.0.0.1"),
+                    ("port", "6379"),
+                ]);
+                let m2 = flat(&[
+                    ("name", "topom_test-2"),
+                    ("ip", "10.0.0.2"),
+                    ("port", "6379"),
+                ]);
+                let m3 = flat(&[
+                    ("name", "topom_test-x"),
+                    ("ip", "10.0.0.3"),
+                    ("port", "6379"),
+                ]);
+                format!("*3\r\n{m1}{m2}{m3}")
+            } else if req.contains("replicas") {
+                "-ERR Unknown sentinel subcommand 'replicas'\r\n".to_owned()
+            } else if req.contains("topom_test-1") {
+                let r = flat(&[("ip", "10.0.0.9"), ("port", "6380"), ("flags", "slave")]);
+                format!("*1\r\n{r}")
+            } else if req.contains("slaves") {
+                "-ERR No such master with that name\r\n".to_owned()
+            } else {
+                "$20\r\n# Sentinel\r\nmode:old\r\n".to_owned()
+            };
+            if sock.write_all(reply.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let report = probe().sentinel_info(&addr, "topom_test", T).await.unwrap();
+    assert_eq!(report.info["mode"], "old");
+    assert_eq!(
+        report.monitored.keys().collect::<Vec<_>>(),
+        ["topom_test-1"]
+    );
+    let group = &report.monitored["topom_test-1"];
+    assert_eq!(group.master["ip"], "10.0.0.1");
+    assert_eq!(group.replicas.len(), 1);
+    assert_eq!(group.replicas[0]["port"], "6380");
+}

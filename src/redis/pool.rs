@@ -21,10 +21,23 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// a few cover overlapping rounds; more would only hold sockets and buffers.
 const MAX_IDLE_PER_ADDR: usize = 4;
 
+/// How often [`Pool::put`] sweeps stale connections of every address (the Codis
+/// janitor's cadence), so an address no longer called does not keep its sockets
+/// even if the owner never calls [`Pool::evict_idle`].
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The idle lists, behind the pool's mutex.
+#[derive(Debug)]
+struct Idle {
+    /// Per address, freshest first.
+    lists: HashMap<String, VecDeque<RespConn>>,
+    /// When stale connections of all addresses were last dropped.
+    last_sweep: Instant,
+}
+
 /// Idle connections per address, authenticating with one password.
 ///
 /// One pool per purpose: e.g. stats (with `product_auth`) and HA (no auth).
-#[derive(Debug)]
 pub struct Pool {
     /// Sent with `AUTH` on every new connection; empty means none.
     password: String,
@@ -33,8 +46,21 @@ pub struct Pool {
     /// a failed probe.
     idle_timeout: Duration,
     limits: Limits,
+    /// The interval of the automatic sweep ([`SWEEP_EVERY`]; shorter in tests).
+    sweep_every: Duration,
     /// A std mutex: it guards only list operations, never an `.await`.
-    idle: Mutex<HashMap<String, VecDeque<RespConn>>>,
+    idle: Mutex<Idle>,
+}
+
+// Written by hand so that the password never reaches a log line.
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("auth", &!self.password.is_empty())
+            .field("idle_timeout", &self.idle_timeout)
+            .field("idle", &self.idle_count())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pool {
@@ -45,7 +71,11 @@ impl Pool {
             password: password.to_owned(),
             idle_timeout: timeout,
             limits: Limits::default(),
-            idle: Mutex::new(HashMap::new()),
+            sweep_every: SWEEP_EVERY,
+            idle: Mutex::new(Idle {
+                lists: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
         }
     }
 
@@ -86,28 +116,31 @@ impl Pool {
         }
     }
 
-    /// Drops every stale idle connection: a janitor step for the owner to call
-    /// periodically, so addresses no longer probed do not keep sockets open.
+    /// Drops every stale idle connection now: a janitor step for the owner to
+    /// call periodically. The pool also does this by itself, at most once a
+    /// minute, when a connection is put back.
     pub fn evict_idle(&self) {
-        let now = Instant::now();
         let mut evicted = Vec::new();
-        {
-            let mut idle = self.lock();
-            for list in idle.values_mut() {
-                // Freshest first, so the stale ones are at the back.
-                while list.back().is_some_and(|c| self.is_stale(c, now)) {
-                    evicted.extend(list.pop_back());
-                }
-            }
-            idle.retain(|_, list| !list.is_empty());
-        }
+        self.sweep(&mut self.lock(), Instant::now(), &mut evicted);
         // Sockets close here, outside the lock.
         drop(evicted);
     }
 
     /// How many idle connections the pool holds, over all addresses.
     pub fn idle_count(&self) -> usize {
-        self.lock().values().map(VecDeque::len).sum()
+        self.lock().lists.values().map(VecDeque::len).sum()
+    }
+
+    /// Moves the stale connections of every address to `evicted`.
+    fn sweep(&self, idle: &mut Idle, now: Instant, evicted: &mut Vec<RespConn>) {
+        for list in idle.lists.values_mut() {
+            // Freshest first, so the stale ones are at the back.
+            while list.back().is_some_and(|c| self.is_stale(c, now)) {
+                evicted.extend(list.pop_back());
+            }
+        }
+        idle.lists.retain(|_, list| !list.is_empty());
+        idle.last_sweep = now;
     }
 
     /// The freshest usable idle connection to `addr`, if any.
@@ -117,17 +150,17 @@ impl Pool {
         let found = loop {
             let next = {
                 let mut idle = self.lock();
-                let list = idle.get_mut(addr)?;
+                let list = idle.lists.get_mut(addr)?;
                 let next = list.pop_front();
                 if list.is_empty() {
-                    idle.remove(addr);
+                    idle.lists.remove(addr);
                 }
                 next
             };
             match next {
                 None => break None,
-                // The freshest is stale, so all the others are too; they go on
-                // the next iterations or by the janitor.
+                // Try the next one. (If the freshest is stale, so are the rest,
+                // and this empties the list.)
                 Some(conn) if self.is_stale(&conn, now) || conn.is_closed_by_peer() => {
                     discarded.push(conn);
                 }
@@ -143,17 +176,22 @@ impl Pool {
         if conn.is_broken() {
             return;
         }
-        let overflow = {
+        let now = Instant::now();
+        let mut dropped = Vec::new();
+        {
             let mut idle = self.lock();
-            let list = idle.entry(conn.addr().to_owned()).or_default();
+            if now.saturating_duration_since(idle.last_sweep) >= self.sweep_every {
+                self.sweep(&mut idle, now, &mut dropped);
+            }
+            let list = idle.lists.entry(conn.addr().to_owned()).or_default();
             if list.len() < MAX_IDLE_PER_ADDR {
                 list.push_front(conn);
-                None
             } else {
-                Some(conn)
+                dropped.push(conn);
             }
-        };
-        drop(overflow);
+        }
+        // Sockets close here, outside the lock.
+        drop(dropped);
     }
 
     /// A new connection to `addr`, authenticated when the pool has a password.
@@ -179,7 +217,7 @@ impl Pool {
             && now.saturating_duration_since(conn.last_used()) >= self.idle_timeout
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<RespConn>>> {
+    fn lock(&self) -> MutexGuard<'_, Idle> {
         // The lists stay consistent even if a holder panicked: every critical
         // section is a single push or pop.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
@@ -246,6 +284,26 @@ mod tests {
         pool.call(&addr, &[b"PING"], T).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn put_sweeps_other_addresses() {
+        let (a, _) = pong_server().await;
+        let (b, _) = pong_server().await;
+        let mut pool = Pool::new("", Duration::from_millis(30));
+        pool.sweep_every = Duration::from_millis(30);
+        pool.call(&a, &[b"PING"], T).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        // No call to `a` and no evict_idle: the put after the call to `b` sweeps.
+        pool.call(&b, &[b"PING"], T).await.unwrap();
+        assert_eq!(pool.idle_count(), 1);
+        assert!(pool.lock().lists.contains_key(&b));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let shown = format!("{:?}", Pool::new("s3cret", Duration::ZERO));
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[tokio::test]

@@ -80,23 +80,17 @@ impl PooledProbe {
         name: &str,
         timeout: Duration,
     ) -> Result<Option<Vec<BTreeMap<String, String>>>, RedisError> {
-        let mut reply = Err(RedisError::Reply {
-            addr: addr.to_owned(),
-            reason: "no reply".into(),
-        });
-        for sub in [&b"replicas"[..], b"slaves"] {
-            reply = self
-                .sentinels
-                .call(addr, &[b"SENTINEL", sub, name.as_bytes()], timeout)
+        let pool = &self.sentinels;
+        let name = name.as_bytes();
+        let mut reply = pool
+            .call(addr, &[b"SENTINEL", b"replicas", name], timeout)
+            .await;
+        if matches!(&reply, Err(RedisError::Reply { reason, .. })
+            if reason.to_ascii_lowercase().contains("unknown"))
+        {
+            reply = pool
+                .call(addr, &[b"SENTINEL", b"slaves", name], timeout)
                 .await;
-            match &reply {
-                Err(RedisError::Reply { reason, .. })
-                    if reason.to_ascii_lowercase().contains("unknown") =>
-                {
-                    continue;
-                }
-                _ => break,
-            }
         }
         match reply {
             Ok(v) => records(addr, "SENTINEL replicas", v).map(Some),
