@@ -67,6 +67,12 @@ pub struct Config {
     pub sentinel_notification_script: String,
     /// Sentinel `client-reconfig-script` (set only when non-empty).
     pub sentinel_client_reconfig_script: String,
+    /// How long a sync action waits for a replica's link to come up.
+    pub sync_link_timeout: Duration,
+    /// How long a promote waits for the replica to get close to the master.
+    pub promote_catchup_timeout: Duration,
+    /// The longest a promote pauses writes on the old master.
+    pub promote_max_write_pause: Duration,
     /// Period of the stats refresh task.
     pub stats_refresh_period: Duration,
     /// How long in-flight RPCs may run after a shutdown signal.
@@ -102,6 +108,9 @@ struct RawConfig {
     sentinel_failover_timeout: Option<toml::Value>,
     sentinel_notification_script: Option<String>,
     sentinel_client_reconfig_script: Option<String>,
+    sync_link_timeout: Option<toml::Value>,
+    promote_catchup_timeout: Option<toml::Value>,
+    promote_max_write_pause: Option<toml::Value>,
     stats_refresh_period: Option<toml::Value>,
     shutdown_grace: Option<toml::Value>,
     log_level: Option<String>,
@@ -267,6 +276,17 @@ impl Config {
             )?,
             sentinel_notification_script: r.sentinel_notification_script.unwrap_or_default(),
             sentinel_client_reconfig_script: r.sentinel_client_reconfig_script.unwrap_or_default(),
+            sync_link_timeout: duration("sync_link_timeout", r.sync_link_timeout, "5s")?,
+            promote_catchup_timeout: duration(
+                "promote_catchup_timeout",
+                r.promote_catchup_timeout,
+                "5s",
+            )?,
+            promote_max_write_pause: duration(
+                "promote_max_write_pause",
+                r.promote_max_write_pause,
+                "1s",
+            )?,
             stats_refresh_period: duration("stats_refresh_period", r.stats_refresh_period, "1s")?,
             shutdown_grace: duration("shutdown_grace", r.shutdown_grace, "10s")?,
             log_level: r.log_level.unwrap_or_else(|| "info".into()),

@@ -10,15 +10,20 @@
 //! store, so the cache never shows what was not written.
 
 mod error;
+pub mod events;
 mod groups;
+pub mod promote;
 pub mod rebalance;
+pub mod sentinels;
 mod slots;
 pub mod stats;
+pub mod sync;
 pub mod table;
 pub mod view;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -29,7 +34,7 @@ pub use table::SlotTable;
 use crate::model::{
     ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
 };
-use crate::redis::{RedisAdmin, StatsProbe};
+use crate::redis::{HaAdmin, RedisAdmin, StatsProbe};
 use crate::store::{LockState, ProductData, Store, StoreBatch};
 
 /// Settings the core needs from the configuration.
@@ -39,6 +44,65 @@ pub struct Settings {
     pub product: String,
     /// How proxies serve migrating keys (part of every slot view).
     pub method: ForwardMethod,
+    /// Replication and high-availability settings.
+    pub ha: HaSettings,
+}
+
+/// Replication, promote and Sentinel settings.
+#[derive(Debug, Clone)]
+pub struct HaSettings {
+    /// The Redis password (`auth-pass` for the Sentinels).
+    pub product_auth: String,
+    /// Deadline of one SLAVEOF transaction.
+    pub sync_timeout: Duration,
+    /// How long a sync action waits for a replica's link to come up.
+    pub sync_link_timeout: Duration,
+    /// How long a promote waits for the replica to get close to the master.
+    pub promote_catchup_timeout: Duration,
+    /// The longest a promote pauses writes on the old master.
+    pub promote_max_write_pause: Duration,
+    /// Sentinel settings.
+    pub sentinel: SentinelSettings,
+}
+
+/// What `SENTINEL MONITOR` / `SENTINEL SET` are given.
+#[derive(Debug, Clone)]
+pub struct SentinelSettings {
+    /// Deadline of sentinel admin operations.
+    pub client_timeout: Duration,
+    /// `monitor` quorum.
+    pub quorum: u32,
+    /// `parallel-syncs`.
+    pub parallel_syncs: u32,
+    /// `down-after-milliseconds`.
+    pub down_after: Duration,
+    /// `failover-timeout`.
+    pub failover_timeout: Duration,
+    /// `notification-script` (when non-empty).
+    pub notification_script: String,
+    /// `client-reconfig-script` (when non-empty).
+    pub client_reconfig_script: String,
+}
+
+impl Default for HaSettings {
+    fn default() -> Self {
+        HaSettings {
+            product_auth: String::new(),
+            sync_timeout: Duration::from_secs(10),
+            sync_link_timeout: Duration::from_secs(5),
+            promote_catchup_timeout: Duration::from_secs(5),
+            promote_max_write_pause: Duration::from_secs(1),
+            sentinel: SentinelSettings {
+                client_timeout: Duration::from_secs(10),
+                quorum: 2,
+                parallel_syncs: 1,
+                down_after: Duration::from_secs(30),
+                failover_timeout: Duration::from_secs(300),
+                notification_script: String::new(),
+                client_reconfig_script: String::new(),
+            },
+        }
+    }
 }
 
 /// What the coordinator talks to.
@@ -49,6 +113,8 @@ pub struct Backends {
     pub redis: Arc<dyn RedisAdmin>,
     /// Stats probes (pooled connections).
     pub probe: Arc<dyn StatsProbe>,
+    /// Replication and Sentinel operations.
+    pub ha: Arc<dyn HaAdmin>,
 }
 
 /// The coordinator of one product.
@@ -57,6 +123,13 @@ pub struct Coordinator {
     store: Store,
     redis: Arc<dyn RedisAdmin>,
     probe: Arc<dyn StatsProbe>,
+    ha: Arc<dyn HaAdmin>,
+    /// Master switches and promotes.
+    events: events::Events,
+    /// Masters as the Sentinels last reported them.
+    ha_masters: Mutex<BTreeMap<u32, String>>,
+    /// Keeps promotes from interleaving.
+    promote: tokio::sync::Mutex<()>,
     /// The latest stats round.
     stats: watch::Sender<Arc<StatsRound>>,
     /// Keeps stats rounds from overlapping.
@@ -97,6 +170,7 @@ impl Coordinator {
             store,
             redis,
             probe,
+            ha,
         } = backends;
         let data = store.load().await?;
         let epoch: Arc<str> = new_epoch(&owner).into();
@@ -107,6 +181,10 @@ impl Coordinator {
             store,
             redis,
             probe,
+            ha,
+            events: events::Events::default(),
+            ha_masters: Mutex::new(BTreeMap::new()),
+            promote: tokio::sync::Mutex::new(()),
             stats: watch::channel(Arc::new(StatsRound::empty())).0,
             refresh: tokio::sync::Mutex::new(()),
             owner,
@@ -130,6 +208,17 @@ impl Coordinator {
     /// The configured forward method.
     pub fn method(&self) -> ForwardMethod {
         self.settings.method
+    }
+
+    /// Recent master changes, oldest first.
+    pub fn events(&self) -> Vec<events::Event> {
+        self.events.list()
+    }
+
+    /// Slot migration batches running now (promote waits for none).
+    pub fn migrations_running(&self) -> u32 {
+        // The slot-action engine arrives with the migration capability.
+        0
     }
 
     /// Whether this instance holds its ownership lock (and so may write).

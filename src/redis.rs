@@ -3,6 +3,7 @@
 //! [`Connector`], the real implementation.
 
 mod conn;
+mod ha;
 mod info;
 mod pool;
 mod resp;
@@ -14,9 +15,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use conn::Connector;
+pub use ha::PooledHa;
 pub use info::parse_info;
 pub use pool::Pool;
 pub use resp::{Limits, RespConn, Value};
+pub use resp::{Push, Subscription};
 pub use stats::PooledProbe;
 
 use crate::model::{InfoMap, SentinelReport, ServerKind};
@@ -82,6 +85,99 @@ pub trait StatsProbe: Send + Sync {
         product: &str,
         timeout: Duration,
     ) -> Result<SentinelReport, RedisError>;
+}
+
+/// A `+switch-master` announcement from a Sentinel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwitchMaster {
+    /// The monitoring name (`<product>-<gid>`).
+    pub name: String,
+    /// The old master, `ip:port`.
+    pub old: String,
+    /// The new master, `ip:port`.
+    pub new: String,
+}
+
+/// What a Sentinel is told to monitor.
+#[derive(Debug, Clone, Copy)]
+pub struct MonitorSpec<'a> {
+    /// The monitoring name (`<product>-<gid>`).
+    pub name: &'a str,
+    /// The master's IP (Sentinel needs an IP).
+    pub master_ip: &'a str,
+    /// The master's port.
+    pub master_port: u16,
+    /// Sentinels that must agree the master is down.
+    pub quorum: u32,
+    /// `SENTINEL SET` pairs, in order.
+    pub settings: &'a [(String, String)],
+}
+
+/// A subscription to a Sentinel's `+switch-master` channel.
+#[async_trait]
+pub trait SwitchStream: Send {
+    /// The next announcement; an error means the subscription is gone (the caller
+    /// resubscribes with backoff).
+    async fn next(&mut self) -> Result<SwitchMaster, RedisError>;
+}
+
+/// Replication and Sentinel operations (issue: replication and high availability).
+/// Group servers are reached with `product_auth`; Sentinels without a password.
+/// Every call is bounded by `timeout`, connect included.
+#[async_trait]
+pub trait HaAdmin: Send + Sync {
+    /// The SetMaster transaction on `addr`: `MULTI`, `CONFIG SET masterauth
+    /// <product_auth>`, `SLAVEOF <host> <port>` (or `SLAVEOF NO ONE` when `master`
+    /// is `None`), `CONFIG REWRITE`, `CLIENT KILL TYPE normal`, `EXEC`. An error
+    /// inside EXEC fails the call with Redis's text.
+    async fn set_master(
+        &self,
+        addr: &str,
+        master: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), RedisError>;
+    /// `INFO replication` of `addr`.
+    async fn replication(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError>;
+    /// `CLIENT PAUSE <ms> WRITE` on `addr`.
+    async fn pause_writes(
+        &self,
+        addr: &str,
+        pause: Duration,
+        timeout: Duration,
+    ) -> Result<(), RedisError>;
+    /// `CLIENT UNPAUSE` on `addr`.
+    async fn unpause(&self, addr: &str, timeout: Duration) -> Result<(), RedisError>;
+    /// Checks that `addr` is a Sentinel (`SENTINEL FLUSHCONFIG`).
+    async fn sentinel_probe(&self, addr: &str, timeout: Duration) -> Result<(), RedisError>;
+    /// `SENTINEL MASTERS` of a Sentinel, each entry as a field map.
+    async fn sentinel_masters(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Vec<BTreeMap<String, String>>, RedisError>;
+    /// Removes monitoring name `name` if the Sentinel knows it
+    /// (`SENTINEL GET-MASTER-ADDR-BY-NAME`, then `SENTINEL REMOVE`); whether it
+    /// existed.
+    async fn sentinel_remove(
+        &self,
+        addr: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<bool, RedisError>;
+    /// `SENTINEL MONITOR <name> <ip> <port> <quorum>`, then `SENTINEL SET <name>
+    /// <key> <value>` for each setting, in order. Errors name the command.
+    async fn sentinel_monitor(
+        &self,
+        addr: &str,
+        spec: &MonitorSpec<'_>,
+        timeout: Duration,
+    ) -> Result<(), RedisError>;
+    /// Subscribes to `+switch-master` on a Sentinel.
+    async fn subscribe_switch_master(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Box<dyn SwitchStream>, RedisError>;
 }
 
 /// The Redis operations the coordinator needs.

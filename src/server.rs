@@ -14,14 +14,14 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::coordinator::{Backends, Coordinator, Settings};
+use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::model::TopomRecord;
 use crate::pb;
-use crate::redis::{Connector, PooledProbe};
+use crate::redis::{Connector, PooledHa, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
-use crate::tasks::StatsRefreshTask;
+use crate::tasks::{SentinelWatchTask, StatsRefreshTask, SyncActionTask};
 
 /// Per-target deadline of the periodic stats rounds (reference §5.2).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -62,6 +62,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     let settings = Settings {
         product: config.product_name.clone(),
         method: config.migration_method,
+        ha: ha_settings(&config),
     };
     // Idle connections live 5 s (as Codis's stats pool), longer than the 1 s
     // between rounds, so rounds reuse them.
@@ -69,10 +70,12 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         &config.product_auth,
         Duration::from_secs(5),
     ));
+    let ha = Arc::new(PooledHa::new(&config.product_auth));
     let backends = Backends {
         store,
         redis,
         probe,
+        ha: ha.clone(),
     };
     let coordinator = match Coordinator::open(settings, backends, owner, lock.state()).await {
         Ok(c) => c,
@@ -114,6 +117,20 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
             coordinator: coordinator.clone(),
             period: config.stats_refresh_period,
             timeout: STATS_TIMEOUT,
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        SyncActionTask {
+            coordinator: coordinator.clone(),
+            period: Duration::from_secs(1),
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        SentinelWatchTask {
+            coordinator: coordinator.clone(),
+            ha,
         }
         .run(shutdown.clone()),
     );
@@ -317,5 +334,24 @@ fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
         sentinel_quorum: config.sentinel_quorum,
         stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
         admin_auth_required: !config.admin_token.is_empty(),
+    }
+}
+
+fn ha_settings(c: &Config) -> HaSettings {
+    HaSettings {
+        product_auth: c.product_auth.clone(),
+        sync_timeout: Duration::from_secs(10),
+        sync_link_timeout: c.sync_link_timeout,
+        promote_catchup_timeout: c.promote_catchup_timeout,
+        promote_max_write_pause: c.promote_max_write_pause,
+        sentinel: SentinelSettings {
+            client_timeout: c.sentinel_client_timeout,
+            quorum: c.sentinel_quorum,
+            parallel_syncs: c.sentinel_parallel_syncs,
+            down_after: c.sentinel_down_after,
+            failover_timeout: c.sentinel_failover_timeout,
+            notification_script: c.sentinel_notification_script.clone(),
+            client_reconfig_script: c.sentinel_client_reconfig_script.clone(),
+        },
     }
 }

@@ -1,6 +1,10 @@
 //! Background tasks. Each is a struct with `run(self, shutdown)`; the server
 //! spawns them into one tracker and joins them on shutdown.
 
+mod sentinel;
+
+pub use sentinel::SentinelWatchTask;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +46,41 @@ impl StatsRefreshTask {
                     }
                 }
                 // A round is bounded by its deadline, but shutdown need not wait for it.
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// Runs pending sync actions: each tick, one action after another until none is
+/// pending; after an error, waits 5 s before trying again.
+pub struct SyncActionTask {
+    /// The coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Time between checks.
+    pub period: Duration,
+}
+
+impl SyncActionTask {
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            let mut pause = self.period;
+            while self.coordinator.is_online() && !shutdown.is_cancelled() {
+                match self.coordinator.process_sync_action().await {
+                    Ok(Some(step)) => {
+                        tracing::info!(server = %step.addr, group = step.group_id, state = step.state.as_str(), "sync action done");
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sync action step failed");
+                        pause = Duration::from_secs(5);
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
                 () = shutdown.cancelled() => return,
             }
         }

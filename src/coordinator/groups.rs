@@ -3,7 +3,7 @@
 
 use super::error::{exists, not_found, precondition};
 use super::{Change, Coordinator, Result, check_addr, check_group_id};
-use crate::model::{Group, GroupServer, SlotMapping, SyncAction, SyncState};
+use crate::model::{Group, GroupServer, SlotMapping};
 use crate::store::ProductData;
 
 impl Coordinator {
@@ -178,121 +178,16 @@ impl Coordinator {
         })
         .await
     }
-
-    /// Republishes a group's slots (a new table revision) and clears its
-    /// out-of-sync flag.
-    pub async fn resync_group(&self, id: u32) -> Result<u64> {
-        check_group_id(id)?;
-        self.mutate(|d| {
-            let mut g = existing(d, id)?.clone();
-            g.out_of_sync = false;
-            Ok((
-                Change {
-                    groups: vec![g],
-                    bump: true,
-                    ..Change::default()
-                },
-                (),
-            ))
-        })
-        .await?;
-        Ok(self.table().revision)
-    }
-
-    /// [`Coordinator::resync_group`] for every group, in one revision.
-    pub async fn resync_group_all(&self) -> Result<u64> {
-        self.mutate(|d| {
-            let groups = d
-                .groups
-                .values()
-                .filter(|g| g.out_of_sync)
-                .map(|g| Group {
-                    out_of_sync: false,
-                    ..g.clone()
-                })
-                .collect();
-            Ok((
-                Change {
-                    groups,
-                    bump: true,
-                    ..Change::default()
-                },
-                (),
-            ))
-        })
-        .await?;
-        Ok(self.table().revision)
-    }
-
-    /// Queues a sync action for a group server (reference §3.3).
-    pub async fn create_sync_action(&self, addr: &str) -> Result<SyncAction> {
-        check_addr(addr)?;
-        self.mutate(|d| {
-            let (mut g, index) = server_of(d, addr)?;
-            check_not_promoting(&g)?;
-            if let Some(a) = &g.servers[index].action
-                && a.state == SyncState::Pending
-            {
-                return Err(exists(format!(
-                    "server {addr} already has a pending sync action"
-                )));
-            }
-            let next = d
-                .groups
-                .values()
-                .flat_map(|g| &g.servers)
-                .filter_map(|s| s.action.as_ref())
-                .filter(|a| a.state == SyncState::Pending)
-                .map(|a| a.index)
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let action = SyncAction {
-                index: next,
-                state: SyncState::Pending,
-                error: String::new(),
-            };
-            g.servers[index].action = Some(action.clone());
-            Ok((
-                Change {
-                    groups: vec![g],
-                    ..Change::default()
-                },
-                action,
-            ))
-        })
-        .await
-    }
-
-    /// Clears a server's sync action, whatever its state.
-    pub async fn remove_sync_action(&self, addr: &str) -> Result<()> {
-        check_addr(addr)?;
-        self.mutate(|d| {
-            let (mut g, index) = server_of(d, addr)?;
-            check_not_promoting(&g)?;
-            if g.servers[index].action.take().is_none() {
-                return Err(not_found(format!("server {addr} has no sync action")));
-            }
-            Ok((
-                Change {
-                    groups: vec![g],
-                    ..Change::default()
-                },
-                (),
-            ))
-        })
-        .await
-    }
 }
 
-fn existing(d: &ProductData, id: u32) -> Result<&Group> {
+pub(super) fn existing(d: &ProductData, id: u32) -> Result<&Group> {
     d.groups
         .get(&id)
         .ok_or_else(|| not_found(format!("group-{id} does not exist")))
 }
 
 /// The group holding `addr` and its index there.
-fn server_of(d: &ProductData, addr: &str) -> Result<(Group, usize)> {
+pub(super) fn server_of(d: &ProductData, addr: &str) -> Result<(Group, usize)> {
     d.groups
         .values()
         .find_map(|g| g.position(addr).map(|i| (g.clone(), i)))
@@ -309,7 +204,7 @@ fn check_addr_unused(d: &ProductData, addr: &str) -> Result<()> {
     }
 }
 
-fn check_not_promoting(g: &Group) -> Result<()> {
+pub(super) fn check_not_promoting(g: &Group) -> Result<()> {
     match g.promoting {
         Some(p) => Err(precondition(format!(
             "group-{} is promoting server index {} (state {}); wait for the switchover to finish",
@@ -327,7 +222,7 @@ pub(super) fn refers_to(m: &SlotMapping, id: u32) -> bool {
 }
 
 /// Group membership changed: the sentinels' monitoring may no longer match.
-fn mark_sentinels_stale(d: &ProductData, change: &mut Change) {
+pub(super) fn mark_sentinels_stale(d: &ProductData, change: &mut Change) {
     if !d.sentinel.servers.is_empty() && !d.sentinel.out_of_sync {
         change.sentinel = Some(crate::model::Sentinel {
             out_of_sync: true,

@@ -72,7 +72,8 @@ pub fn slot(v: &SlotView) -> pb::Slot {
     }
 }
 
-fn sync_state(s: SyncState) -> pb::SyncActionState {
+/// Sync action state → proto enum.
+pub fn sync_state(s: SyncState) -> pb::SyncActionState {
     match s {
         SyncState::Pending => pb::SyncActionState::Pending,
         SyncState::Syncing => pb::SyncActionState::Syncing,
@@ -160,5 +161,53 @@ pub fn topom_model(t: &model::TopomRecord) -> pb::TopomModel {
         pwd: t.pwd.clone(),
         sys: t.sys.clone(),
         hostname: t.hostname.clone(),
+    }
+}
+
+/// A Sentinel's report → proto stats (fields and monitored groups).
+pub fn sentinel_report(r: &model::SentinelReport) -> pb::RedisStats {
+    pb::RedisStats {
+        fields: r.info.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        sentinel: r
+            .monitored
+            .iter()
+            .map(|(name, g)| {
+                (
+                    name.clone(),
+                    pb::SentinelGroup {
+                        master: g
+                            .master
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        replicas: g
+                            .replicas
+                            .iter()
+                            .map(|r| pb::SentinelReplica {
+                                fields: r.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            })
+                            .collect(),
+                    },
+                )
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A master-change event → proto.
+pub fn event(e: &crate::coordinator::events::Event) -> pb::Event {
+    use crate::coordinator::events::EventKind;
+    pb::Event {
+        kind: match e.kind {
+            EventKind::MasterSwitch => pb::EventKind::MasterSwitch,
+            EventKind::Promote => pb::EventKind::Promote,
+        } as i32,
+        time: Some(e.time.into()),
+        group_id: e.group_id,
+        old_master: e.old_master.clone(),
+        new_master: e.new_master.clone(),
+        revision: e.revision,
+        detail: e.detail.clone(),
     }
 }

@@ -12,7 +12,7 @@ use super::convert;
 use super::encoded::Encoded;
 use crate::coordinator::stats::{SentinelStats, ServerStats, ServerSummary};
 use crate::coordinator::{Coordinator, StatsRound};
-use crate::model::{InfoMap, Probe, ProbeOutcome, SentinelReport};
+use crate::model::{InfoMap, Probe, ProbeOutcome};
 use crate::pb;
 
 /// The stream type of WatchStats.
@@ -173,7 +173,15 @@ pub fn snapshot(c: &Coordinator, closed: bool) -> pb::StatsSnapshot {
                 .iter()
                 .map(|s| sentinel_stats(s, None))
                 .collect(),
-            masters: round.sentinel_masters(c.product()).into_iter().collect(),
+            masters: {
+                // What the Sentinel watcher last read, else what the stats saw.
+                let reported = c.reported_masters();
+                if reported.is_empty() {
+                    round.sentinel_masters(c.product()).into_iter().collect()
+                } else {
+                    reported.into_iter().collect()
+                }
+            },
         }),
         round: round.seq,
     }
@@ -255,30 +263,10 @@ fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::Serve
 
 fn sentinel_stats(s: &SentinelStats, fields: Option<&BTreeSet<String>>) -> pb::SentinelStats {
     let mut stats = base(&s.probe);
-    if let ProbeOutcome::Ok(SentinelReport { info, monitored }) = &s.probe.outcome {
-        stats.fields = keep_fields(info, fields);
-        stats.sentinel = monitored
-            .iter()
-            .map(|(name, g)| {
-                (
-                    name.clone(),
-                    pb::SentinelGroup {
-                        master: g
-                            .master
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                        replicas: g
-                            .replicas
-                            .iter()
-                            .map(|r| pb::SentinelReplica {
-                                fields: r.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                            })
-                            .collect(),
-                    },
-                )
-            })
-            .collect();
+    if let ProbeOutcome::Ok(report) = &s.probe.outcome {
+        let full = convert::sentinel_report(report);
+        stats.fields = keep_fields(&report.info, fields);
+        stats.sentinel = full.sentinel;
     }
     pb::SentinelStats {
         addr: s.addr.clone(),

@@ -76,7 +76,6 @@ fn later<T>(what: &str, issue: &str) -> Reply<T> {
     )))
 }
 
-const HA: &str = "replication and high availability (sync actions, promote, sentinels)";
 const MIGRATION: &str =
     "proxies and slot migration (RegisterProxy, WatchSlots, the slot-action engine)";
 
@@ -153,16 +152,33 @@ impl Topom for TopomService {
 
     async fn get_sentinel_info(
         &self,
-        _: Request<pb::GetSentinelInfoRequest>,
+        r: Request<pb::GetSentinelInfoRequest>,
     ) -> Reply<pb::GetSentinelInfoResponse> {
-        later("GetSentinelInfo", HA)
+        let r = r.into_inner();
+        let report = self.coordinator.sentinel_info(&r.addr).await?;
+        let stats = convert::sentinel_report(&report);
+        Ok(Response::new(pb::GetSentinelInfoResponse {
+            fields: stats.fields,
+            monitored: if r.monitored {
+                stats.sentinel
+            } else {
+                Default::default()
+            },
+        }))
     }
 
     async fn list_events(
         &self,
-        _: Request<pb::ListEventsRequest>,
+        _r: Request<pb::ListEventsRequest>,
     ) -> Reply<pb::ListEventsResponse> {
-        later("ListEvents", HA)
+        Ok(Response::new(pb::ListEventsResponse {
+            events: self
+                .coordinator
+                .events()
+                .iter()
+                .map(convert::event)
+                .collect(),
+        }))
     }
 
     async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Reply<pb::GetStatsResponse> {
@@ -406,9 +422,14 @@ impl Topom for TopomService {
 
     async fn promote_server(
         &self,
-        _: Request<pb::PromoteServerRequest>,
+        r: Request<pb::PromoteServerRequest>,
     ) -> Reply<pb::PromoteServerResponse> {
-        later("PromoteServer", HA)
+        let r = r.into_inner();
+        let out = self.coordinator.promote_server(r.group_id, &r.addr).await?;
+        Ok(Response::new(pb::PromoteServerResponse {
+            group: Some(convert::group(&out.group)),
+            write_pause: prost_types::Duration::try_from(out.write_pause).ok(),
+        }))
     }
 
     async fn resync_group(
@@ -479,9 +500,20 @@ impl Topom for TopomService {
 
     async fn process_sync_action(
         &self,
-        _: Request<pb::ProcessSyncActionRequest>,
+        _r: Request<pb::ProcessSyncActionRequest>,
     ) -> Reply<pb::ProcessSyncActionResponse> {
-        later("ProcessSyncAction", HA)
+        let step = self.coordinator.process_sync_action().await?;
+        Ok(Response::new(match step {
+            None => pb::ProcessSyncActionResponse::default(),
+            Some(s) => pb::ProcessSyncActionResponse {
+                processed: true,
+                addr: s.addr,
+                group_id: s.group_id,
+                state: convert::sync_state(s.state) as i32,
+                error: s.error,
+                master_addr: s.master,
+            },
+        }))
     }
 
     async fn list_sentinels(
@@ -495,23 +527,33 @@ impl Topom for TopomService {
 
     async fn add_sentinel(
         &self,
-        _: Request<pb::AddSentinelRequest>,
+        r: Request<pb::AddSentinelRequest>,
     ) -> Reply<pb::AddSentinelResponse> {
-        later("AddSentinel", HA)
+        let s = self.coordinator.add_sentinel(&r.into_inner().addr).await?;
+        Ok(Response::new(pb::AddSentinelResponse {
+            sentinel: Some(convert::sentinel(&s)),
+        }))
     }
 
     async fn remove_sentinel(
         &self,
-        _: Request<pb::RemoveSentinelRequest>,
+        r: Request<pb::RemoveSentinelRequest>,
     ) -> Reply<pb::RemoveSentinelResponse> {
-        later("RemoveSentinel", HA)
+        let r = r.into_inner();
+        let s = self.coordinator.remove_sentinel(&r.addr, r.force).await?;
+        Ok(Response::new(pb::RemoveSentinelResponse {
+            sentinel: Some(convert::sentinel(&s)),
+        }))
     }
 
     async fn resync_sentinels(
         &self,
-        _: Request<pb::ResyncSentinelsRequest>,
+        _r: Request<pb::ResyncSentinelsRequest>,
     ) -> Reply<pb::ResyncSentinelsResponse> {
-        later("ResyncSentinels", HA)
+        let s = self.coordinator.resync_sentinels().await?;
+        Ok(Response::new(pb::ResyncSentinelsResponse {
+            sentinel: Some(convert::sentinel(&s)),
+        }))
     }
 
     async fn list_proxies(

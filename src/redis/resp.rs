@@ -298,7 +298,7 @@ fn parse_len(text: &[u8]) -> Result<Option<usize>, ReadError> {
 }
 
 /// Whether an error reply means our credentials were missing or refused.
-fn is_auth_error(msg: &str) -> bool {
+pub(crate) fn is_auth_error(msg: &str) -> bool {
     msg.starts_with("NOAUTH") || msg.starts_with("WRONGPASS")
 }
 
@@ -414,6 +414,210 @@ impl RespConn {
             // 0 bytes: EOF; any byte: an unsolicited reply, so we are out of step.
             Ok(_) => true,
         }
+    }
+}
+
+// === pipelines and subscriptions ===
+
+impl RespConn {
+    /// Sends `cmds` in one write and reads one reply per command, in order.
+    /// Unlike [`RespConn::call`], error replies come back as [`Value::Error`]:
+    /// in a transaction each reply is judged by the caller. An I/O or protocol
+    /// error (or a dropped future) breaks the connection.
+    pub async fn pipeline(&mut self, cmds: &[&[&[u8]]]) -> Result<Vec<Value>, RedisError> {
+        self.start_exchange()?;
+        self.out.clear();
+        for args in cmds {
+            encode(args, &mut self.out);
+        }
+        self.write_out().await?;
+        let mut replies = Vec::with_capacity(cmds.len());
+        for _ in cmds {
+            replies.push(self.read_reply().await?);
+        }
+        self.finish_exchange();
+        Ok(replies)
+    }
+
+    /// Sends `SUBSCRIBE <channels>` and checks one confirmation per channel
+    /// (`["subscribe", channel, count]`). The connection then only receives
+    /// pushed messages, so it is consumed: a subscribed connection can never
+    /// return to a pool. Not bounded by time; the caller wraps it in a timeout.
+    pub async fn subscribe(mut self, channels: &[&[u8]]) -> Result<Subscription, RedisError> {
+        self.start_exchange()?;
+        self.out.clear();
+        let mut args: Vec<&[u8]> = Vec::with_capacity(channels.len() + 1);
+        args.push(b"SUBSCRIBE");
+        args.extend_from_slice(channels);
+        encode(&args, &mut self.out);
+        self.write_out().await?;
+        for channel in channels {
+            match self.read_reply().await? {
+                Value::Array(items)
+                    if items.len() == 3
+                        && items[0].as_bytes() == Some(b"subscribe")
+                        && items[1].as_bytes() == Some(channel)
+                        && matches!(items[2], Value::Int(_)) => {}
+                // The server refused (e.g. NOAUTH) and is still in step.
+                Value::Error(reason) => {
+                    self.finish_exchange();
+                    return Err(self.error_reply(reason));
+                }
+                other => {
+                    return Err(RedisError::Reply {
+                        addr: self.addr.clone(),
+                        reason: format!("unexpected reply to SUBSCRIBE: {other:?}"),
+                    });
+                }
+            }
+        }
+        self.finish_exchange();
+        Ok(Subscription { conn: self })
+    }
+
+    /// Refuses a broken connection, else marks an exchange as started: until
+    /// [`RespConn::finish_exchange`], the stream may be out of step.
+    fn start_exchange(&mut self) -> Result<(), RedisError> {
+        if self.broken {
+            return Err(RedisError::Connect {
+                addr: self.addr.clone(),
+                reason: "connection unusable after an earlier failed or cancelled call".into(),
+            });
+        }
+        self.broken = true;
+        Ok(())
+    }
+
+    fn finish_exchange(&mut self) {
+        self.broken = false;
+        self.last_used = Instant::now();
+    }
+
+    /// Writes the encoded commands in `out`.
+    async fn write_out(&mut self) -> Result<(), RedisError> {
+        self.stream
+            .get_mut()
+            .write_all(&self.out)
+            .await
+            .map_err(|e| ReadError::Io(e).into_redis(&self.addr))
+    }
+
+    async fn read_reply(&mut self) -> Result<Value, RedisError> {
+        read_value(&mut self.stream, &self.limits)
+            .await
+            .map_err(|e| e.into_redis(&self.addr))
+    }
+
+    /// An error reply as a [`RedisError`].
+    fn error_reply(&self, reason: String) -> RedisError {
+        let addr = self.addr.clone();
+        if is_auth_error(&reason) {
+            RedisError::Auth { addr, reason }
+        } else {
+            RedisError::Reply { addr, reason }
+        }
+    }
+}
+
+/// A connection in RESP2 subscribed mode, made by [`RespConn::subscribe`]. It
+/// receives pushed messages; the only command it sends is `PING`, to check
+/// that a quiet channel is still connected.
+#[derive(Debug)]
+pub struct Subscription {
+    conn: RespConn,
+}
+
+/// One pushed reply on a [`Subscription`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Push {
+    /// `["message", channel, payload]`: something published on a channel.
+    Message {
+        /// The channel it was published on.
+        channel: Vec<u8>,
+        /// What was published.
+        payload: Vec<u8>,
+    },
+    /// `["pong", ""]`: the answer to [`Subscription::ping`].
+    Pong,
+    /// Anything else, as received (e.g. a later subscribe confirmation).
+    Other(Value),
+}
+
+impl Subscription {
+    /// The address of the server.
+    pub fn addr(&self) -> &str {
+        &self.conn.addr
+    }
+
+    /// Waits, without a time limit, for the next pushed reply. A closed or
+    /// broken connection is an error ([`RedisError::Connect`]).
+    ///
+    /// Cancel-safe while nothing has arrived: the wait for the first byte
+    /// consumes nothing, so dropping the future then (a timeout, a shutdown)
+    /// leaves the subscription usable. Dropping it half way through a reply
+    /// breaks the connection.
+    pub async fn next_push(&mut self) -> Result<Push, RedisError> {
+        let conn = &mut self.conn;
+        if conn.broken {
+            return Err(RedisError::Connect {
+                addr: conn.addr.clone(),
+                reason: "subscription unusable after an earlier failed or cancelled read".into(),
+            });
+        }
+        let arrived = match conn.stream.fill_buf().await {
+            Ok(buf) => !buf.is_empty(),
+            Err(e) => {
+                conn.broken = true;
+                return Err(ReadError::Io(e).into_redis(&conn.addr));
+            }
+        };
+        if !arrived {
+            conn.broken = true;
+            return Err(ReadError::Eof { mid_reply: false }.into_redis(&conn.addr));
+        }
+        conn.broken = true;
+        let value = conn.read_reply().await?;
+        conn.finish_exchange();
+        Ok(match value {
+            Value::Array(mut items)
+                if items.len() == 3 && items[0].as_bytes() == Some(b"message") =>
+            {
+                match (items.pop(), items.pop()) {
+                    (Some(Value::Bulk(payload)), Some(Value::Bulk(channel))) => {
+                        Push::Message { channel, payload }
+                    }
+                    (payload, channel) => {
+                        items.extend(channel);
+                        items.extend(payload);
+                        Push::Other(Value::Array(items))
+                    }
+                }
+            }
+            Value::Array(items) if items.first().and_then(Value::as_bytes) == Some(b"pong") => {
+                Push::Pong
+            }
+            other => Push::Other(other),
+        })
+    }
+
+    /// Sends `PING`; its answer arrives as [`Push::Pong`] among the messages.
+    /// Dropping the future half way through the write breaks the connection.
+    pub async fn ping(&mut self) -> Result<(), RedisError> {
+        let conn = &mut self.conn;
+        // Not start_exchange: a read may be pending (the server's answer comes
+        // through next_push), but a write cut short leaves a partial command.
+        if conn.broken {
+            return Err(RedisError::Connect {
+                addr: conn.addr.clone(),
+                reason: "subscription unusable after an earlier failed or cancelled call".into(),
+            });
+        }
+        conn.broken = true;
+        conn.out.clear();
+        encode(&[b"PING"], &mut conn.out);
+        conn.write_out().await?;
+        conn.broken = false;
+        Ok(())
     }
 }
 
@@ -683,6 +887,128 @@ mod tests {
         let r = tokio::time::timeout(Duration::from_millis(50), c.call(&[b"PING"])).await;
         assert!(r.is_err(), "the call should have timed out");
         assert!(c.is_broken());
+    }
+
+    /// A listener whose first connection gets `script[i]` written after the
+    /// client's i-th write, then is held open until the client leaves.
+    async fn scripted_server(script: &'static [&'static [u8]]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            for part in script {
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(part).await;
+            }
+            while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn pipelines_keep_error_replies() {
+        let addr = scripted_server(&[b"+OK\r\n-ERR no\r\n:3\r\n"]).await;
+        let mut c = RespConn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let replies = c
+            .pipeline(&[&[b"MULTI"], &[b"X"], &[b"EXEC"]])
+            .await
+            .unwrap();
+        assert_eq!(
+            replies,
+            [
+                Value::Simple("OK".into()),
+                Value::Error("ERR no".into()),
+                Value::Int(3)
+            ]
+        );
+        assert!(!c.is_broken());
+    }
+
+    fn message(channel: &str, payload: &str) -> Push {
+        Push::Message {
+            channel: channel.as_bytes().to_vec(),
+            payload: payload.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn subscriptions() {
+        let addr = scripted_server(&[
+            b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n\
+              *3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n\
+              *3\r\n$7\r\nmessage\r\n$2\r\nch\r\n:1\r\n",
+            // The answer to PING, then another message.
+            b"*2\r\n$4\r\npong\r\n$0\r\n\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+        ])
+        .await;
+        let c = RespConn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let mut sub = c.subscribe(&[b"ch"]).await.unwrap();
+        assert_eq!(sub.next_push().await.unwrap(), message("ch", "hello"));
+        assert!(matches!(
+            sub.next_push().await.unwrap(),
+            Push::Other(Value::Array(items)) if items.len() == 3
+        ));
+        // A wait cut short before anything arrives loses nothing.
+        let quiet = tokio::time::timeout(Duration::from_millis(50), sub.next_push()).await;
+        assert!(quiet.is_err(), "{quiet:?}");
+        sub.ping().await.unwrap();
+        assert_eq!(sub.next_push().await.unwrap(), Push::Pong);
+        assert_eq!(sub.next_push().await.unwrap(), message("ch", "hi"));
+        assert_eq!(sub.addr(), addr);
+    }
+
+    #[tokio::test]
+    async fn a_refused_subscribe() {
+        let addr = scripted_server(&[b"-NOAUTH Authentication required.\r\n"]).await;
+        let c = RespConn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let r = c.subscribe(&[b"ch"]).await;
+        assert!(matches!(r, Err(RedisError::Auth { .. })), "{r:?}");
+
+        let addr = scripted_server(&[b"+OK\r\n"]).await;
+        let c = RespConn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap();
+        match c.subscribe(&[b"ch"]).await {
+            Err(RedisError::Reply { reason, .. }) => assert!(reason.contains("SUBSCRIBE")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_subscription_is_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = sock.read(&mut buf).await;
+            let _ = sock
+                .write_all(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n*3\r\n$7\r\nmess")
+                .await;
+            // Dropped half way through a message.
+        });
+        let c = RespConn::connect(&addr, Duration::from_secs(1))
+            .await
+            .unwrap();
+        let mut sub = c.subscribe(&[b"ch"]).await.unwrap();
+        match sub.next_push().await {
+            Err(RedisError::Connect { reason, .. }) => {
+                assert!(reason.contains("middle"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            sub.next_push().await,
+            Err(RedisError::Connect { .. })
+        ));
+        assert!(sub.ping().await.is_err());
     }
 
     #[tokio::test]

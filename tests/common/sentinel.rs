@@ -82,6 +82,12 @@ impl SentinelServer {
         self.child.kill();
     }
 
+    /// Sends `signal` (e.g. `"STOP"`, `"CONT"`) without waiting: a stopped
+    /// Sentinel keeps its sockets open but answers nothing.
+    pub fn signal(&self, signal: &str) {
+        self.child.signal(signal);
+    }
+
     /// Waits until *this* Sentinel answers `PING` on its port and `INFO server`
     /// names our child's pid (not another test's server on the same port).
     async fn wait_ready(&mut self) -> Result<(), String> {
