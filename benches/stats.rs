@@ -5,7 +5,7 @@
 //!
 //! The fake responders are benchmark-only: one current-thread tokio runtime on its
 //! own thread in this process, listening on up to 1024 + 102 loopback ports and
-//! speaking just enough RESP2 (`INFO [section]` with a ~5 KB Redis 7.2 INFO text,
+//! speaking just enough RESP2 (`INFO [section]` with a ~4.7 KB Redis 7.2 INFO text,
 //! `AUTH`, `PING`, anything else `-ERR unknown command`); a "silent" responder
 //! accepts and never answers. The topology is written straight into a local store
 //! (groups of 4: one master, three replicas that name it as their master), then the
@@ -20,11 +20,16 @@
 //!    subscribers over 25 HTTP/2 connections; delivery delay (`now - finished_at`)
 //!    and the server's RSS growth per subscriber. Subscribers decode only `round`
 //!    and `finished_at` (prost skips the rest).
+//!    3f. The same with `fields = ["used_memory"]`: small messages, so the cost of
+//!    the fan-out itself (each filtered subscriber gets its own encoding).
+//!
+//! `-- --only 1|2|3|3f` runs one part.
 //!
 //! The bench clients run on the main thread (a current-thread runtime), so this
 //! process uses two busy threads next to topom's two workers: on a 2-core machine
 //! they compete. The CPU of the responders and of the clients is printed with each
-//! figure so the distortion can be judged.
+//! figure, and so is the CPU other processes on the machine used meanwhile, so the
+//! distortion can be judged.
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
@@ -54,10 +59,10 @@ const SERVERS_PER_GROUP: usize = 4;
 const LAG_STEP: i64 = 4096;
 /// Big enough for a RefreshRedisStats answer at 1024 targets (~6 MB).
 const MAX_MESSAGE: usize = 256 << 20;
-/// HTTP/2 windows of the bench clients: the messages are megabytes, and the
-/// 64 KB default would make every message wait for window updates.
-const STREAM_WINDOW: u32 = 8 << 20;
-const CONNECTION_WINDOW: u32 = 64 << 20;
+/// HTTP/2 stream window of the bench clients: hyper's client default (2 MB). A
+/// connection gets this much per stream it carries (at least hyper's 5 MB), as if
+/// each subscriber had a connection of its own.
+const STREAM_WINDOW: u32 = 2 << 20;
 
 /// What a run does; `--quick` shrinks everything for a smoke run.
 struct Plan {
@@ -166,12 +171,42 @@ fn nofile_soft() -> Option<u64> {
         .ok()
 }
 
-/// CPU of the three parties: topom, the responders' thread, the clients' thread.
+/// Busy and total jiffies of all CPUs, from the first line of `/proc/stat`.
+fn system_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle + iowait
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle.min(total), total)
+}
+
+/// CPU ticks of topom, the responders' thread, the clients' thread, this whole
+/// process and the whole machine.
 #[derive(Clone, Copy)]
 struct Cpu {
     server: u64,
     responders: u64,
     clients: u64,
+    bench: u64,
+    busy: u64,
+    total: u64,
+}
+
+/// CPU use over a measurement: ms per unit (a round) of each party, and how many
+/// cores other processes on the machine kept busy meanwhile.
+struct Usage {
+    server: f64,
+    responders: f64,
+    clients: f64,
+    others: f64,
 }
 
 struct CpuMeter {
@@ -179,26 +214,36 @@ struct CpuMeter {
     responders: String,
     clients: String,
     hz: f64,
+    cores: f64,
 }
 
 impl CpuMeter {
     fn sample(&self) -> Cpu {
+        let (busy, total) = system_ticks();
         Cpu {
             server: cpu_ticks(&self.server),
             responders: cpu_ticks(&self.responders),
             clients: cpu_ticks(&self.clients),
+            bench: cpu_ticks("/proc/self/stat"),
+            busy,
+            total,
         }
     }
 
-    /// Milliseconds of CPU per unit of each party since `before`.
-    fn per(&self, before: Cpu, units: f64) -> (f64, f64, f64) {
+    fn per(&self, before: Cpu, units: f64) -> Usage {
         let now = self.sample();
-        let ms = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / self.hz * 1e3 / units.max(1.0);
-        (
-            ms(now.server, before.server),
-            ms(now.responders, before.responders),
-            ms(now.clients, before.clients),
-        )
+        let d = |a: u64, b: u64| a.saturating_sub(b) as f64;
+        let ms = |a: u64, b: u64| d(a, b) / self.hz * 1e3 / units.max(1.0);
+        // /proc/stat counts every CPU: its total grows `cores` times as fast as a
+        // process's clock.
+        let ours = d(now.server, before.server) + d(now.bench, before.bench);
+        let wall = d(now.total, before.total) / self.cores.max(1.0);
+        Usage {
+            server: ms(now.server, before.server),
+            responders: ms(now.responders, before.responders),
+            clients: ms(now.clients, before.clients),
+            others: ((d(now.busy, before.busy) - ours) / wall.max(1.0)).max(0.0),
+        }
     }
 }
 
@@ -628,7 +673,7 @@ impl Info {
 }
 
 enum Behaviour {
-    Answer(Arc<Info>),
+    Answer(Info),
     Silent,
 }
 
@@ -749,9 +794,12 @@ async fn answer(mut sock: tokio::net::TcpStream, info: &Info) {
     }
 }
 
-/// One command from the front of `buf`: argument ranges and the bytes it took;
-/// `None` if incomplete. Handles RESP arrays of bulk strings and inline commands.
-fn parse_command(buf: &[u8]) -> Result<Option<(Vec<(usize, usize)>, usize)>, &'static str> {
+/// A parsed command: the byte range of each argument, and the bytes it took.
+type Command = (Vec<(usize, usize)>, usize);
+
+/// One command from the front of `buf`; `None` if incomplete. Handles RESP arrays
+/// of bulk strings and inline commands.
+fn parse_command(buf: &[u8]) -> Result<Option<Command>, &'static str> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -892,7 +940,7 @@ fn start_targets(responders: &Responders, live: usize, silent: usize) -> Targets
             info_bytes.1.max(info.bulk.len()),
         );
         info_fields = info_fields.min(info.fields);
-        served.push((l, Behaviour::Answer(Arc::new(info))));
+        served.push((l, Behaviour::Answer(info)));
     }
     let silent_l: Vec<_> = (0..silent).map(|_| bind_local()).collect();
     let silent_addrs = silent_l
@@ -999,12 +1047,14 @@ impl Topom {
         std::fs::read_to_string(self.dir.path().join("topom.log")).unwrap_or_default()
     }
 
-    async fn channel(&self) -> Channel {
+    /// A connection meant to carry up to `streams` concurrent streams.
+    async fn channel(&self, streams: usize) -> Channel {
+        let window = (STREAM_WINDOW as usize * streams).clamp(5 << 20, i32::MAX as usize);
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
             .expect("endpoint")
             .tcp_nodelay(true)
             .initial_stream_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
+            .initial_connection_window_size(window as u32)
             .connect()
             .await
             .expect("connect to topom")
@@ -1123,6 +1173,21 @@ async fn refresh(grpc: &mut Grpc<Channel>, timeout: Option<Duration>) -> (Bytes,
         .await
         .expect("RefreshRedisStats");
     (r.into_inner(), t0.elapsed())
+}
+
+/// One GetStats, taken as bytes; the client-observed time.
+async fn get_stats_raw(grpc: &mut Grpc<Channel>) -> (usize, Duration) {
+    grpc.ready().await.expect("channel ready");
+    let t0 = Instant::now();
+    let r = grpc
+        .unary(
+            tonic::Request::new(pb::GetStatsRequest {}),
+            PathAndQuery::from_static("/topom.v1.Topom/GetStats"),
+            RawCodec::<pb::GetStatsRequest>::default(),
+        )
+        .await
+        .expect("GetStats");
+    (r.into_inner().len(), t0.elapsed())
 }
 
 fn head(raw: &Bytes) -> (u64, Duration) {
@@ -1249,7 +1314,7 @@ async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> C
         let live = &targets.live[..n];
         let server = Topom::start(&groups_of(live), "1h").await;
         let meter = meter_for(server.pid);
-        let mut g = grpc(server.channel().await);
+        let mut g = grpc(server.channel(1).await);
         let mut last = None;
         for _ in 0..plan.warmup {
             last = Some(refresh(&mut g, None).await.0);
@@ -1274,7 +1339,7 @@ async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> C
             server_ms.push(ms(elapsed));
             rpc_ms.push(ms(rpc));
         }
-        let (cpu_server, cpu_resp, cpu_client) = meter.per(before, plan.rounds as f64);
+        let cpu = meter.per(before, plan.rounds as f64);
         // The last measured round must be as complete as the warm-up one.
         let (raw, _) = refresh(&mut g, None).await;
         if let Err(e) = check_round(&raw, live, &none, targets.info_fields) {
@@ -1287,16 +1352,35 @@ async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> C
             pct(&s, 0.99),
             pct(&r, 0.5),
             pct(&r, 0.99),
-            cpu_server,
+            cpu.server,
             size as f64 / 1e6,
         );
         println!(
-            "           {:>4}         : max {:.2} ms (server); same-core load per round: responders {:.2} ms cpu, bench client {:.2} ms cpu; topom RSS {:.1} MB",
-            "",
+            "                     max {:.2} ms (server); per round on the same cores: responders {:.2} ms cpu, bench client {:.2} ms cpu; other processes {:.2} cores; topom RSS {:.1} MB",
             s.last().copied().unwrap_or(f64::NAN),
-            cpu_resp,
-            cpu_client,
+            cpu.responders,
+            cpu.clients,
+            cpu.others,
             rss_kib(server.pid) as f64 / 1024.0
+        );
+        // The same data without a round: what building and sending the answer costs.
+        let calls = (plan.rounds / 2).max(1);
+        let before = meter.sample();
+        let mut get_ms = Vec::new();
+        let mut get_size = 0;
+        for _ in 0..calls {
+            let (len, t) = get_stats_raw(&mut g).await;
+            get_size = len;
+            get_ms.push(ms(t));
+        }
+        let get_cpu = meter.per(before, calls as f64);
+        let gs = sorted(get_ms);
+        println!(
+            "                     GetStats, the same data without a round ({calls} calls, {:.2} MB): cpu {:.2} ms/call (topom), RPC p50 {:.2} ms -> the round itself ~ {:.2} ms cpu",
+            get_size as f64 / 1e6,
+            get_cpu.server,
+            pct(&gs, 0.5),
+            (cpu.server - get_cpu.server).max(0.0)
         );
         server.stop().await;
     }
@@ -1334,7 +1418,7 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
     );
     let server = Topom::start(&groups_of(&addrs), "1h").await;
     let meter = meter_for(server.pid);
-    let mut g = grpc(server.channel().await);
+    let mut g = grpc(server.channel(1).await);
     for _ in 0..plan.warmup {
         let (raw, _) = refresh(&mut g, Some(plan.deadline)).await;
         if let Err(e) = check_round(&raw, &live, &silent, targets.info_fields) {
@@ -1355,7 +1439,7 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
     }
     // The full decode of each round (the check) runs in the client between rounds
     // and is included in the client figure; it does not overlap any round.
-    let (cpu_server, cpu_resp, cpu_client) = meter.per(before, plan.silent_rounds as f64);
+    let cpu = meter.per(before, plan.silent_rounds as f64);
     let (s, r) = (sorted(server_ms), sorted(rpc_ms));
     let d = ms(plan.deadline);
     let max = s.last().copied().unwrap_or(f64::NAN);
@@ -1381,7 +1465,8 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
         }
     );
     println!(
-        "           cpu per round: topom {cpu_server:.2} ms, responders {cpu_resp:.2} ms, bench client {cpu_client:.2} ms (incl. decoding and checking every round)"
+        "           cpu per round: topom {:.2} ms, responders {:.2} ms, bench client {:.2} ms (incl. decoding and checking every round); other processes {:.2} cores",
+        cpu.server, cpu.responders, cpu.clients, cpu.others
     );
     server.stop().await;
     assert!(wrong.is_empty(), "wrong rounds: {}", wrong.join("\n"));
@@ -1490,7 +1575,7 @@ async fn fan_out(
     let meter = meter_for(server.pid);
 
     // Wait for round 2 (the pools warm, the round cache filled) and size a message.
-    let mut g = grpc(server.channel().await);
+    let mut g = grpc(server.channel(1).await);
     g.ready().await.expect("channel ready");
     let mut probe = g
         .server_streaming(
@@ -1539,7 +1624,7 @@ async fn fan_out(
     let stop = CancellationToken::new();
     let mut channels = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
-        channels.push(server.channel().await);
+        channels.push(server.channel(subs.div_ceil(plan.connections)).await);
     }
     let t_subscribe = Instant::now();
     let tasks: Vec<_> = (0..subs)
@@ -1578,7 +1663,7 @@ async fn fan_out(
     }
     let window = t0.elapsed();
     let rounds_run = server_round(&mut g).await.saturating_sub(first);
-    let (cpu_server, cpu_resp, cpu_client) = meter.per(before, rounds_run as f64);
+    let cpu = meter.per(before, rounds_run as f64);
     stop.cancel();
     let mut delays = Vec::new();
     let mut failures = Vec::new();
@@ -1607,7 +1692,7 @@ async fn fan_out(
         first + 1,
     );
     println!(
-        "           deliveries: {} of {expected} ({} skipped, latest-value); {reached}/{subs} subscribers saw round {last} within {:.1} s; failures: {}",
+        "           deliveries of those rounds: {} of {expected} ({} skipped by latest-value or still queued at the end); {reached}/{subs} subscribers saw round {last} within {:.1} s; failures: {}",
         d.len(),
         expected.saturating_sub(d.len()),
         window.as_secs_f64(),
@@ -1633,8 +1718,12 @@ async fn fan_out(
         (rss_peak - rss_before as f64) / subs as f64
     );
     println!(
-        "           cpu per round ({rounds_run} rounds in {:.1} s): topom {cpu_server:.1} ms, responders {cpu_resp:.1} ms, bench subscribers {cpu_client:.1} ms",
-        window.as_secs_f64()
+        "           cpu per round ({rounds_run} rounds in {:.1} s): topom {:.1} ms, responders {:.1} ms, bench subscribers {:.1} ms; other processes {:.2} cores",
+        window.as_secs_f64(),
+        cpu.server,
+        cpu.responders,
+        cpu.clients,
+        cpu.others
     );
     println!("   (targets: delivery p99 <= 50 ms; growth <= 64 KB per subscriber)");
     drop(channels);
@@ -1658,19 +1747,20 @@ async fn main() {
         .and_then(|i| args.get(i + 1).cloned());
     let plan = Plan::new(quick);
     let live = plan.live_needed();
-    let silent = plan.silent_targets.div_ceil(10);
+    // Targets 9, 19, 29, ... of the silent run.
+    let silent = plan.silent_targets / 10;
     // Listeners + their accepted connections here; topom's sockets to them, and its
     // gRPC connections, count against the same soft limit (it inherits it).
     let need = 2 * (live + silent) + plan.connections + 256;
     let soft = nofile_soft();
-    if let Some(soft) = soft {
-        if soft < need as u64 {
-            eprintln!(
-                "the soft open-files limit is {soft}, this run needs about {need}: run `ulimit -n {}` in this shell first",
-                need.next_power_of_two().max(4096)
-            );
-            std::process::exit(2);
-        }
+    if let Some(soft) = soft
+        && soft < need as u64
+    {
+        eprintln!(
+            "the soft open-files limit is {soft}, this run needs about {need}: run `ulimit -n {}` in this shell first",
+            need.next_power_of_two().max(4096)
+        );
+        std::process::exit(2);
     }
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let hz = ticks_per_sec();
@@ -1682,6 +1772,7 @@ async fn main() {
         responders: format!("/proc/self/task/{}/stat", responders.tid),
         clients: format!("/proc/self/task/{clients_tid}/stat"),
         hz,
+        cores: cores as f64,
     };
 
     println!(

@@ -130,6 +130,8 @@ pub struct Coordinator {
     ha_masters: Mutex<BTreeMap<u32, String>>,
     /// Keeps promotes from interleaving.
     promote: tokio::sync::Mutex<()>,
+    /// Signals the Sentinel watcher that the sentinel list changed.
+    sentinels_changed: tokio::sync::Notify,
     /// The latest stats round.
     stats: watch::Sender<Arc<StatsRound>>,
     /// Keeps stats rounds from overlapping.
@@ -185,6 +187,7 @@ impl Coordinator {
             events: events::Events::default(),
             ha_masters: Mutex::new(BTreeMap::new()),
             promote: tokio::sync::Mutex::new(()),
+            sentinels_changed: tokio::sync::Notify::new(),
             stats: watch::channel(Arc::new(StatsRound::empty())).0,
             refresh: tokio::sync::Mutex::new(()),
             owner,
@@ -208,6 +211,11 @@ impl Coordinator {
     /// The configured forward method.
     pub fn method(&self) -> ForwardMethod {
         self.settings.method
+    }
+
+    /// Resolves when the list of Sentinels has changed since the last call.
+    pub async fn sentinels_changed(&self) {
+        self.sentinels_changed.notified().await;
     }
 
     /// Recent master changes, oldest first.
@@ -337,6 +345,10 @@ impl Coordinator {
             cache.slots[id] = m;
         }
         if let Some(s) = change.sentinel {
+            if s.servers != cache.sentinel.servers {
+                // One watcher: a stored permit is never lost.
+                self.sentinels_changed.notify_one();
+            }
             cache.sentinel = s;
         }
         if let Some(c) = change.slot_action {

@@ -26,6 +26,10 @@ const T: Duration = Duration::from_secs(5);
 /// The monitoring name used throughout (`<product>-<gid>`).
 const NAME: &str = "topom_test-1";
 
+/// For masters: start a full sync at once (Redis waits 5 s by default for
+/// more replicas to share a diskless transfer).
+const NO_SYNC_DELAY: &str = "repl-diskless-sync-delay 0";
+
 fn field<'a>(map: &'a InfoMap, key: &str) -> &'a str {
     map.get(key).map_or("", String::as_str)
 }
@@ -64,7 +68,7 @@ fn config_of(server: &RedisServer) -> String {
 
 #[tokio::test]
 async fn set_master_makes_a_replica_and_back() {
-    let a = RedisServer::start().await;
+    let a = RedisServer::start_with(&[NO_SYNC_DELAY]).await;
     let b = RedisServer::start().await;
     let ha = PooledHa::new("");
     // A normal client of B, connected before: SetMaster kills it.
@@ -113,7 +117,7 @@ async fn set_master_makes_a_replica_and_back() {
 
 #[tokio::test]
 async fn set_master_with_product_auth() {
-    let a = RedisServer::start_with(&["requirepass s3cret"]).await;
+    let a = RedisServer::start_with(&["requirepass s3cret", NO_SYNC_DELAY]).await;
     let b = RedisServer::start_with(&["requirepass s3cret"]).await;
     let ha = PooledHa::new("s3cret");
     ha.set_master(&b.addr(), Some(&a.addr()), T)
@@ -518,7 +522,7 @@ async fn a_subscription_notices_a_dead_sentinel() {
 
 #[tokio::test]
 async fn sentinels_announce_a_failover() {
-    let mut master = RedisServer::start().await;
+    let mut master = RedisServer::start_with(&[NO_SYNC_DELAY]).await;
     let replica =
         RedisServer::start_with(&[&format!("replicaof 127.0.0.1 {}", master.port())]).await;
     let ha = PooledHa::new("");

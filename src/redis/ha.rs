@@ -29,6 +29,9 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// keepalive would need socket2 and still takes minutes by default.
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// The shortest heartbeat allowed: a subscription must not spin on PINGs.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(50);
+
 /// The Sentinel channel announcing a completed failover.
 const SWITCH_MASTER: &str = "+switch-master";
 
@@ -72,9 +75,10 @@ impl PooledHa {
 
     /// Replaces how long a `+switch-master` subscription may stay quiet before
     /// it sends a `PING` (default 10 s). A missing answer within the
-    /// subscribe `timeout` ends the subscription with an error.
+    /// subscribe `timeout` ends the subscription with an error. Values below
+    /// 50 ms are raised to 50 ms.
     pub fn with_heartbeat(mut self, heartbeat: Duration) -> PooledHa {
-        self.heartbeat = heartbeat;
+        self.heartbeat = heartbeat.max(MIN_HEARTBEAT);
         self
     }
 

@@ -370,32 +370,14 @@ impl RespConn {
     /// [`RedisError::Auth`] (`NOAUTH`, `WRONGPASS`) or [`RedisError::Reply`] and
     /// leaves the connection usable; an I/O or protocol error breaks it.
     pub async fn call(&mut self, args: &[&[u8]]) -> Result<Value, RedisError> {
-        if self.broken {
-            return Err(RedisError::Connect {
-                addr: self.addr.clone(),
-                reason: "connection unusable after an earlier failed or cancelled call".into(),
-            });
-        }
-        self.broken = true;
+        self.start_exchange()?;
         self.out.clear();
         encode(args, &mut self.out);
-        if let Err(e) = self.stream.get_mut().write_all(&self.out).await {
-            return Err(ReadError::Io(e).into_redis(&self.addr));
-        }
-        let value = read_value(&mut self.stream, &self.limits)
-            .await
-            .map_err(|e| e.into_redis(&self.addr))?;
-        self.broken = false;
-        self.last_used = Instant::now();
+        self.write_out().await?;
+        let value = self.read_reply().await?;
+        self.finish_exchange();
         match value {
-            Value::Error(reason) if is_auth_error(&reason) => Err(RedisError::Auth {
-                addr: self.addr.clone(),
-                reason,
-            }),
-            Value::Error(reason) => Err(RedisError::Reply {
-                addr: self.addr.clone(),
-                reason,
-            }),
+            Value::Error(reason) => Err(self.error_reply(reason)),
             v => Ok(v),
         }
     }
@@ -478,13 +460,19 @@ impl RespConn {
     /// Refuses a broken connection, else marks an exchange as started: until
     /// [`RespConn::finish_exchange`], the stream may be out of step.
     fn start_exchange(&mut self) -> Result<(), RedisError> {
+        self.check_usable()?;
+        self.broken = true;
+        Ok(())
+    }
+
+    /// Refuses a connection left out of step by a failed or cancelled call.
+    fn check_usable(&self) -> Result<(), RedisError> {
         if self.broken {
             return Err(RedisError::Connect {
                 addr: self.addr.clone(),
                 reason: "connection unusable after an earlier failed or cancelled call".into(),
             });
         }
-        self.broken = true;
         Ok(())
     }
 
@@ -558,12 +546,7 @@ impl Subscription {
     /// breaks the connection.
     pub async fn next_push(&mut self) -> Result<Push, RedisError> {
         let conn = &mut self.conn;
-        if conn.broken {
-            return Err(RedisError::Connect {
-                addr: conn.addr.clone(),
-                reason: "subscription unusable after an earlier failed or cancelled read".into(),
-            });
-        }
+        conn.check_usable()?;
         let arrived = match conn.stream.fill_buf().await {
             Ok(buf) => !buf.is_empty(),
             Err(e) => {
@@ -604,15 +587,9 @@ impl Subscription {
     /// Dropping the future half way through the write breaks the connection.
     pub async fn ping(&mut self) -> Result<(), RedisError> {
         let conn = &mut self.conn;
-        // Not start_exchange: a read may be pending (the server's answer comes
-        // through next_push), but a write cut short leaves a partial command.
-        if conn.broken {
-            return Err(RedisError::Connect {
-                addr: conn.addr.clone(),
-                reason: "subscription unusable after an earlier failed or cancelled call".into(),
-            });
-        }
-        conn.broken = true;
+        // Broken only while writing: the answer is read by next_push, but a
+        // write cut short leaves a partial command.
+        conn.start_exchange()?;
         conn.out.clear();
         encode(&[b"PING"], &mut conn.out);
         conn.write_out().await?;

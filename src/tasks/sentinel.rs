@@ -47,6 +47,9 @@ impl SentinelWatchTask {
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = self.coordinator.sentinels_changed() => {
+                    self.follow_sentinel_list(&mut subscribers, &tx, &shutdown);
+                }
                 _ = tick.tick() => {
                     self.follow_sentinel_list(&mut subscribers, &tx, &shutdown);
                     if !subscribers.is_empty() && self.coordinator.is_online() {
