@@ -1209,6 +1209,7 @@ fn check_round(
 ) -> Result<(), String> {
     let r =
         pb::RefreshRedisStatsResponse::decode(raw.clone()).map_err(|e| format!("decode: {e}"))?;
+
     let want: HashSet<&str> = live
         .iter()
         .map(String::as_str)
@@ -1390,6 +1391,37 @@ async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> C
     );
 }
 
+/// Reads `watch` up to `round`: when its first and last server gave up, in ms
+/// after the round started, and how long after the last one the round finished.
+async fn silent_timing(
+    watch: &mut tonic::Streaming<pb::WatchStatsResponse>,
+    round: u64,
+) -> Option<(f64, f64, f64)> {
+    let since = |a: SystemTime, b: SystemTime| match a.duration_since(b) {
+        Ok(d) => ms(d),
+        Err(e) => -ms(e.duration()),
+    };
+    loop {
+        let m = watch.message().await.ok()??;
+        if m.round < round {
+            continue;
+        }
+        let started = SystemTime::try_from(m.started_at?).ok()?;
+        let finished = SystemTime::try_from(m.finished_at?).ok()?;
+        let times: Vec<SystemTime> = m
+            .servers
+            .iter()
+            .filter_map(|s| SystemTime::try_from(s.stats.as_ref()?.time?).ok())
+            .collect();
+        let (first, last) = (times.iter().min()?, times.iter().max()?);
+        return Some((
+            since(*first, started),
+            since(*last, started),
+            since(finished, *last),
+        ));
+    }
+}
+
 /// 2. Silent targets: the round ends at the deadline.
 async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> CpuMeter) {
     let n = plan.silent_targets;
@@ -1425,9 +1457,28 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
             panic!("silent-round set-up is wrong: {e}\nlog:\n{}", server.log());
         }
     }
+    // A WatchStats stream of just the silent targets: each round's started_at and
+    // finished_at, and when each silent probe gave up.
+    let mut wg = grpc(server.channel(1).await);
+    wg.ready().await.expect("channel ready");
+    let mut watch = wg
+        .server_streaming(
+            tonic::Request::new(pb::WatchStatsRequest {
+                addrs: silent.iter().cloned().collect(),
+                fields: vec!["redis_version".into()],
+                ..Default::default()
+            }),
+            PathAndQuery::from_static("/topom.v1.Topom/WatchStats"),
+            tonic_prost::ProstCodec::<pb::WatchStatsRequest, pb::WatchStatsResponse>::default(),
+        )
+        .await
+        .expect("WatchStats of the silent targets")
+        .into_inner();
     let before = meter.sample();
     let (mut server_ms, mut rpc_ms) = (Vec::new(), Vec::new());
     let mut wrong = Vec::new();
+    let (mut first_gave_up, mut last_gave_up, mut after_last) =
+        (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.silent_rounds {
         let (raw, rpc) = refresh(&mut g, Some(plan.deadline)).await;
         let (round, elapsed) = head(&raw);
@@ -1435,6 +1486,14 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
         rpc_ms.push(ms(rpc));
         if let Err(e) = check_round(&raw, &live, &silent, targets.info_fields) {
             wrong.push(format!("round {round}: {e}"));
+        }
+        match tokio::time::timeout(Duration::from_secs(5), silent_timing(&mut watch, round)).await {
+            Ok(Some((first, last, post))) => {
+                first_gave_up.push(first);
+                last_gave_up.push(last);
+                after_last.push(post);
+            }
+            _ => wrong.push(format!("round {round}: not seen on WatchStats")),
         }
     }
     // The full decode of each round (the check) runs in the client between rounds
@@ -1453,6 +1512,17 @@ async fn silent_round(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) ->
         max - d,
         pct(&r, 0.5),
         pct(&r, 0.99),
+    );
+    let (fg, lg, al) = (
+        sorted(first_gave_up),
+        sorted(last_gave_up),
+        sorted(after_last),
+    );
+    println!(
+        "           where the time goes (p50 over rounds, from WatchStats started_at / finished_at and each probe's time): silent probes gave up {:.2} .. {:.2} ms after the start; the round finished {:.2} ms after the last probe",
+        pct(&fg, 0.5),
+        pct(&lg, 0.5),
+        pct(&al, 0.5)
     );
     println!(
         "           checks: {} rounds x {} targets: every silent target timeout=true, every live one has its fields: {}",

@@ -73,6 +73,10 @@ pub struct Config {
     pub promote_catchup_timeout: Duration,
     /// The longest a promote pauses writes on the old master.
     pub promote_max_write_pause: Duration,
+    /// How long a proxy may go without renewing its lease.
+    pub proxy_lease_ttl: Duration,
+    /// The longest a migration step waits for every live proxy to apply a table.
+    pub migration_barrier_timeout: Duration,
     /// Period of the stats refresh task.
     pub stats_refresh_period: Duration,
     /// How long in-flight RPCs may run after a shutdown signal.
@@ -111,6 +115,8 @@ struct RawConfig {
     sync_link_timeout: Option<toml::Value>,
     promote_catchup_timeout: Option<toml::Value>,
     promote_max_write_pause: Option<toml::Value>,
+    proxy_lease_ttl: Option<toml::Value>,
+    migration_barrier_timeout: Option<toml::Value>,
     stats_refresh_period: Option<toml::Value>,
     shutdown_grace: Option<toml::Value>,
     log_level: Option<String>,
@@ -286,6 +292,12 @@ impl Config {
                 "promote_max_write_pause",
                 r.promote_max_write_pause,
                 "1s",
+            )?,
+            proxy_lease_ttl: duration("proxy_lease_ttl", r.proxy_lease_ttl, "10s")?,
+            migration_barrier_timeout: duration(
+                "migration_barrier_timeout",
+                r.migration_barrier_timeout,
+                "30s",
             )?,
             stats_refresh_period: duration("stats_refresh_period", r.stats_refresh_period, "1s")?,
             shutdown_grace: duration("shutdown_grace", r.shutdown_grace, "10s")?,

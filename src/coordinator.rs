@@ -9,10 +9,12 @@
 //! never stalls other operations. A failed store write reloads the cache from the
 //! store, so the cache never shows what was not written.
 
+pub mod actions;
 mod error;
 pub mod events;
 mod groups;
 pub mod promote;
+pub mod proxies;
 pub mod rebalance;
 pub mod sentinels;
 mod slots;
@@ -34,7 +36,7 @@ pub use table::SlotTable;
 use crate::model::{
     ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
 };
-use crate::redis::{HaAdmin, RedisAdmin, StatsProbe};
+use crate::redis::{HaAdmin, Migrator, RedisAdmin, StatsProbe};
 use crate::store::{LockState, ProductData, Store, StoreBatch};
 
 /// Settings the core needs from the configuration.
@@ -46,6 +48,10 @@ pub struct Settings {
     pub method: ForwardMethod,
     /// Replication and high-availability settings.
     pub ha: HaSettings,
+    /// Proxy lease and barrier settings.
+    pub proxy: proxies::ProxySettings,
+    /// Slot migration settings.
+    pub migration: actions::MigrationSettings,
 }
 
 /// Replication, promote and Sentinel settings.
@@ -115,6 +121,8 @@ pub struct Backends {
     pub probe: Arc<dyn StatsProbe>,
     /// Replication and Sentinel operations.
     pub ha: Arc<dyn HaAdmin>,
+    /// Moves the keys of migrating slots.
+    pub migrator: Arc<dyn Migrator>,
 }
 
 /// The coordinator of one product.
@@ -124,12 +132,19 @@ pub struct Coordinator {
     redis: Arc<dyn RedisAdmin>,
     probe: Arc<dyn StatsProbe>,
     ha: Arc<dyn HaAdmin>,
+    migrator: Arc<dyn Migrator>,
     /// Master switches and promotes.
     events: events::Events,
     /// Masters as the Sentinels last reported them.
     ha_masters: Mutex<BTreeMap<u32, String>>,
     /// Keeps promotes from interleaving.
     promote: tokio::sync::Mutex<()>,
+    /// The last published tables, so a reconnecting proxy gets only the changes.
+    history: Mutex<std::collections::VecDeque<Arc<SlotTable>>>,
+    /// Proxies' stream state (not stored).
+    proxy_state: proxies::ProxyStates,
+    /// The slot-action engine's runtime state.
+    engine: actions::Engine,
     /// Signals the Sentinel watcher that the sentinel list changed.
     sentinels_changed: tokio::sync::Notify,
     /// The latest stats round.
@@ -153,6 +168,8 @@ pub(crate) struct Change {
     groups: Vec<Group>,
     removed_groups: Vec<u32>,
     slots: Vec<SlotMapping>,
+    proxies: Vec<Proxy>,
+    removed_proxies: Vec<String>,
     sentinel: Option<Sentinel>,
     slot_action: Option<SlotActionConfig>,
     /// Publish a new revision even if no view changed (an explicit resync).
@@ -173,21 +190,28 @@ impl Coordinator {
             redis,
             probe,
             ha,
+            migrator,
         } = backends;
         let data = store.load().await?;
         let epoch: Arc<str> = new_epoch(&owner).into();
         let table = SlotTable::initial(epoch, &data.slots, &data.groups, settings.method);
-        let (table, _) = watch::channel(Arc::new(table));
+        let table = Arc::new(table);
+        let history = Mutex::new(std::collections::VecDeque::from([table.clone()]));
+        let (table, _) = watch::channel(table);
         Ok(Arc::new(Coordinator {
             settings,
             store,
             redis,
             probe,
             ha,
+            migrator,
             events: events::Events::default(),
             ha_masters: Mutex::new(BTreeMap::new()),
             promote: tokio::sync::Mutex::new(()),
             sentinels_changed: tokio::sync::Notify::new(),
+            history,
+            proxy_state: proxies::ProxyStates::default(),
+            engine: actions::Engine::default(),
             stats: watch::channel(Arc::new(StatsRound::empty())).0,
             refresh: tokio::sync::Mutex::new(()),
             owner,
@@ -225,8 +249,7 @@ impl Coordinator {
 
     /// Slot migration batches running now (promote waits for none).
     pub fn migrations_running(&self) -> u32 {
-        // The slot-action engine arrives with the migration capability.
-        0
+        self.engine.running()
     }
 
     /// Whether this instance holds its ownership lock (and so may write).
@@ -314,6 +337,12 @@ impl Coordinator {
         for m in &change.slots {
             batch.put_slot(m);
         }
+        for p in &change.proxies {
+            batch.put_proxy(p);
+        }
+        for t in &change.removed_proxies {
+            batch.delete_proxy(t);
+        }
         if let Some(s) = &change.sentinel {
             batch.put_sentinel(s);
         }
@@ -344,6 +373,12 @@ impl Coordinator {
             let id = m.id as usize;
             cache.slots[id] = m;
         }
+        for p in change.proxies {
+            cache.proxies.insert(p.token.clone(), p);
+        }
+        for t in change.removed_proxies {
+            cache.proxies.remove(&t);
+        }
         if let Some(s) = change.sentinel {
             if s.servers != cache.sentinel.servers {
                 // One watcher: a stored permit is never lost.
@@ -367,7 +402,15 @@ impl Coordinator {
             (None, false) => return,
         };
         tracing::debug!(revision = next.revision, "slot table published");
-        self.table.send_replace(Arc::new(next));
+        let next = Arc::new(next);
+        {
+            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            if h.len() == table::HISTORY {
+                h.pop_front();
+            }
+            h.push_back(next.clone());
+        }
+        self.table.send_replace(next);
     }
 
     async fn reload_locked(&self) -> Result<()> {

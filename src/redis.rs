@@ -5,6 +5,7 @@
 mod conn;
 mod ha;
 mod info;
+mod migrate;
 mod pool;
 mod resp;
 mod stats;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 pub use conn::Connector;
 pub use ha::PooledHa;
 pub use info::parse_info;
+pub use migrate::PlainMigrator;
 pub use pool::Pool;
 pub use resp::{Limits, RespConn, Value};
 pub use resp::{Push, Subscription};
@@ -178,6 +180,59 @@ pub trait HaAdmin: Send + Sync {
         addr: &str,
         timeout: Duration,
     ) -> Result<Box<dyn SwitchStream>, RedisError>;
+}
+
+/// Settings of one migration pass.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// Keys per `MIGRATE ... KEYS` batch.
+    pub batch_keys: usize,
+    /// `SCAN ... COUNT` hint.
+    pub scan_count: usize,
+    /// Values estimated above this many bytes are migrated alone, and timed.
+    pub big_value_bytes: u64,
+    /// Timeout of one MIGRATE (Redis's own timeout argument and our deadline).
+    pub timeout: Duration,
+    /// Pause between batches (the slot-action interval).
+    pub interval: Duration,
+}
+
+/// What one pass did for one slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotPass {
+    /// Keys moved in this pass.
+    pub moved: u64,
+    /// Approximate bytes moved in this pass.
+    pub bytes: u64,
+    /// Keys of the slot found on the source in this pass (0 after a full pass
+    /// means the slot is empty on the source).
+    pub found: u64,
+    /// Keys found on both sides: the target's copy is newer and was kept, the
+    /// source's deleted. Reported, never overwritten.
+    pub conflicts: Vec<String>,
+    /// Big values migrated alone: (key, bytes, milliseconds).
+    pub big_values: Vec<(String, u64, u64)>,
+}
+
+/// Moves the keys of migrating slots between plain Redis masters.
+#[async_trait]
+pub trait Migrator: Send + Sync {
+    /// One full pass over every database of `source` that holds keys (`INFO
+    /// keyspace`): picks the keys whose slot is in `moves` (slot → target master
+    /// address) and moves them with `MIGRATE <host> <port> "" <db> <timeout> [AUTH
+    /// pw] KEYS ...` (never `REPLACE`). `progress` is called after every batch
+    /// with the slots' running totals. A slot is done when a pass reports
+    /// `found == 0` for it.
+    async fn migrate_pass(
+        &self,
+        source: &str,
+        moves: &BTreeMap<u32, String>,
+        opts: &MigrateOptions,
+        // `for<'p>` spelled out: `#[async_trait]` would otherwise name the
+        // elided lifetime as a method parameter, and no impl could pass it a
+        // reference to its own running totals.
+        progress: &(dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
+    ) -> Result<BTreeMap<u32, SlotPass>, RedisError>;
 }
 
 /// The Redis operations the coordinator needs.

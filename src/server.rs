@@ -14,14 +14,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
+use crate::coordinator::actions::MigrationSettings;
+use crate::coordinator::proxies::ProxySettings;
 use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::model::TopomRecord;
 use crate::pb;
-use crate::redis::{Connector, PooledHa, PooledProbe};
+use crate::redis::{Connector, PlainMigrator, PooledHa, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
-use crate::tasks::{SentinelWatchTask, StatsRefreshTask, SyncActionTask};
+use crate::tasks::{SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask};
 
 /// Per-target deadline of the periodic stats rounds (reference §5.2).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -63,6 +65,16 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         product: config.product_name.clone(),
         method: config.migration_method,
         ha: ha_settings(&config),
+        proxy: ProxySettings {
+            lease_ttl: config.proxy_lease_ttl,
+            heartbeat: config.proxy_lease_ttl / 3,
+            barrier_timeout: config.migration_barrier_timeout,
+        },
+        migration: MigrationSettings {
+            parallel_slots: config.migration_parallel_slots,
+            timeout: config.migration_timeout,
+            ..MigrationSettings::default()
+        },
     };
     // Idle connections live 5 s (as Codis's stats pool), longer than the 1 s
     // between rounds, so rounds reuse them.
@@ -76,6 +88,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         redis,
         probe,
         ha: ha.clone(),
+        migrator: Arc::new(PlainMigrator::new(&config.product_auth)),
     };
     let coordinator = match Coordinator::open(settings, backends, owner, lock.state()).await {
         Ok(c) => c,
@@ -134,6 +147,12 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         }
         .run(shutdown.clone()),
     );
+    tasks.spawn(
+        SlotActionTask {
+            coordinator: coordinator.clone(),
+        }
+        .run(shutdown.clone()),
+    );
     tasks.close();
     // Nagle's algorithm would hold back the tail of every large response (the
     // slot table is ~70 KB) until the client's delayed ACK: ~40 ms per call.
@@ -148,7 +167,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         .add_service(reflection_v1alpha)
         .add_service(pb::fast::topom_server::TopomServer::new(topom))
         .add_service(pb::proxy_control_server::ProxyControlServer::new(
-            ProxyControlService,
+            ProxyControlService::new(coordinator.clone(), shutdown.clone()),
         ))
         .serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
     (hooks.on_ready)(addr);

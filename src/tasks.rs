@@ -86,3 +86,54 @@ impl SyncActionTask {
         }
     }
 }
+
+/// Drives the slot-action engine: steps while there is work; when idle, checks
+/// again every second; after a step with errors, backs off (doubling up to 5 s)
+/// instead of spinning.
+pub struct SlotActionTask {
+    /// The coordinator.
+    pub coordinator: Arc<Coordinator>,
+}
+
+impl SlotActionTask {
+    /// Runs until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let pause = if !self.coordinator.is_online() {
+                Duration::from_secs(1)
+            } else {
+                let step = tokio::select! {
+                    r = self.coordinator.process_slot_action() => r,
+                    () = shutdown.cancelled() => return,
+                };
+                match step {
+                    Ok(steps) if steps.is_empty() => Duration::from_secs(1),
+                    Ok(steps) if steps.iter().all(|s| s.error.is_empty()) => {
+                        backoff = Duration::from_millis(250);
+                        Duration::ZERO
+                    }
+                    Ok(steps) => {
+                        for s in steps.iter().filter(|s| !s.error.is_empty()).take(3) {
+                            tracing::warn!(slot = s.slot, error = %s.error, "slot action step failed");
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "slot action step failed");
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        backoff
+                    }
+                }
+            };
+            if pause.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}

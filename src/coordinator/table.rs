@@ -8,6 +8,9 @@ use crate::model::{ForwardMethod, Group, SlotMapping, SlotView};
 
 use super::view::slot_views;
 
+/// How many published tables are kept for reconnecting proxies.
+pub const HISTORY: usize = 128;
+
 /// One immutable version of the slot table.
 #[derive(Debug, Clone)]
 pub struct SlotTable {
@@ -20,6 +23,8 @@ pub struct SlotTable {
     pub mappings: Arc<Vec<SlotMapping>>,
     /// The proxy view for no particular proxy, index = slot id.
     pub views: Arc<Vec<SlotView>>,
+    /// The groups the views were computed from (per-proxy views need them).
+    pub groups: Arc<BTreeMap<u32, Group>>,
 }
 
 impl SlotTable {
@@ -35,6 +40,7 @@ impl SlotTable {
             revision: 1,
             mappings: Arc::new(slots.to_vec()),
             views: Arc::new(views_of(slots, groups, method)),
+            groups: Arc::new(groups.clone()),
         }
     }
 
@@ -46,7 +52,9 @@ impl SlotTable {
         method: ForwardMethod,
     ) -> Option<SlotTable> {
         let views = views_of(slots, groups, method);
-        if *self.mappings == slots && *self.views == views {
+        // Groups count too: a datacenter change reorders some proxies' replicas
+        // without changing the proxy-independent view.
+        if *self.mappings == slots && *self.views == views && *self.groups == *groups {
             return None;
         }
         Some(SlotTable {
@@ -54,6 +62,7 @@ impl SlotTable {
             revision: self.revision + 1,
             mappings: Arc::new(slots.to_vec()),
             views: Arc::new(views),
+            groups: Arc::new(groups.clone()),
         })
     }
 

@@ -211,3 +211,40 @@ pub fn event(e: &crate::coordinator::events::Event) -> pb::Event {
         detail: e.detail.clone(),
     }
 }
+
+/// A proxy with its live stream status.
+pub fn proxy_with_status(
+    p: &model::Proxy,
+    st: &crate::coordinator::proxies::ProxyStatus,
+) -> pb::Proxy {
+    pb::Proxy {
+        status: Some(pb::ProxyStatus {
+            lease_state: if st.lease_live {
+                pb::LeaseState::Live
+            } else {
+                pb::LeaseState::Expired
+            } as i32,
+            applied_revision: st.applied_revision,
+            last_heartbeat: st.last_heartbeat.map(Into::into),
+            last_nack: st.last_nack.clone(),
+            connected: st.connected,
+        }),
+        ..proxy(p)
+    }
+}
+
+/// A proxy's self-reported stats → proto.
+pub fn proxy_report(r: &crate::coordinator::proxies::ProxyReport) -> pb::ProxyStats {
+    pb::ProxyStats {
+        ops_total: r.ops_total,
+        ops_fails: r.ops_fails,
+        redis_errors: r.redis_errors,
+        ops_qps: r.ops_qps,
+        sessions_total: r.sessions_total,
+        sessions_alive: r.sessions_alive,
+        backends: r.backends,
+        rss_bytes: r.rss_bytes,
+        cpu: r.cpu,
+        time: r.time.map(Into::into),
+    }
+}

@@ -154,17 +154,32 @@ pub fn snapshot(c: &Coordinator, closed: bool) -> pb::StatsSnapshot {
         proxies: c
             .proxies()
             .values()
-            .map(|p| pb::ProxyEntry {
-                proxy: Some(convert::proxy(p)),
-                stats: None,
+            .map(|p| {
+                let st = c.proxy_status(&p.token);
+                pb::ProxyEntry {
+                    stats: st.report.as_ref().map(convert::proxy_report),
+                    proxy: Some(convert::proxy_with_status(p, &st)),
+                }
             })
             .collect(),
         slot_action: Some(pb::SlotActionStats {
             interval_us: cfg.interval_us,
             disabled: cfg.disabled,
-            status: String::new(),
-            executor: 0,
-            progress: Vec::new(),
+            status: c.slot_action_status(),
+            executor: c.migrations_running(),
+            progress: c
+                .slot_progress()
+                .into_iter()
+                .map(|(slot, p)| pb::SlotProgress {
+                    slot_id: slot,
+                    keys_moved: p.keys_moved as i64,
+                    keys_left: p.keys_left as i64,
+                    bytes_moved: p.bytes_moved as i64,
+                    keys_per_sec: p.keys_per_sec,
+                    eta_seconds: p.eta_seconds,
+                    error: p.error.clone(),
+                })
+                .collect(),
         }),
         sentinels: Some(pb::SentinelOverview {
             model: Some(convert::sentinel(&sentinel)),

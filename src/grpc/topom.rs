@@ -70,15 +70,6 @@ pub fn list_slots_response(t: &SlotTable) -> pb::ListSlotsResponse {
 
 type Reply<T> = Result<Response<T>, Status>;
 
-fn later<T>(what: &str, issue: &str) -> Reply<T> {
-    Err(Status::unimplemented(format!(
-        "{what} is not implemented yet (it arrives with {issue}); see README \"API status\""
-    )))
-}
-
-const MIGRATION: &str =
-    "proxies and slot migration (RegisterProxy, WatchSlots, the slot-action engine)";
-
 #[tonic::async_trait]
 impl Topom for TopomService {
     async fn get_overview(
@@ -343,9 +334,22 @@ impl Topom for TopomService {
 
     async fn process_slot_action(
         &self,
-        _: Request<pb::ProcessSlotActionRequest>,
+        _r: Request<pb::ProcessSlotActionRequest>,
     ) -> Reply<pb::ProcessSlotActionResponse> {
-        later("ProcessSlotAction", MIGRATION)
+        let steps = self.coordinator.process_slot_action().await?;
+        Ok(Response::new(pb::ProcessSlotActionResponse {
+            steps: steps
+                .into_iter()
+                .map(|s| pb::SlotStep {
+                    slot_id: s.slot,
+                    state: s
+                        .state
+                        .map_or(pb::SlotActionState::Unspecified, convert::slot_state)
+                        as i32,
+                    error: s.error,
+                })
+                .collect(),
+        }))
     }
 
     async fn list_groups(
@@ -564,7 +568,7 @@ impl Topom for TopomService {
             .coordinator
             .proxies()
             .values()
-            .map(convert::proxy)
+            .map(|p| convert::proxy_with_status(p, &self.coordinator.proxy_status(&p.token)))
             .collect();
         proxies.sort_by_key(|p| p.id);
         Ok(Response::new(pb::ListProxiesResponse { proxies }))
@@ -572,15 +576,18 @@ impl Topom for TopomService {
 
     async fn remove_proxy(
         &self,
-        _: Request<pb::RemoveProxyRequest>,
+        r: Request<pb::RemoveProxyRequest>,
     ) -> Reply<pb::RemoveProxyResponse> {
-        later("RemoveProxy", MIGRATION)
+        let r = r.into_inner();
+        self.coordinator.remove_proxy(&r.token, r.force).await?;
+        Ok(Response::new(pb::RemoveProxyResponse {}))
     }
 
     async fn reinit_proxy(
         &self,
-        _: Request<pb::ReinitProxyRequest>,
+        r: Request<pb::ReinitProxyRequest>,
     ) -> Reply<pb::ReinitProxyResponse> {
-        later("ReinitProxy", MIGRATION)
+        let revision = self.coordinator.reinit_proxy(&r.into_inner().token)?;
+        Ok(Response::new(pb::ReinitProxyResponse { revision }))
     }
 }

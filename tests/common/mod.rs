@@ -23,6 +23,7 @@
 pub mod etcd;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod redis;
 pub mod sentinel;
 pub mod topom;

@@ -28,7 +28,7 @@ from topom_client.topom.v1 import model_pb2 as topom_dot_v1_dot_model__pb2
 from topom_client.topom.v1 import stats_pb2 as topom_dot_v1_dot_stats__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14topom/v1/proxy.proto\x12\x08topom.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14topom/v1/model.proto\x1a\x14topom/v1/stats.proto\"6\n\x14RegisterProxyRequest\x12\x1e\n\x05proxy\x18\x01 \x01(\x0b\x32\x0f.topom.v1.Proxy\"\x9e\x01\n\x15RegisterProxyResponse\x12\n\n\x02id\x18\x01 \x01(\r\x12,\n\tlease_ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cproduct_name\x18\x04 \x01(\t\"\xe0\x01\n\x11WatchSlotsRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.topom.v1.WatchHelloH\x00\x12!\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x12.topom.v1.SlotsAckH\x00\x12#\n\x04nack\x18\x03 \x01(\x0b\x32\x13.topom.v1.SlotsNackH\x00\x12-\n\theartbeat\x18\x04 \x01(\x0b\x32\x18.topom.v1.ProxyHeartbeatH\x00\x12%\n\x05stats\x18\x05 \x01(\x0b\x32\x14.topom.v1.ProxyStatsH\x00\x42\x06\n\x04kind\"D\n\nWatchHello\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x03 \x01(\x04\"+\n\x08SlotsAck\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\t\"<\n\tSlotsNack\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x10\n\x0eProxyHeartbeat\"u\n\x12WatchSlotsResponse\x12\'\n\x06update\x18\x01 \x01(\x0b\x32\x15.topom.v1.SlotsUpdateH\x00\x12.\n\theartbeat\x18\x02 \x01(\x0b\x32\x19.topom.v1.ServerHeartbeatH\x00\x42\x06\n\x04kind\"\x91\x01\n\x0bSlotsUpdate\x12\r\n\x05\x65poch\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\r\n\x05reset\x18\x04 \x01(\x08\x12\x1d\n\x05slots\x18\x05 \x03(\x0b\x32\x0e.topom.v1.Slot\x12$\n\x08sentinel\x18\x06 \x01(\x0b\x32\x12.topom.v1.Sentinel\"M\n\x0fServerHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x02 \x01(\x04\x32\xad\x01\n\x0cProxyControl\x12P\n\rRegisterProxy\x12\x1e.topom.v1.RegisterProxyRequest\x1a\x1f.topom.v1.RegisterProxyResponse\x12K\n\nWatchSlots\x12\x1b.topom.v1.WatchSlotsRequest\x1a\x1c.topom.v1.WatchSlotsResponse(\x01\x30\x01\x42\x33Z1github.com/topom/topom/clients/go/topompb;topompbb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14topom/v1/proxy.proto\x12\x08topom.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14topom/v1/model.proto\x1a\x14topom/v1/stats.proto\"6\n\x14RegisterProxyRequest\x12\x1e\n\x05proxy\x18\x01 \x01(\x0b\x32\x0f.topom.v1.Proxy\"\x9e\x01\n\x15RegisterProxyResponse\x12\n\n\x02id\x18\x01 \x01(\r\x12,\n\tlease_ttl\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x35\n\x12heartbeat_interval\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0cproduct_name\x18\x04 \x01(\t\"\xe0\x01\n\x11WatchSlotsRequest\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.topom.v1.WatchHelloH\x00\x12!\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x12.topom.v1.SlotsAckH\x00\x12#\n\x04nack\x18\x03 \x01(\x0b\x32\x13.topom.v1.SlotsNackH\x00\x12-\n\theartbeat\x18\x04 \x01(\x0b\x32\x18.topom.v1.ProxyHeartbeatH\x00\x12%\n\x05stats\x18\x05 \x01(\x0b\x32\x14.topom.v1.ProxyStatsH\x00\x42\x06\n\x04kind\"D\n\nWatchHello\x12\r\n\x05token\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\t\x12\x18\n\x10\x61pplied_revision\x18\x03 \x01(\x04\"+\n\x08SlotsAck\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\t\"<\n\tSlotsNack\x12\x10\n\x08revision\x18\x01 \x01(\x04\x12\r\n\x05nonce\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x1d\n\x0eProxyHeartbeat\x12\x0b\n\x03seq\x18\x01 \x01(\x04\"u\n\x12WatchSlotsResponse\x12\'\n\x06update\x18\x01 \x01(\x0b\x32\x15.topom.v1.SlotsUpdateH\x00\x12.\n\theartbeat\x18\x02 \x01(\x0b\x32\x19.topom.v1.ServerHeartbeatH\x00\x42\x06\n\x04kind\"\x91\x01\n\x0bSlotsUpdate\x12\r\n\x05\x65poch\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\r\n\x05reset\x18\x04 \x01(\x08\x12\x1d\n\x05slots\x18\x05 \x03(\x0b\x32\x0e.topom.v1.Slot\x12$\n\x08sentinel\x18\x06 \x01(\x0b\x32\x12.topom.v1.Sentinel\"^\n\x0fServerHeartbeat\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x0f\n\x07\x61\x63k_seq\x18\x03 \x01(\x04\x32\xad\x01\n\x0cProxyControl\x12P\n\rRegisterProxy\x12\x1e.topom.v1.RegisterProxyRequest\x1a\x1f.topom.v1.RegisterProxyResponse\x12K\n\nWatchSlots\x12\x1b.topom.v1.WatchSlotsRequest\x1a\x1c.topom.v1.WatchSlotsResponse(\x01\x30\x01\x42\x33Z1github.com/topom/topom/clients/go/topompb;topompbb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,13 +49,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SLOTSNACK']._serialized_start=702
   _globals['_SLOTSNACK']._serialized_end=762
   _globals['_PROXYHEARTBEAT']._serialized_start=764
-  _globals['_PROXYHEARTBEAT']._serialized_end=780
-  _globals['_WATCHSLOTSRESPONSE']._serialized_start=782
-  _globals['_WATCHSLOTSRESPONSE']._serialized_end=899
-  _globals['_SLOTSUPDATE']._serialized_start=902
-  _globals['_SLOTSUPDATE']._serialized_end=1047
-  _globals['_SERVERHEARTBEAT']._serialized_start=1049
-  _globals['_SERVERHEARTBEAT']._serialized_end=1126
-  _globals['_PROXYCONTROL']._serialized_start=1129
-  _globals['_PROXYCONTROL']._serialized_end=1302
+  _globals['_PROXYHEARTBEAT']._serialized_end=793
+  _globals['_WATCHSLOTSRESPONSE']._serialized_start=795
+  _globals['_WATCHSLOTSRESPONSE']._serialized_end=912
+  _globals['_SLOTSUPDATE']._serialized_start=915
+  _globals['_SLOTSUPDATE']._serialized_end=1060
+  _globals['_SERVERHEARTBEAT']._serialized_start=1062
+  _globals['_SERVERHEARTBEAT']._serialized_end=1156
+  _globals['_PROXYCONTROL']._serialized_start=1159
+  _globals['_PROXYCONTROL']._serialized_end=1332
 # @@protoc_insertion_point(module_scope)

@@ -73,8 +73,10 @@ class SlotsNack(_message.Message):
     def __init__(self, revision: _Optional[int] = ..., nonce: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ProxyHeartbeat(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("seq",)
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    def __init__(self, seq: _Optional[int] = ...) -> None: ...
 
 class WatchSlotsResponse(_message.Message):
     __slots__ = ("update", "heartbeat")
@@ -101,9 +103,11 @@ class SlotsUpdate(_message.Message):
     def __init__(self, epoch: _Optional[str] = ..., revision: _Optional[int] = ..., nonce: _Optional[str] = ..., reset: _Optional[bool] = ..., slots: _Optional[_Iterable[_Union[_model_pb2.Slot, _Mapping]]] = ..., sentinel: _Optional[_Union[_model_pb2.Sentinel, _Mapping]] = ...) -> None: ...
 
 class ServerHeartbeat(_message.Message):
-    __slots__ = ("time", "revision")
+    __slots__ = ("time", "revision", "ack_seq")
     TIME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    ACK_SEQ_FIELD_NUMBER: _ClassVar[int]
     time: _timestamp_pb2.Timestamp
     revision: int
-    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    ack_seq: int
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., ack_seq: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,340 @@
+//! Slot-migration throughput of [`PlainMigrator`] on real redis-server processes.
+//!
+//! Run: `cargo bench --bench migrate` (optionally `-- --keys 1000000 --batch 200
+//! --scan 1000 --p1-slots 32 --load-rate 1000`).
+//!
+//! Each run starts two fresh servers, loads `--keys` small keys (16-byte keys,
+//! 16-byte values, pipelined `MSET`s) on A, and moves slots 0..511 (about half
+//! the keys) to B, `P` slots at a time: a round is passes over A with those
+//! `P` slots in `moves` until one finds none of their keys. A scan-based mover
+//! reads the whole keyspace on every pass, whatever `P` is, so `P` sets how
+//! many full scans the move costs: about `2 × ceil(512 / P)` (each round's
+//! last pass only confirms). With `P = 1` that is 1,024 scans of up to a
+//! million keys, so by default only the first `--p1-slots` slots are moved and
+//! the rate is measured on those.
+//!
+//! "concurrent" runs every round's passes at the same time instead of one round
+//! after the other: same scans, overlapped. "all" puts all 512 slots in one
+//! pass (the floor: one moving scan and one confirming scan).
+//!
+//! With `--load-rate N` (default 1,000) the last runs repeat with a client
+//! doing N GET/SET per second on A (on keys of slots that stay), and report
+//! its latencies: MIGRATE blocks the source while it runs.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use topom::model::slot_of;
+use topom::redis::{MigrateOptions, Migrator, PlainMigrator, RespConn, SlotPass, Value};
+
+/// Slots moved from A to B.
+const MOVED_SLOTS: u32 = 512;
+/// The deadline of setup and load commands.
+const T: Duration = Duration::from_secs(10);
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn key(i: u64) -> Vec<u8> {
+    format!("key:{i:012}").into_bytes()
+}
+
+async fn connect(server: &RedisServer) -> RespConn {
+    RespConn::connect(&server.addr(), T).await.expect("connect")
+}
+
+/// Loads `n` keys on `server` with pipelined MSETs; returns how many fall in
+/// the slots below `MOVED_SLOTS`.
+async fn load(server: &RedisServer, n: u64) -> u64 {
+    const PAIRS: u64 = 500;
+    const PER_TRIP: u64 = 20;
+    let mut c = connect(server).await;
+    let mut moving = 0;
+    let mut i = 0;
+    while i < n {
+        let mut cmds: Vec<Vec<Vec<u8>>> = Vec::new();
+        for _ in 0..PER_TRIP {
+            if i >= n {
+                break;
+            }
+            let mut cmd = vec![b"MSET".to_vec()];
+            for j in i..(i + PAIRS).min(n) {
+                let k = key(j);
+                if slot_of(&k) < MOVED_SLOTS {
+                    moving += 1;
+                }
+                cmd.push(k);
+                cmd.push(format!("val:{j:012}").into_bytes());
+            }
+            i = (i + PAIRS).min(n);
+            cmds.push(cmd);
+        }
+        let args: Vec<Vec<&[u8]>> = cmds
+            .iter()
+            .map(|c| c.iter().map(Vec::as_slice).collect())
+            .collect();
+        let refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
+        for r in c.pipeline(&refs).await.expect("MSET") {
+            assert_eq!(r, Value::Simple("OK".into()));
+        }
+    }
+    moving
+}
+
+async fn dbsize(server: &RedisServer) -> i64 {
+    match connect(server).await.call(&[b"DBSIZE"]).await {
+        Ok(Value::Int(n)) => n,
+        other => panic!("DBSIZE: {other:?}"),
+    }
+}
+
+/// A client doing `rate` GET/SET per second on A, on keys of slots that stay
+/// there, until `stop`; returns each request's latency.
+async fn client_load(addr: String, rate: u64, stop: Arc<AtomicBool>) -> Vec<Duration> {
+    let keys: Vec<Vec<u8>> = (0..)
+        .map(key)
+        .filter(|k| slot_of(k) >= MOVED_SLOTS)
+        .take(1000)
+        .collect();
+    let mut c = RespConn::connect(&addr, T).await.expect("connect");
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1) as u32);
+    // A request held up by a MIGRATE is not followed by a burst of catch-up ones.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut latencies = Vec::new();
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let k = &keys[n % keys.len()];
+        let started = Instant::now();
+        let r = if n % 2 == 0 {
+            c.call(&[b"GET", k]).await
+        } else {
+            c.call(&[b"SET", k, b"val:written-now!"]).await
+        };
+        r.expect("client request");
+        latencies.push(started.elapsed());
+        n += 1;
+    }
+    latencies
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+/// How the slots are grouped.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Rounds of `P` slots, one after the other.
+    Rounds(usize),
+    /// Rounds of `P` slots, all at the same time.
+    Concurrent(usize),
+}
+
+/// What one run measured.
+struct Outcome {
+    moved: u64,
+    bytes: u64,
+    passes: u64,
+    took: Duration,
+}
+
+/// Passes over `source` for `slots` until one finds none of their keys.
+async fn round(
+    m: &PlainMigrator,
+    source: &str,
+    target: &str,
+    slots: &[u32],
+    opts: &MigrateOptions,
+) -> (u64, u64, u64) {
+    let moves: BTreeMap<u32, String> = slots.iter().map(|&s| (s, target.to_owned())).collect();
+    let (mut moved, mut bytes, mut passes) = (0, 0, 0);
+    loop {
+        let pass = m
+            .migrate_pass(source, &moves, opts, &|_: &BTreeMap<u32, SlotPass>| {})
+            .await
+            .expect("migration pass");
+        passes += 1;
+        moved += pass.values().map(|p| p.moved).sum::<u64>();
+        bytes += pass.values().map(|p| p.bytes).sum::<u64>();
+        if pass.values().all(|p| p.found == 0) {
+            return (moved, bytes, passes);
+        }
+    }
+}
+
+async fn migrate(
+    a: &RedisServer,
+    b: &RedisServer,
+    slots: u32,
+    mode: Mode,
+    opts: &MigrateOptions,
+) -> Outcome {
+    let m = PlainMigrator::new("");
+    let all: Vec<u32> = (0..slots).collect();
+    let (source, target) = (a.addr(), b.addr());
+    let started = Instant::now();
+    let results = match mode {
+        Mode::Rounds(p) => {
+            let mut results = Vec::new();
+            for group in all.chunks(p) {
+                results.push(round(&m, &source, &target, group, opts).await);
+            }
+            results
+        }
+        Mode::Concurrent(p) => {
+            let rounds = all.chunks(p).map(|g| round(&m, &source, &target, g, opts));
+            futures::future::join_all(rounds).await
+        }
+    };
+    let took = started.elapsed();
+    let sum = |f: fn(&(u64, u64, u64)) -> u64| results.iter().map(f).sum();
+    Outcome {
+        moved: sum(|r| r.0),
+        bytes: sum(|r| r.1),
+        passes: sum(|r| r.2),
+        took,
+    }
+}
+
+struct Plan {
+    label: String,
+    slots: u32,
+    mode: Mode,
+    load_rate: u64,
+}
+
+async fn run(plan: &Plan, keys: u64, opts: &MigrateOptions) {
+    let (a, b) = tokio::join!(RedisServer::start(), RedisServer::start());
+    let loading = Instant::now();
+    let moving_total = load(&a, keys).await;
+    let loaded_in = loading.elapsed();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loader = (plan.load_rate > 0)
+        .then(|| tokio::spawn(client_load(a.addr(), plan.load_rate, stop.clone())));
+    // Let the client reach its pace before the move starts.
+    if loader.is_some() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = migrate(&a, &b, plan.slots, plan.mode, opts).await;
+    stop.store(true, Ordering::Relaxed);
+    let latencies = match loader {
+        Some(h) => Some(h.await.expect("client load task")),
+        None => None,
+    };
+
+    // Everything of the moved slots is on B, the rest still on A.
+    let (on_a, on_b) = (dbsize(&a).await as u64, dbsize(&b).await as u64);
+    assert_eq!(
+        on_b, out.moved,
+        "{}: B has {on_b} keys, moved {}",
+        plan.label, out.moved
+    );
+    assert_eq!(on_a + on_b, keys, "{}: keys lost", plan.label);
+    if plan.slots == MOVED_SLOTS {
+        assert_eq!(out.moved, moving_total, "{}", plan.label);
+    }
+
+    let secs = out.took.as_secs_f64();
+    println!(
+        "{:<34} {:>8} keys in {:>7.2} s ({:>4} passes) = {:>8.0} keys/s, {:>6.2} MB/s est. \
+         ({:>5.2} MB/s of key+value bytes) [load {:.1} s]",
+        plan.label,
+        out.moved,
+        secs,
+        out.passes,
+        out.moved as f64 / secs,
+        out.bytes as f64 / secs / 1e6,
+        (out.moved * 32) as f64 / secs / 1e6,
+        loaded_in.as_secs_f64(),
+    );
+    if let Some(mut l) = latencies {
+        println!(
+            "{:<34} client: {} requests ({:.0}/s): p50 {:?}, p99 {:?}, max {:?}",
+            "",
+            l.len(),
+            l.len() as f64 / (secs + 0.2),
+            pct(&mut l, 0.5),
+            pct(&mut l, 0.99),
+            pct(&mut l, 1.0),
+        );
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let keys = arg("--keys", 1_000_000);
+    let p1_slots = arg("--p1-slots", 32).clamp(1, u64::from(MOVED_SLOTS)) as u32;
+    let load_rate = arg("--load-rate", 1000);
+    let opts = MigrateOptions {
+        batch_keys: arg("--batch", 200) as usize,
+        scan_count: arg("--scan", 1000) as usize,
+        big_value_bytes: 1 << 20,
+        timeout: Duration::from_secs(5),
+        interval: Duration::ZERO,
+    };
+    println!(
+        "PlainMigrator: {keys} keys (16 B keys, 16 B values), slots 0..{MOVED_SLOTS} A -> B, \
+         MIGRATE batches of {}, SCAN COUNT {}",
+        opts.batch_keys, opts.scan_count
+    );
+    let mut plans = vec![
+        Plan {
+            label: format!("parallel slots 1 (first {p1_slots} slots)"),
+            slots: p1_slots,
+            mode: Mode::Rounds(1),
+            load_rate: 0,
+        },
+        Plan {
+            label: "parallel slots 16".into(),
+            slots: MOVED_SLOTS,
+            mode: Mode::Rounds(16),
+            load_rate: 0,
+        },
+        Plan {
+            label: "parallel slots 100".into(),
+            slots: MOVED_SLOTS,
+            mode: Mode::Rounds(100),
+            load_rate: 0,
+        },
+        Plan {
+            label: "parallel slots 100, concurrent".into(),
+            slots: MOVED_SLOTS,
+            mode: Mode::Concurrent(100),
+            load_rate: 0,
+        },
+        Plan {
+            label: "all 512 slots in one pass".into(),
+            slots: MOVED_SLOTS,
+            mode: Mode::Rounds(MOVED_SLOTS as usize),
+            load_rate: 0,
+        },
+    ];
+    if load_rate > 0 {
+        for (p, label) in [(16, "parallel slots 16"), (100, "parallel slots 100")] {
+            plans.push(Plan {
+                label: format!("{label} + {load_rate} req/s"),
+                slots: MOVED_SLOTS,
+                mode: Mode::Rounds(p),
+                load_rate,
+            });
+        }
+    }
+    for plan in &plans {
+        run(plan, keys, &opts).await;
+    }
+}

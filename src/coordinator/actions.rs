@@ -1,0 +1,463 @@
+//! The slot-action engine (reference §4.2): moves slots between groups without
+//! losing a key.
+//!
+//! pending → preparing → prepared → migrating → finished → (done: the slot belongs
+//! to the target). Every transition is written to the store *before* it takes
+//! effect and published as a new table revision; the transitions proxies must
+//! see (prepared, migrating, done) wait for the barrier: every proxy with a live
+//! lease has applied the revision. So a topom killed at any point resumes from
+//! the stored state: a slot found `migrating` after a restart re-runs its
+//! barrier before moving data again.
+//!
+//! Up to `migration_parallel_slots` slots move at once, across and within groups;
+//! one scan pass of a source serves every slot migrating from it, and sources are
+//! scanned concurrently, so one slow or failing source does not stall the others.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use super::{Change, Coordinator, Result};
+use crate::model::{SlotMapping, SlotState};
+use crate::redis::{MigrateOptions, SlotPass};
+use crate::store::ProductData;
+
+/// Slot migration settings.
+#[derive(Debug, Clone)]
+pub struct MigrationSettings {
+    /// Slots moving at once.
+    pub parallel_slots: u32,
+    /// Timeout of one MIGRATE.
+    pub timeout: Duration,
+    /// Keys per MIGRATE batch.
+    pub batch_keys: usize,
+    /// SCAN COUNT hint.
+    pub scan_count: usize,
+    /// Values above this many bytes move alone.
+    pub big_value_bytes: u64,
+}
+
+impl Default for MigrationSettings {
+    fn default() -> Self {
+        MigrationSettings {
+            parallel_slots: 100,
+            timeout: Duration::from_secs(30),
+            batch_keys: 200,
+            scan_count: 1000,
+            big_value_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Progress of one migrating slot.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SlotProgress {
+    /// Keys moved so far.
+    pub keys_moved: u64,
+    /// Keys still on the source at the last pass.
+    pub keys_left: u64,
+    /// Bytes moved so far (estimated).
+    pub bytes_moved: u64,
+    /// Keys per second since the first pass.
+    pub keys_per_sec: f64,
+    /// Estimated seconds left (negative: unknown).
+    pub eta_seconds: f64,
+    /// The last error.
+    pub error: String,
+    /// Keys found on both sides (target kept).
+    pub conflicts: Vec<String>,
+    /// Big values moved alone: (key, bytes, ms).
+    pub big_values: Vec<(String, u64, u64)>,
+    started: Option<Instant>,
+}
+
+/// What a step did to one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotStep {
+    /// The slot.
+    pub slot: u32,
+    /// The state reached; `None` once the slot belongs to its target.
+    pub state: Option<SlotState>,
+    /// The step's error, if any.
+    pub error: String,
+}
+
+/// The engine's runtime state (not stored: everything needed to resume is).
+#[derive(Debug, Default)]
+pub struct Engine {
+    running: AtomicU32,
+    progress: Mutex<BTreeMap<u32, SlotProgress>>,
+    /// Slots whose `migrating` barrier passed in this process.
+    confirmed: Mutex<BTreeSet<u32>>,
+    status: Mutex<String>,
+    /// One step at a time (the task and ProcessSlotAction may both call).
+    step: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// Migration passes running now.
+    pub fn running(&self) -> u32 {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Coordinator {
+    /// Progress of every slot migrating now.
+    pub fn slot_progress(&self) -> BTreeMap<u32, SlotProgress> {
+        Engine::lock(&self.engine.progress).clone()
+    }
+
+    /// The engine's last status line.
+    pub fn slot_action_status(&self) -> String {
+        Engine::lock(&self.engine.status).clone()
+    }
+
+    /// Runs one step of the engine: every selected slot advances by one
+    /// transition (a migrating slot by one scan pass). Returns what each did;
+    /// empty when there was nothing to do.
+    pub async fn process_slot_action(&self) -> Result<Vec<SlotStep>> {
+        self.ensure_online()?;
+        let _one_step_at_a_time = self.engine.step.lock().await;
+        let picked = self.pick_slots();
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
+        let by_state = |s: SlotState| -> Vec<u32> {
+            picked
+                .iter()
+                .filter(|m| m.state() == Some(s))
+                .map(|m| m.id)
+                .collect()
+        };
+        let mut steps = Vec::new();
+        // Later states first, so a slot moves one state per call.
+        steps.extend(self.complete(&by_state(SlotState::Finished)).await?);
+        steps.extend(self.migrate(&by_state(SlotState::Migrating)).await?);
+        steps.extend(
+            self.advance(
+                &by_state(SlotState::Prepared),
+                SlotState::Prepared,
+                SlotState::Migrating,
+            )
+            .await?,
+        );
+        steps.extend(
+            self.advance(
+                &by_state(SlotState::Preparing),
+                SlotState::Preparing,
+                SlotState::Prepared,
+            )
+            .await?,
+        );
+        steps.extend(
+            self.advance(
+                &by_state(SlotState::Pending),
+                SlotState::Pending,
+                SlotState::Preparing,
+            )
+            .await?,
+        );
+        let errors = steps.iter().filter(|s| !s.error.is_empty()).count();
+        *Engine::lock(&self.engine.status) = if errors == 0 {
+            format!("[OK] {} slot(s) advanced", steps.len())
+        } else {
+            format!("[ERROR] {errors} of {} slot(s) failed", steps.len())
+        };
+        Ok(steps)
+    }
+
+    /// Up to `parallel_slots` slots: those in progress first (by index), then
+    /// pending ones unless the engine is disabled; never a slot whose source or
+    /// target group is promoting.
+    fn pick_slots(&self) -> Vec<SlotMapping> {
+        let d = self.cache();
+        let promoting = |gid: u32| d.groups.get(&gid).is_some_and(|g| g.promoting.is_some());
+        let mut candidates: Vec<&SlotMapping> = d
+            .slots
+            .iter()
+            .filter(|m| {
+                m.action.is_some_and(|a| {
+                    !promoting(m.group_id)
+                        && !promoting(a.target_id)
+                        && (a.state != SlotState::Pending || !d.slot_action.disabled)
+                })
+            })
+            .collect();
+        candidates.sort_by_key(|m| {
+            let a = m.action.expect("filtered on action");
+            (a.state == SlotState::Pending, a.index, m.id)
+        });
+        candidates
+            .into_iter()
+            .take(self.settings.migration.parallel_slots as usize)
+            .cloned()
+            .collect()
+    }
+
+    /// Moves `slots` from `from` to `to` (one store write, one revision), then,
+    /// for the transitions proxies must see, waits for the barrier. A failed
+    /// `prepared` barrier rolls back to `preparing`.
+    async fn advance(
+        &self,
+        slots: &[u32],
+        from: SlotState,
+        to: SlotState,
+    ) -> Result<Vec<SlotStep>> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let moved = self.set_state(slots, from, Some(to)).await?;
+        if moved.is_empty() || to == SlotState::Preparing {
+            return Ok(steps(&moved, Some(to), ""));
+        }
+        let revision = self.table().revision;
+        match self.wait_applied(revision).await {
+            Ok(()) => {
+                if to == SlotState::Migrating {
+                    Engine::lock(&self.engine.confirmed).extend(moved.iter().copied());
+                }
+                Ok(steps(&moved, Some(to), ""))
+            }
+            Err(e) if to == SlotState::Prepared => {
+                // Proxies that did lock the slot unlock it again; the slot stays
+                // with its source.
+                self.set_state(&moved, SlotState::Prepared, Some(SlotState::Preparing))
+                    .await?;
+                Ok(steps(&moved, Some(SlotState::Preparing), &e.to_string()))
+            }
+            Err(e) => Ok(steps(&moved, Some(to), &e.to_string())),
+        }
+    }
+
+    /// One scan pass per source for the migrating `slots`; slots whose source
+    /// holds none of their keys any more become `finished`.
+    async fn migrate(&self, slots: &[u32]) -> Result<Vec<SlotStep>> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        // After a restart, the migrating state must be known to every proxy
+        // before keys move again.
+        let unconfirmed: Vec<u32> = {
+            let c = Engine::lock(&self.engine.confirmed);
+            slots.iter().copied().filter(|s| !c.contains(s)).collect()
+        };
+        if !unconfirmed.is_empty() {
+            if let Err(e) = self.wait_applied(self.table().revision).await {
+                return Ok(steps(
+                    &unconfirmed,
+                    Some(SlotState::Migrating),
+                    &e.to_string(),
+                ));
+            }
+            Engine::lock(&self.engine.confirmed).extend(unconfirmed);
+        }
+        let disabled = self.slot_action_config().disabled;
+        if disabled {
+            return Ok(steps(
+                slots,
+                Some(SlotState::Migrating),
+                "the engine is disabled: no data moves",
+            ));
+        }
+        // source master → (slot → target master)
+        let mut by_source: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
+        let mut out = Vec::new();
+        {
+            let d = self.cache();
+            for &sid in slots {
+                let m = &d.slots[sid as usize];
+                let Some(a) = m.action else { continue };
+                let source = master_of(&d, m.group_id);
+                let target = master_of(&d, a.target_id);
+                if target.is_empty() {
+                    out.push(SlotStep {
+                        slot: sid,
+                        state: Some(SlotState::Migrating),
+                        error: format!("target group-{} has no master", a.target_id),
+                    });
+                    continue;
+                }
+                by_source.entry(source).or_default().insert(sid, target);
+            }
+        }
+        let cfg = self.slot_action_config();
+        let opts = MigrateOptions {
+            batch_keys: self.settings.migration.batch_keys,
+            scan_count: self.settings.migration.scan_count,
+            big_value_bytes: self.settings.migration.big_value_bytes,
+            timeout: self.settings.migration.timeout,
+            interval: Duration::from_micros(u64::from(cfg.interval_us)),
+        };
+        let passes = by_source.iter().map(|(source, moves)| {
+            let opts = &opts;
+            async move {
+                // An offline slot (no source) has no keys: nothing to scan.
+                if source.is_empty() {
+                    let empty = moves.keys().map(|s| (*s, SlotPass::default())).collect();
+                    return (moves, Ok(empty));
+                }
+                self.engine.running.fetch_add(1, Ordering::Relaxed);
+                let progress = |t: &BTreeMap<u32, SlotPass>| self.note_progress(t, false);
+                let r = self
+                    .migrator
+                    .migrate_pass(source, moves, opts, &progress)
+                    .await;
+                self.engine.running.fetch_sub(1, Ordering::Relaxed);
+                (moves, r)
+            }
+        });
+        let mut done = Vec::new();
+        for (moves, r) in join_all(passes).await {
+            match r {
+                Ok(pass) => {
+                    self.note_progress(&pass, true);
+                    for sid in moves.keys() {
+                        if pass.get(sid).is_none_or(|p| p.found == 0) {
+                            done.push(*sid);
+                        } else {
+                            out.push(SlotStep {
+                                slot: *sid,
+                                state: Some(SlotState::Migrating),
+                                error: String::new(),
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    let mut p = Engine::lock(&self.engine.progress);
+                    for sid in moves.keys() {
+                        p.entry(*sid).or_default().error = msg.clone();
+                        out.push(SlotStep {
+                            slot: *sid,
+                            state: Some(SlotState::Migrating),
+                            error: msg.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        let finished = self
+            .set_state(&done, SlotState::Migrating, Some(SlotState::Finished))
+            .await?;
+        out.extend(steps(&finished, Some(SlotState::Finished), ""));
+        Ok(out)
+    }
+
+    /// `finished` slots now belong to their target; waits for the barrier so the
+    /// step completes only once proxies serve the final mapping.
+    async fn complete(&self, slots: &[u32]) -> Result<Vec<SlotStep>> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done = self.set_state(slots, SlotState::Finished, None).await?;
+        {
+            let mut p = Engine::lock(&self.engine.progress);
+            let mut c = Engine::lock(&self.engine.confirmed);
+            for s in &done {
+                p.remove(s);
+                c.remove(s);
+            }
+        }
+        let error = match self.wait_applied(self.table().revision).await {
+            Ok(()) => String::new(),
+            Err(e) => e.to_string(),
+        };
+        Ok(steps(&done, None, &error))
+    }
+
+    /// Writes the slots that are still in state `from` as `to` (`None`: done,
+    /// owned by the target). Returns the slots changed.
+    async fn set_state(
+        &self,
+        slots: &[u32],
+        from: SlotState,
+        to: Option<SlotState>,
+    ) -> Result<Vec<u32>> {
+        if slots.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.mutate(|d| {
+            let mut changed = Vec::new();
+            for &sid in slots {
+                let m = &d.slots[sid as usize];
+                let Some(a) = m.action.filter(|a| a.state == from) else {
+                    continue;
+                };
+                changed.push(match to {
+                    Some(state) => SlotMapping {
+                        action: Some(crate::model::SlotAction { state, ..a }),
+                        ..m.clone()
+                    },
+                    None => SlotMapping {
+                        id: m.id,
+                        group_id: a.target_id,
+                        action: None,
+                    },
+                });
+            }
+            let ids = changed.iter().map(|m| m.id).collect();
+            Ok((
+                Change {
+                    slots: changed,
+                    ..Change::default()
+                },
+                ids,
+            ))
+        })
+        .await
+    }
+
+    fn note_progress(&self, pass: &BTreeMap<u32, SlotPass>, end_of_pass: bool) {
+        let mut p = Engine::lock(&self.engine.progress);
+        for (sid, s) in pass {
+            let e = p.entry(*sid).or_default();
+            let started = *e.started.get_or_insert_with(Instant::now);
+            if end_of_pass {
+                e.keys_moved += s.moved;
+                e.bytes_moved += s.bytes;
+                e.keys_left = s.found.saturating_sub(s.moved);
+                e.error.clear();
+                e.conflicts.extend(s.conflicts.iter().cloned());
+                e.big_values.extend(s.big_values.iter().cloned());
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                e.keys_per_sec = e.keys_moved as f64 / secs;
+                e.eta_seconds = if e.keys_left == 0 {
+                    0.0
+                } else if e.keys_per_sec > 0.0 {
+                    e.keys_left as f64 / e.keys_per_sec
+                } else {
+                    -1.0
+                };
+            } else {
+                // Mid-pass: show the running total of this pass on top.
+                e.keys_left = s.found.saturating_sub(s.moved);
+            }
+        }
+    }
+}
+
+fn master_of(d: &ProductData, gid: u32) -> String {
+    d.groups
+        .get(&gid)
+        .map(|g| g.master().to_owned())
+        .unwrap_or_default()
+}
+
+fn steps(slots: &[u32], state: Option<SlotState>, error: &str) -> Vec<SlotStep> {
+    slots
+        .iter()
+        .map(|&slot| SlotStep {
+            slot,
+            state,
+            error: error.to_owned(),
+        })
+        .collect()
+}

@@ -1,0 +1,859 @@
+//! The plain-Redis [`Migrator`]: moves the keys of migrating slots with `SCAN`
+//! and `MIGRATE ... KEYS` (issue 5 §3; hashing as in reference §7.1).
+//!
+//! A pass walks every db of the source that holds keys (`INFO keyspace`) on one
+//! dedicated connection (it must `SELECT`), so one scan serves every slot that
+//! migrates out of that source. Keys whose slot is migrating are queued per
+//! target; a full queue becomes a batch:
+//!
+//! ```text
+//! SCAN ──► slot_of(key) ∈ moves? ──► queue[target] ──full──► MEMORY USAGE (pipelined)
+//!                                                              │
+//!                          big: MIGRATE alone, timed ◄─────────┴──► rest: MIGRATE ... KEYS
+//!                                                                     │ BUSYKEY
+//!                                                   key by key; busy: EXISTS on target, DEL here
+//! ```
+//!
+//! `MIGRATE` never gets `REPLACE`: a key already on the target was moved there
+//! by a proxy and written since, so the target's copy is the newer one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::info::parse_info;
+use super::resp::{RespConn, Value};
+use super::{MigrateOptions, Migrator, RedisError, SlotPass};
+use crate::model::MAX_SLOTS;
+use crate::model::slot_of;
+
+/// Connects never wait longer than this, whatever the command deadline (as in
+/// the pools).
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Redis's own MIGRATE timeout is per socket operation, so a whole batch may
+/// legitimately take somewhat longer than it; our deadline adds this much
+/// (or the timeout itself, if larger) before giving up on the source.
+const MIGRATE_MARGIN: Duration = Duration::from_secs(1);
+
+/// What MIGRATE does when its timeout argument is 0, and so what we do too.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// [`Migrator`] for plain Redis masters (≥ 6.2: `MIGRATE ... AUTH ... KEYS`).
+pub struct PlainMigrator {
+    /// Authenticates our connections and the source's MIGRATE connections to
+    /// the target; empty means none.
+    product_auth: String,
+}
+
+// Written by hand so that the password never reaches a log line.
+impl std::fmt::Debug for PlainMigrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainMigrator")
+            .field("auth", &!self.product_auth.is_empty())
+            .finish()
+    }
+}
+
+impl PlainMigrator {
+    /// A migrator whose connections (and MIGRATE's, through `AUTH`)
+    /// authenticate with `product_auth` (empty: no password).
+    pub fn new(product_auth: &str) -> PlainMigrator {
+        PlainMigrator {
+            product_auth: product_auth.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Migrator for PlainMigrator {
+    async fn migrate_pass(
+        &self,
+        source: &str,
+        moves: &BTreeMap<u32, String>,
+        opts: &MigrateOptions,
+        progress: &(dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
+    ) -> Result<BTreeMap<u32, SlotPass>, RedisError> {
+        let mut totals: BTreeMap<u32, SlotPass> =
+            moves.keys().map(|&s| (s, SlotPass::default())).collect();
+        let (targets, queues) = Queues::new(moves, opts.batch_keys)?;
+        if targets.is_empty() {
+            return Ok(totals);
+        }
+        let settings = Settings::from(opts);
+        let conn = connect(source, &self.product_auth, settings.timeout).await?;
+        let mut pass = Pass {
+            auth: &self.product_auth,
+            settings,
+            targets,
+            queues,
+            conn,
+            target_conns: HashMap::new(),
+            db: 0,
+            totals: &mut totals,
+            progress,
+        };
+        pass.run().await?;
+        Ok(totals)
+    }
+}
+
+// === settings and targets ===
+
+/// [`MigrateOptions`] with the degenerate values made usable.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    scan_count: usize,
+    /// 0: no value counts as big.
+    big_value_bytes: u64,
+    /// The deadline of every command but MIGRATE.
+    timeout: Duration,
+    /// MIGRATE's own timeout argument, in ms.
+    timeout_ms: u128,
+    /// Our deadline for one MIGRATE.
+    migrate_deadline: Duration,
+    interval: Duration,
+}
+
+impl From<&MigrateOptions> for Settings {
+    fn from(o: &MigrateOptions) -> Settings {
+        let timeout = if o.timeout.is_zero() {
+            DEFAULT_TIMEOUT
+        } else {
+            o.timeout
+        };
+        Settings {
+            // SCAN refuses COUNT 0.
+            scan_count: o.scan_count.max(1),
+            big_value_bytes: o.big_value_bytes,
+            timeout,
+            // MIGRATE reads 0 as "use 1000 ms": send at least 1.
+            timeout_ms: timeout.as_millis().max(1),
+            migrate_deadline: timeout + timeout.max(MIGRATE_MARGIN),
+            interval: o.interval,
+        }
+    }
+}
+
+/// A target master, with its address split the way MIGRATE wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    addr: String,
+    host: String,
+    port: String,
+}
+
+impl Target {
+    /// Splits `host:port` at the last `:`; `[v6]:port` loses its brackets.
+    fn parse(addr: &str) -> Result<Target, RedisError> {
+        let bad = || RedisError::Connect {
+            addr: addr.to_owned(),
+            reason: "not a host:port address".into(),
+        };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.strip_prefix('[').unwrap_or(host);
+        let host = host.strip_suffix(']').unwrap_or(host);
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad());
+        }
+        Ok(Target {
+            addr: addr.to_owned(),
+            host: host.to_owned(),
+            port: port.to_owned(),
+        })
+    }
+}
+
+/// A key and its slot, as queued.
+type Keyed = (Vec<u8>, u32);
+
+/// Keys waiting to be moved, one queue per target.
+#[derive(Debug)]
+struct Queues {
+    /// Slot → index in `pending` (and in the target list), for migrating slots.
+    slot_target: Vec<Option<usize>>,
+    pending: Vec<Vec<Keyed>>,
+    batch_keys: usize,
+}
+
+impl Queues {
+    /// The distinct targets of `moves` (in slot order) and empty queues for
+    /// them. Slots out of range are ignored: no key hashes there.
+    fn new(
+        moves: &BTreeMap<u32, String>,
+        batch_keys: usize,
+    ) -> Result<(Vec<Target>, Queues), RedisError> {
+        let mut targets: Vec<Target> = Vec::new();
+        let mut slot_target = vec![None; MAX_SLOTS];
+        for (&slot, addr) in moves {
+            let Some(entry) = slot_target.get_mut(slot as usize) else {
+                continue;
+            };
+            let index = match targets.iter().position(|t| t.addr == *addr) {
+                Some(i) => i,
+                None => {
+                    targets.push(Target::parse(addr)?);
+                    targets.len() - 1
+                }
+            };
+            *entry = Some(index);
+        }
+        let queues = Queues {
+            slot_target,
+            pending: vec![Vec::new(); targets.len()],
+            batch_keys: batch_keys.max(1),
+        };
+        Ok((targets, queues))
+    }
+
+    /// The slot of `key` if it is migrating; the key is then queued, and a
+    /// queue that reached the batch size is handed back as (target, batch).
+    fn push(&mut self, key: Vec<u8>) -> (Option<u32>, Option<(usize, Vec<Keyed>)>) {
+        let slot = slot_of(&key);
+        let Some(target) = self.slot_target[slot as usize] else {
+            return (None, None);
+        };
+        let queue = &mut self.pending[target];
+        queue.push((key, slot));
+        if queue.len() < self.batch_keys {
+            return (Some(slot), None);
+        }
+        (Some(slot), Some((target, std::mem::take(queue))))
+    }
+
+    /// Every non-empty queue, emptied, as (target, batch).
+    fn drain(&mut self) -> Vec<(usize, Vec<Keyed>)> {
+        self.pending
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(t, q)| (t, std::mem::take(q)))
+            .collect()
+    }
+}
+
+/// A batch split by `MEMORY USAGE`: (key, slot, bytes).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Sized {
+    small: Vec<(Vec<u8>, u32, u64)>,
+    big: Vec<(Vec<u8>, u32, u64)>,
+}
+
+/// Splits `batch` by the `MEMORY USAGE` replies (one per key, in order). A nil
+/// reply means the key is gone (expired, or moved by a proxy): dropped.
+fn split_by_size(
+    addr: &str,
+    batch: Vec<Keyed>,
+    sizes: Vec<Value>,
+    big_value_bytes: u64,
+) -> Result<Sized, RedisError> {
+    let mut out = Sized::default();
+    for ((key, slot), size) in batch.into_iter().zip(sizes) {
+        let bytes = match size {
+            Value::Nil => continue,
+            Value::Int(n) => u64::try_from(n).unwrap_or(0),
+            other => {
+                return Err(RedisError::Reply {
+                    addr: addr.to_owned(),
+                    reason: format!("unexpected reply to MEMORY USAGE: {other:?}"),
+                });
+            }
+        };
+        if big_value_bytes > 0 && bytes > big_value_bytes {
+            out.big.push((key, slot, bytes));
+        } else {
+            out.small.push((key, slot, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// The dbs listed by `INFO keyspace` with at least one key, ascending.
+fn dbs_with_keys(info: &str) -> Vec<u32> {
+    let mut dbs: Vec<u32> = parse_info(info)
+        .iter()
+        .filter_map(|(name, fields)| {
+            let db = name.strip_prefix("db")?.parse().ok()?;
+            let keys: u64 = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("keys="))?
+                .parse()
+                .ok()?;
+            (keys > 0).then_some(db)
+        })
+        .collect();
+    dbs.sort_unstable();
+    dbs
+}
+
+/// `MIGRATE <host> <port> "" <db> <timeout_ms> [AUTH <pw>] KEYS <keys...>`.
+fn migrate_args<'a, 'k: 'a>(
+    target: &'a Target,
+    db: &'a [u8],
+    timeout_ms: &'a [u8],
+    auth: &'a str,
+    keys: impl IntoIterator<Item = &'k [u8]>,
+) -> Vec<&'a [u8]> {
+    let mut args: Vec<&[u8]> = vec![
+        b"MIGRATE",
+        target.host.as_bytes(),
+        target.port.as_bytes(),
+        b"",
+        db,
+        timeout_ms,
+    ];
+    if !auth.is_empty() {
+        args.extend([&b"AUTH"[..], auth.as_bytes()]);
+    }
+    args.push(b"KEYS");
+    args.extend(keys.into_iter().map(|k| -> &'a [u8] { k }));
+    args
+}
+
+/// How a MIGRATE went, when it did not fail the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Migrated {
+    /// `+OK`: every key that still existed was moved.
+    Ok,
+    /// `+NOKEY`: none of the keys existed any more.
+    NoKey,
+    /// A key exists on the target (`BUSYKEY`); in a multi-key MIGRATE the
+    /// other keys may or may not have moved.
+    Busy,
+}
+
+/// Judges a MIGRATE reply. Auth and I/O errors name the target (the source
+/// reports the target's reply); anything else fails the pass as a reply error.
+fn classify(
+    source: &str,
+    target: &str,
+    reply: Result<Value, RedisError>,
+) -> Result<Migrated, RedisError> {
+    let reason = match reply {
+        Ok(Value::Simple(s)) if s == "OK" => return Ok(Migrated::Ok),
+        Ok(Value::Simple(s)) if s == "NOKEY" => return Ok(Migrated::NoKey),
+        Ok(other) => format!("unexpected reply to MIGRATE: {other:?}"),
+        Err(RedisError::Reply { reason, .. }) => reason,
+        Err(e) => return Err(e),
+    };
+    let target = target.to_owned();
+    if reason.contains("BUSYKEY") {
+        Ok(Migrated::Busy)
+    } else if reason.starts_with("IOERR") {
+        Err(RedisError::Connect {
+            addr: target,
+            reason: format!("MIGRATE from {source}: {reason}"),
+        })
+    } else if ["NOAUTH", "WRONGPASS", "AUTH", "invalid password"]
+        .iter()
+        .any(|w| reason.contains(w))
+    {
+        Err(RedisError::Auth {
+            addr: target,
+            reason: format!("MIGRATE from {source}: {reason}"),
+        })
+    } else {
+        Err(RedisError::Reply {
+            addr: source.to_owned(),
+            reason: format!("MIGRATE to {target}: {reason}"),
+        })
+    }
+}
+
+// === connections ===
+
+/// A new connection to `addr`, authenticated when `auth` is set, all within
+/// `timeout`.
+async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
+    let dial = async {
+        let mut conn = RespConn::connect(addr, timeout.min(MAX_CONNECT_TIMEOUT)).await?;
+        if !auth.is_empty() {
+            match conn.call(&[b"AUTH", auth.as_bytes()]).await {
+                Ok(_) => {}
+                // e.g. "ERR AUTH <password> called without any password
+                // configured": a credentials problem all the same.
+                Err(RedisError::Reply { addr, reason }) => {
+                    return Err(RedisError::Auth { addr, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conn)
+    };
+    bounded(addr, timeout, dial).await
+}
+
+/// `fut` within `timeout`, else [`RedisError::Timeout`]. A cut-off call leaves
+/// its connection broken, so it is never reused out of step.
+async fn bounded<T>(
+    addr: &str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::Timeout {
+                addr: addr.to_owned(),
+                timeout,
+            })
+        })
+}
+
+/// One pass over one source.
+struct Pass<'a> {
+    auth: &'a str,
+    settings: Settings,
+    targets: Vec<Target>,
+    queues: Queues,
+    /// To the source, `SELECT`ed to `db`.
+    conn: RespConn,
+    /// To targets, for the `EXISTS` check of a conflict: opened on first need,
+    /// with the db they have selected.
+    target_conns: HashMap<usize, (RespConn, u32)>,
+    db: u32,
+    totals: &'a mut BTreeMap<u32, SlotPass>,
+    progress: &'a (dyn Fn(&BTreeMap<u32, SlotPass>) + Send + Sync),
+}
+
+impl Pass<'_> {
+    async fn run(&mut self) -> Result<(), RedisError> {
+        let info = self.call(&[b"INFO", b"keyspace"]).await?;
+        let info = info.to_text().unwrap_or_default();
+        for db in dbs_with_keys(&info) {
+            self.db = db;
+            self.call(&[b"SELECT", db.to_string().as_bytes()]).await?;
+            self.scan_db().await?;
+        }
+        Ok(())
+    }
+
+    /// Scans the selected db to the end, moving batches as queues fill up.
+    async fn scan_db(&mut self) -> Result<(), RedisError> {
+        let count = self.settings.scan_count.to_string();
+        let mut cursor = b"0".to_vec();
+        loop {
+            let reply = self
+                .call(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()])
+                .await?;
+            let (next, keys) = self.scan_reply(reply)?;
+            for key in keys {
+                let (slot, full) = self.queues.push(key);
+                if let Some(slot) = slot {
+                    self.slot(slot).found += 1;
+                }
+                if let Some((target, batch)) = full {
+                    self.batch(target, batch).await?;
+                }
+            }
+            if next == b"0" {
+                break;
+            }
+            cursor = next;
+        }
+        // Everything queued belongs to this db: move it before the next SELECT.
+        for (target, batch) in self.queues.drain() {
+            self.batch(target, batch).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves one batch to `target`: big values alone, the rest together.
+    async fn batch(&mut self, target: usize, batch: Vec<Keyed>) -> Result<(), RedisError> {
+        let usage: Vec<[&[u8]; 5]> = batch
+            .iter()
+            .map(|(key, _)| [&b"MEMORY"[..], b"USAGE", key, b"SAMPLES", b"1"])
+            .collect();
+        let cmds: Vec<&[&[u8]]> = usage.iter().map(|c| &c[..]).collect();
+        let timeout = self.settings.timeout;
+        let source = self.conn.addr().to_owned();
+        let sizes = bounded(&source, timeout, self.conn.pipeline(&cmds)).await?;
+        let sized = split_by_size(&source, batch, sizes, self.settings.big_value_bytes)?;
+        if !sized.small.is_empty() {
+            let keys = sized.small.iter().map(|(k, _, _)| &k[..]);
+            match self.migrate(target, keys).await? {
+                Migrated::Ok => {
+                    for (_, slot, bytes) in &sized.small {
+                        self.count_moved(*slot, *bytes);
+                    }
+                }
+                Migrated::NoKey => {}
+                Migrated::Busy => self.key_by_key(target, sized.small).await?,
+            }
+        }
+        for (key, slot, bytes) in sized.big {
+            let started = Instant::now();
+            if self.migrate_one(target, &key, slot, bytes).await? {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let shown = String::from_utf8_lossy(&key).into_owned();
+                self.slot(slot).big_values.push((shown, bytes, ms));
+            }
+        }
+        (self.progress)(self.totals);
+        if !self.settings.interval.is_zero() {
+            tokio::time::sleep(self.settings.interval).await;
+        }
+        Ok(())
+    }
+
+    /// After a batch hit `BUSYKEY`: the keys gone from the source were moved
+    /// by it; the others are tried alone to find and settle the busy ones.
+    async fn key_by_key(
+        &mut self,
+        target: usize,
+        keys: Vec<(Vec<u8>, u32, u64)>,
+    ) -> Result<(), RedisError> {
+        let exists: Vec<[&[u8]; 2]> = keys.iter().map(|(k, _, _)| [&b"EXISTS"[..], k]).collect();
+        let cmds: Vec<&[&[u8]]> = exists.iter().map(|c| &c[..]).collect();
+        let source = self.conn.addr().to_owned();
+        let left = bounded(&source, self.settings.timeout, self.conn.pipeline(&cmds)).await?;
+        for ((key, slot, bytes), here) in keys.into_iter().zip(left) {
+            match here {
+                Value::Int(0) => self.count_moved(slot, bytes),
+                Value::Int(_) => {
+                    self.migrate_one(target, &key, slot, bytes).await?;
+                }
+                other => {
+                    return Err(RedisError::Reply {
+                        addr: source,
+                        reason: format!("unexpected reply to EXISTS: {other:?}"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves one key; whether it moved. A key busy on the target is settled
+    /// in the target's favour.
+    async fn migrate_one(
+        &mut self,
+        target: usize,
+        key: &[u8],
+        slot: u32,
+        bytes: u64,
+    ) -> Result<bool, RedisError> {
+        match self.migrate(target, [key]).await? {
+            Migrated::Ok => {
+                self.count_moved(slot, bytes);
+                Ok(true)
+            }
+            Migrated::NoKey => Ok(false),
+            Migrated::Busy => {
+                self.conflict(target, key, slot).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The key exists on both sides. The target's copy is newer (a proxy moved
+    /// the key and a client wrote it there), so the source's is deleted, once
+    /// the target confirms it holds the key. If it no longer does, the key is
+    /// left for the next pass to move.
+    async fn conflict(&mut self, target: usize, key: &[u8], slot: u32) -> Result<(), RedisError> {
+        let on_target = self.target_call(target, &[b"EXISTS", key]).await?;
+        if on_target != Value::Int(1) {
+            return Ok(());
+        }
+        self.call(&[b"DEL", key]).await?;
+        let shown = String::from_utf8_lossy(key).into_owned();
+        tracing::warn!(slot, key = %shown, target = %self.targets[target].addr,
+            "key on both sides: kept the target's copy");
+        self.slot(slot).conflicts.push(shown);
+        Ok(())
+    }
+
+    async fn migrate<'k>(
+        &mut self,
+        target: usize,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Result<Migrated, RedisError> {
+        let db = self.db.to_string();
+        let timeout_ms = self.settings.timeout_ms.to_string();
+        let t = &self.targets[target];
+        let args = migrate_args(t, db.as_bytes(), timeout_ms.as_bytes(), self.auth, keys);
+        let source = self.conn.addr().to_owned();
+        let deadline = self.settings.migrate_deadline;
+        let reply = bounded(&source, deadline, self.conn.call(&args)).await;
+        classify(&source, &t.addr, reply)
+    }
+
+    /// One command on the source, within the timeout.
+    async fn call(&mut self, args: &[&[u8]]) -> Result<Value, RedisError> {
+        let source = self.conn.addr().to_owned();
+        bounded(&source, self.settings.timeout, self.conn.call(args)).await
+    }
+
+    /// One command on `target`, in the current db, within the timeout.
+    async fn target_call(&mut self, target: usize, args: &[&[u8]]) -> Result<Value, RedisError> {
+        let addr = self.targets[target].addr.clone();
+        let timeout = self.settings.timeout;
+        let (db, auth) = (self.db, self.auth);
+        let conn = match self.target_conns.remove(&target) {
+            Some((conn, selected)) if selected == db && !conn.is_broken() => conn,
+            _ => {
+                let mut conn = connect(&addr, auth, timeout).await?;
+                let select = db.to_string();
+                bounded(&addr, timeout, conn.call(&[b"SELECT", select.as_bytes()])).await?;
+                conn
+            }
+        };
+        let mut conn = conn;
+        let reply = bounded(&addr, timeout, conn.call(args)).await;
+        self.target_conns.insert(target, (conn, db));
+        reply
+    }
+
+    /// `[cursor, [keys...]]`.
+    fn scan_reply(&self, reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), RedisError> {
+        if let Value::Array(mut parts) = reply
+            && parts.len() == 2
+            && let (Value::Array(keys), Value::Bulk(cursor)) = (parts.remove(1), parts.remove(0))
+        {
+            let keys: Option<Vec<Vec<u8>>> = keys
+                .into_iter()
+                .map(|k| match k {
+                    Value::Bulk(k) => Some(k),
+                    _ => None,
+                })
+                .collect();
+            if let Some(keys) = keys {
+                return Ok((cursor, keys));
+            }
+        }
+        Err(RedisError::Reply {
+            addr: self.conn.addr().to_owned(),
+            reason: "unexpected reply to SCAN".into(),
+        })
+    }
+
+    fn count_moved(&mut self, slot: u32, bytes: u64) {
+        let s = self.slot(slot);
+        s.moved += 1;
+        s.bytes += bytes;
+    }
+
+    fn slot(&mut self, slot: u32) -> &mut SlotPass {
+        self.totals.entry(slot).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moves(pairs: &[(u32, &str)]) -> BTreeMap<u32, String> {
+        pairs.iter().map(|&(s, a)| (s, a.to_owned())).collect()
+    }
+
+    /// A key whose slot is `slot` (searching `k0`, `k1`, ...), skipping `skip`.
+    fn key_in(slot: u32, skip: usize) -> Vec<u8> {
+        (0..)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| slot_of(k) == slot)
+            .nth(skip)
+            .unwrap()
+    }
+
+    #[test]
+    fn batches_group_by_target() {
+        let m = moves(&[(1, "h:1"), (2, "h:2"), (3, "h:1")]);
+        let (targets, mut q) = Queues::new(&m, 2).unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(
+            (targets[0].host.as_str(), targets[0].port.as_str()),
+            ("h", "1")
+        );
+
+        let (a, b, c, d) = (key_in(1, 0), key_in(2, 0), key_in(3, 0), key_in(2, 1));
+        assert_eq!(q.push(a.clone()), (Some(1), None));
+        assert_eq!(q.push(b.clone()), (Some(2), None));
+        // A key of a slot that is not migrating is not queued.
+        assert_eq!(q.push(key_in(4, 0)), (None, None));
+        // Slots 1 and 3 share a target: their keys fill one batch.
+        assert_eq!(
+            q.push(c.clone()),
+            (Some(3), Some((0, vec![(a, 1), (c, 3)])))
+        );
+        assert_eq!(
+            q.push(d.clone()),
+            (Some(2), Some((1, vec![(b, 2), (d, 2)])))
+        );
+        assert!(q.drain().is_empty());
+        let e = key_in(1, 1);
+        q.push(e.clone());
+        assert_eq!(q.drain(), vec![(0, vec![(e, 1)])]);
+        assert!(q.drain().is_empty());
+    }
+
+    #[test]
+    fn degenerate_moves() {
+        // Out-of-range slots are ignored; a zero batch size means one key.
+        let (targets, mut q) = Queues::new(&moves(&[(5000, "h:1"), (7, "h:2")]), 0).unwrap();
+        assert_eq!(targets.len(), 1);
+        let k = key_in(7, 0);
+        assert_eq!(q.push(k.clone()), (Some(7), Some((0, vec![(k, 7)]))));
+        for bad in ["nohost", "h:", ":1", "h:99999", "h:x"] {
+            assert!(Queues::new(&moves(&[(1, bad)]), 1).is_err(), "{bad}");
+        }
+        let t = Target::parse("[::1]:6379").unwrap();
+        assert_eq!((t.host.as_str(), t.port.as_str()), ("::1", "6379"));
+    }
+
+    #[test]
+    fn big_values_go_alone() {
+        let batch = vec![(b"a".to_vec(), 1), (b"b".to_vec(), 2), (b"c".to_vec(), 3)];
+        let sizes = vec![Value::Int(100), Value::Nil, Value::Int(2000)];
+        let s = split_by_size("h:1", batch.clone(), sizes.clone(), 1000).unwrap();
+        assert_eq!(s.small, vec![(b"a".to_vec(), 1, 100)]);
+        assert_eq!(s.big, vec![(b"c".to_vec(), 3, 2000)]);
+        // 0: nothing is big.
+        let s = split_by_size("h:1", batch.clone(), sizes, 0).unwrap();
+        assert_eq!(s.small.len(), 2);
+        assert!(s.big.is_empty());
+        let bad = vec![Value::Int(1), Value::Error("ERR x".into()), Value::Int(1)];
+        assert!(split_by_size("h:1", batch, bad, 0).is_err());
+    }
+
+    #[test]
+    fn migrate_replies() {
+        let c = |r| classify("src:1", "dst:2", r);
+        let err = |s: &str| {
+            Err(RedisError::Reply {
+                addr: "src:1".into(),
+                reason: s.into(),
+            })
+        };
+        assert_eq!(c(Ok(Value::Simple("OK".into()))).unwrap(), Migrated::Ok);
+        assert_eq!(
+            c(Ok(Value::Simple("NOKEY".into()))).unwrap(),
+            Migrated::NoKey
+        );
+        assert_eq!(
+            c(err(
+                "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+            ))
+            .unwrap(),
+            Migrated::Busy
+        );
+        match c(err("IOERR error or timeout connecting to the client")) {
+            Err(RedisError::Connect { addr, reason }) => {
+                assert_eq!(addr, "dst:2");
+                assert!(
+                    reason.contains("src:1") && reason.contains("IOERR"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        for auth in [
+            "ERR Target instance replied with error: NOAUTH Authentication required.",
+            "ERR Target instance replied with error: WRONGPASS invalid username-password pair",
+            "ERR Target instance replied with error: ERR AUTH <password> called without any password configured for the default user.",
+        ] {
+            assert!(
+                matches!(c(err(auth)), Err(RedisError::Auth { addr, .. }) if addr == "dst:2"),
+                "{auth}"
+            );
+        }
+        match c(err(
+            "ERR Target instance replied with error: OOM command not allowed",
+        )) {
+            Err(RedisError::Reply { addr, reason }) => {
+                assert_eq!(addr, "src:1");
+                assert!(
+                    reason.contains("dst:2") && reason.contains("OOM"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            c(Ok(Value::Int(1))),
+            Err(RedisError::Reply { .. })
+        ));
+        let timeout = Err(RedisError::Timeout {
+            addr: "src:1".into(),
+            timeout: Duration::from_secs(1),
+        });
+        assert!(matches!(c(timeout), Err(RedisError::Timeout { .. })));
+    }
+
+    #[test]
+    fn migrate_commands() {
+        let t = Target::parse("10.0.0.1:6380").unwrap();
+        let keys = [&b"a"[..], b"b\xff"];
+        assert_eq!(
+            migrate_args(&t, b"3", b"500", "", keys),
+            [
+                &b"MIGRATE"[..],
+                b"10.0.0.1",
+                b"6380",
+                b"",
+                b"3",
+                b"500",
+                b"KEYS",
+                b"a",
+                b"b\xff"
+            ]
+        );
+        assert_eq!(
+            migrate_args(&t, b"0", b"500", "pw", [&b"a"[..]]),
+            [
+                &b"MIGRATE"[..],
+                b"10.0.0.1",
+                b"6380",
+                b"",
+                b"0",
+                b"500",
+                b"AUTH",
+                b"pw",
+                b"KEYS",
+                b"a"
+            ]
+        );
+    }
+
+    #[test]
+    fn keyspace_dbs() {
+        let info = "# Keyspace\r\ndb3:keys=5,expires=1,avg_ttl=0\r\ndb0:keys=2,expires=0\r\n\
+                    db7:keys=0,expires=0\r\ndbx:keys=1\r\n";
+        assert_eq!(dbs_with_keys(info), [0, 3]);
+        assert!(dbs_with_keys("# Keyspace\r\n").is_empty());
+    }
+
+    #[test]
+    fn settings_are_usable() {
+        let s = Settings::from(&MigrateOptions {
+            batch_keys: 0,
+            scan_count: 0,
+            big_value_bytes: 0,
+            timeout: Duration::ZERO,
+            interval: Duration::ZERO,
+        });
+        assert_eq!(s.scan_count, 1);
+        assert_eq!(s.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(s.timeout_ms, 1000);
+        assert_eq!(s.migrate_deadline, Duration::from_secs(2));
+        let s = Settings::from(&MigrateOptions {
+            batch_keys: 100,
+            scan_count: 1000,
+            big_value_bytes: 1 << 20,
+            timeout: Duration::from_micros(10),
+            interval: Duration::ZERO,
+        });
+        // MIGRATE's timeout argument is never 0 (which would mean 1 s).
+        assert_eq!(s.timeout_ms, 1);
+        assert_eq!(
+            s.migrate_deadline,
+            Duration::from_micros(10) + MIGRATE_MARGIN
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let shown = format!("{:?}", PlainMigrator::new("s3cret"));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
