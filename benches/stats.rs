@@ -1386,7 +1386,7 @@ async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) -> C
         server.stop().await;
     }
     println!(
-        "   (target: p99 <= 50 ms at 1024 targets, server elapsed; with {} samples p99 is the 2nd-highest or the highest)",
+        "   (target: p99 <= 50 ms at 1024 targets, server elapsed; p99 is nearest-rank: with {} samples it is the max)",
         plan.rounds
     );
 }

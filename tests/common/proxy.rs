@@ -27,6 +27,8 @@ pub struct Table {
     pub slots: BTreeMap<u32, pb::Slot>,
     /// Updates received: (revision, reset, number of slots).
     pub updates: Vec<(u64, bool, usize)>,
+    /// When each revision was applied (for latency measurements).
+    pub applied_at: BTreeMap<u64, Instant>,
 }
 
 /// Shared state of one simulated proxy.
@@ -123,6 +125,7 @@ impl SimProxy {
                                         t.epoch = u.epoch.clone();
                                         t.revision = u.revision;
                                         t.updates.push((u.revision, u.reset, u.slots.len()));
+                                        t.applied_at.insert(u.revision, Instant::now());
                                     }
                                     if hung.load(Ordering::Relaxed) { continue }
                                     let ack = pb::WatchSlotsRequest { kind: Some(In::Ack(pb::SlotsAck { revision: u.revision, nonce: u.nonce })) };
