@@ -334,7 +334,11 @@ async fn main() {
             });
         }
     }
-    for plan in &plans {
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
+    for plan in plans.iter().filter(|p| p.label.contains(&only)) {
         run(plan, keys, &opts).await;
     }
 }

@@ -84,6 +84,28 @@ async fn operator_session() {
         groups.stdout
     );
 
+    // A queued action shows in the actions view.
+    ok(&admin(&t, &["--token", "tok", "slots", "action", "disable"]).await);
+    ok(&admin(&t, &["--token", "tok", "group", "create", "2"]).await);
+    let r2 = RedisServer::start().await;
+    ok(&admin(
+        &t,
+        &["--token", "tok", "group", "add-server", "2", &r2.addr()],
+    )
+    .await);
+    ok(&admin(
+        &t,
+        &["--token", "tok", "slots", "action", "create", "7", "2"],
+    )
+    .await);
+    let actions = admin(&t, &["slots", "action", "list"]).await;
+    ok(&actions);
+    assert!(
+        actions.stdout.contains("1 slot action(s)") && actions.stdout.contains("pending"),
+        "{}",
+        actions.stdout
+    );
+
     // A server error: exit 1 with the code and the message.
     let missing = admin(&t, &["--token", "tok", "group", "remove", "42"]).await;
     assert_eq!(missing.code, 1);

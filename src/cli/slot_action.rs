@@ -64,6 +64,13 @@ pub enum SlotActionCmd {
     Enable,
     /// Run one step of the slot-action engine now and show what moved.
     Process,
+    /// Every slot with an action, with its progress (keys moved and left,
+    /// rate, ETA, error); `--watch` redraws every second until none is left.
+    List {
+        /// Redraw every second until no action is left (Ctrl-C stops).
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// Runs a `slots action` subcommand.
@@ -113,6 +120,23 @@ pub async fn run(ctx: &Ctx, cmd: SlotActionCmd) -> Result<(), CliError> {
         }
         SlotActionCmd::Disable => set_disabled(ctx, true).await,
         SlotActionCmd::Enable => set_disabled(ctx, false).await,
+        SlotActionCmd::List { watch } => loop {
+            let stats = call!(ctx, get_stats, pb::GetStatsRequest {})?;
+            let busy = stats
+                .stats
+                .as_ref()
+                .is_some_and(|s| s.slots.iter().any(|m| m.action.is_some()));
+            if watch && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                print!("\x1b[2J\x1b[H");
+            }
+            ctx.out.emit(&stats, |r| {
+                render_actions(r.stats.as_ref().unwrap_or(&pb::StatsSnapshot::default()))
+            })?;
+            if !watch || !busy {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        },
         SlotActionCmd::Process => {
             let resp = call!(ctx, process_slot_action, pb::ProcessSlotActionRequest {})?;
             ctx.out.emit(&resp, render_steps)
@@ -133,6 +157,58 @@ async fn set_disabled(ctx: &Ctx, disabled: bool) -> Result<(), CliError> {
 }
 
 /// `slot 5: pending #3 -> group 2`.
+/// The actions table: one row per slot with an action, joined with its progress.
+fn render_actions(s: &pb::StatsSnapshot) -> String {
+    let progress: std::collections::BTreeMap<u32, &pb::SlotProgress> = s
+        .slot_action
+        .iter()
+        .flat_map(|a| &a.progress)
+        .map(|p| (p.slot_id, p))
+        .collect();
+    let mut t = Table::new(&[
+        "SLOT", "FROM", "TO", "STATE", "#", "MOVED", "LEFT", "KEYS/S", "ETA", "ERROR",
+    ]);
+    let mut n = 0;
+    for m in &s.slots {
+        let Some(a) = &m.action else { continue };
+        n += 1;
+        let p = progress.get(&m.id);
+        t.row(vec![
+            m.id.to_string(),
+            m.group_id.to_string(),
+            a.target_group_id.to_string(),
+            slot_state(a.state).to_owned(),
+            a.index.to_string(),
+            p.map_or("-".into(), |p| p.keys_moved.to_string()),
+            p.map_or("-".into(), |p| p.keys_left.to_string()),
+            p.map_or("-".into(), |p| format!("{:.0}", p.keys_per_sec)),
+            p.map_or("-".into(), |p| {
+                if p.eta_seconds < 0.0 {
+                    "?".into()
+                } else {
+                    format!("{:.0}s", p.eta_seconds)
+                }
+            }),
+            or_dash(p.map_or("", |p| p.error.as_str())),
+        ]);
+    }
+    let head = match &s.slot_action {
+        Some(a) => format!(
+            "{n} slot action(s); engine {}, interval {}us, {} pass(es) running; {}\n",
+            if a.disabled { "disabled" } else { "enabled" },
+            a.interval_us,
+            a.executor,
+            if a.status.is_empty() {
+                "idle"
+            } else {
+                a.status.as_str()
+            }
+        ),
+        None => format!("{n} slot action(s)\n"),
+    };
+    head + &t.render()
+}
+
 fn describe_mapping(m: &pb::SlotMapping) -> String {
     match &m.action {
         Some(a) => format!(
