@@ -93,6 +93,30 @@ async fn load(server: &RedisServer, n: u64) -> u64 {
     moving
 }
 
+/// Seconds spent by `server` in each of `commands` (`INFO commandstats`).
+async fn busy(server: &RedisServer, commands: &[&str]) -> Vec<f64> {
+    let info = match connect(server)
+        .await
+        .call(&[b"INFO", b"commandstats"])
+        .await
+    {
+        Ok(v) => v.to_text().unwrap_or_default(),
+        Err(e) => panic!("INFO commandstats: {e}"),
+    };
+    let stats = topom::redis::parse_info(&info);
+    commands
+        .iter()
+        .map(|c| {
+            stats
+                .get(&format!("cmdstat_{c}"))
+                .and_then(|v| v.split(',').find_map(|f| f.strip_prefix("usec=")))
+                .and_then(|u| u.parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1e6
+        })
+        .collect()
+}
+
 async fn dbsize(server: &RedisServer) -> i64 {
     match connect(server).await.call(&[b"DBSIZE"]).await {
         Ok(Value::Int(n)) => n,
@@ -261,6 +285,13 @@ async fn run(plan: &Plan, keys: u64, opts: &MigrateOptions) {
         out.bytes as f64 / secs / 1e6,
         (out.moved * 32) as f64 / secs / 1e6,
         loaded_in.as_secs_f64(),
+    );
+    let a_busy = busy(&a, &["scan", "memory|usage", "migrate", "exists", "del"]).await;
+    let b_busy = busy(&b, &["restore"]).await;
+    println!(
+        "{:<34} server time: A scan {:.2} s, memory usage {:.2} s, migrate {:.2} s \
+         (B restore {:.2} s)",
+        "", a_busy[0], a_busy[1], a_busy[2], b_busy[0]
     );
     if let Some(mut l) = latencies {
         println!(

@@ -2,6 +2,7 @@
 //! add-server probe. The coordinator uses the [`RedisAdmin`] trait; `server` wires in
 //! [`Connector`], the real implementation.
 
+mod codis;
 mod conn;
 mod ha;
 mod info;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use codis::{CodisMigrator, CodisMode};
 pub use conn::Connector;
 pub use ha::PooledHa;
 pub use info::parse_info;

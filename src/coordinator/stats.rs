@@ -190,31 +190,47 @@ impl Coordinator {
             (servers, cache.sentinel.servers.clone())
         };
         let started = SystemTime::now();
-        let probe = &self.probe;
-        let product = self.product();
-        let server_probes = join_all(
-            servers
-                .iter()
-                .map(|(addr, _, _)| bounded(timeout, probe.server_info(addr, timeout))),
-        );
-        let sentinel_probes = join_all(
-            sentinels
-                .iter()
-                .map(|addr| bounded(timeout, probe.sentinel_info(addr, product, timeout))),
-        );
-        let (server_results, sentinel_results) = tokio::join!(server_probes, sentinel_probes);
+        // One deadline for the whole round, and one task per target so that
+        // parsing the replies spreads over every core.
+        let deadline = tokio::time::Instant::now() + timeout;
+        let server_tasks: Vec<_> = servers
+            .iter()
+            .map(|(addr, _, _)| {
+                let (probe, addr) = (self.probe.clone(), addr.clone());
+                tokio::spawn(async move {
+                    let p = bounded(deadline, probe.server_info(&addr, timeout)).await;
+                    let summary = match &p.outcome {
+                        ProbeOutcome::Ok(info) => Some(summarize(info)),
+                        _ => None,
+                    };
+                    (p, summary)
+                })
+            })
+            .collect();
+        let sentinel_tasks: Vec<_> = sentinels
+            .iter()
+            .map(|addr| {
+                let (probe, addr) = (self.probe.clone(), addr.clone());
+                let product = self.product().to_owned();
+                tokio::spawn(async move {
+                    bounded(deadline, probe.sentinel_info(&addr, &product, timeout)).await
+                })
+            })
+            .collect();
+        let (server_results, sentinel_results) =
+            tokio::join!(join_all(server_tasks), join_all(sentinel_tasks));
         let mut stats: Vec<ServerStats> = servers
             .into_iter()
             .zip(server_results)
-            .map(|((addr, group_id, index), probe)| ServerStats {
-                summary: match &probe.outcome {
-                    ProbeOutcome::Ok(info) => Some(summarize(info)),
-                    _ => None,
-                },
-                addr,
-                group_id,
-                index,
-                probe,
+            .map(|((addr, group_id, index), r)| {
+                let (probe, summary) = r.unwrap_or_else(|e| (crashed(&e), None));
+                ServerStats {
+                    summary,
+                    addr,
+                    group_id,
+                    index,
+                    probe,
+                }
             })
             .collect();
         fill_lag(&mut stats);
@@ -226,7 +242,10 @@ impl Coordinator {
             sentinels: sentinels
                 .into_iter()
                 .zip(sentinel_results)
-                .map(|(addr, probe)| SentinelStats { addr, probe })
+                .map(|(addr, r)| SentinelStats {
+                    addr,
+                    probe: r.unwrap_or_else(|e| crashed(&e)),
+                })
                 .collect(),
         });
         self.stats.send_replace(round.clone());
@@ -236,16 +255,24 @@ impl Coordinator {
 
 /// Runs `f` with a hard deadline: a silent target costs at most `timeout`.
 async fn bounded<T>(
-    timeout: Duration,
+    deadline: tokio::time::Instant,
     f: impl Future<Output = std::result::Result<T, RedisError>>,
 ) -> Probe<T> {
-    let outcome = match tokio::time::timeout(timeout, f).await {
+    let outcome = match tokio::time::timeout_at(deadline, f).await {
         Ok(Ok(v)) => ProbeOutcome::Ok(v),
         Ok(Err(RedisError::Timeout { .. })) | Err(_) => ProbeOutcome::Timeout,
         Ok(Err(e)) => ProbeOutcome::Error(e.to_string()),
     };
     Probe {
         outcome,
+        time: SystemTime::now(),
+    }
+}
+
+/// A probe task that panicked (a bug): shown as that target's error, not lost.
+fn crashed<T>(e: &tokio::task::JoinError) -> Probe<T> {
+    Probe {
+        outcome: ProbeOutcome::Error(format!("probe failed: {e}")),
         time: SystemTime::now(),
     }
 }

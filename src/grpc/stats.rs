@@ -22,7 +22,7 @@ pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Encoded, S
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a WatchStats subscriber asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     groups: BTreeSet<u32>,
     addrs: BTreeSet<String>,
@@ -37,10 +37,6 @@ impl Filter {
             addrs: r.addrs.iter().cloned().collect(),
             fields: (!r.fields.is_empty()).then(|| r.fields.iter().cloned().collect()),
         }
-    }
-
-    fn is_everything(&self) -> bool {
-        self.groups.is_empty() && self.addrs.is_empty() && self.fields.is_none()
     }
 
     fn keeps_server(&self, s: &ServerStats) -> bool {
@@ -75,21 +71,25 @@ pub fn round_message(round: &StatsRound, f: &Filter) -> pb::WatchStatsResponse {
     }
 }
 
-/// The encoded full round, shared by every unfiltered subscriber.
+/// Encoded rounds shared by subscribers with the same filter: a round is encoded
+/// once per distinct filter, not once per subscriber.
 #[derive(Default)]
-pub struct RoundCache(Mutex<Option<(u64, Encoded)>>);
+pub struct RoundCache(Mutex<std::collections::HashMap<Filter, (u64, Encoded)>>);
 
 impl RoundCache {
-    fn get(&self, round: &StatsRound) -> Encoded {
+    fn get(&self, round: &StatsRound, filter: &Filter) -> Encoded {
         let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match c.as_ref() {
-            Some((seq, enc)) if *seq == round.seq => enc.clone(),
-            _ => {
-                let enc = Encoded::of(&round_message(round, &Filter::default()));
-                *c = Some((round.seq, enc.clone()));
-                enc
-            }
+        if let Some((seq, enc)) = c.get(filter)
+            && *seq == round.seq
+        {
+            return enc.clone();
         }
+        // Entries of older rounds are dropped, so the map holds only the filters
+        // still in use.
+        c.retain(|_, (seq, _)| *seq >= round.seq);
+        let enc = Encoded::of(&round_message(round, filter));
+        c.insert(filter.clone(), (round.seq, enc.clone()));
+        enc
     }
 }
 
@@ -103,13 +103,7 @@ pub fn watch(
     shutdown: CancellationToken,
 ) -> WatchStream {
     let rx = coordinator.watch_stats();
-    let encode = move |round: &StatsRound| {
-        if filter.is_everything() {
-            cache.get(round)
-        } else {
-            Encoded::of(&round_message(round, &filter))
-        }
-    };
+    let encode = move |round: &StatsRound| cache.get(round, &filter);
     Box::pin(futures::stream::unfold(
         (rx, true, shutdown, encode),
         |(mut rx, first, shutdown, encode)| async move {

@@ -1,0 +1,814 @@
+//! The codis-server [`Migrator`]: codis-server moves the keys itself, slot by
+//! slot, with `SLOTSMGRTTAGSLOT` (sync) or `SLOTSMGRTTAGSLOT-ASYNC`
+//! (semi-async); we only drive it (reference §4.2 "Batch(db)", §7.2).
+//!
+//! ```text
+//! INFO keyspace ──► dbs with keys ──► work units ──► ≤ 4 workers, one connection each
+//!   sync:        a unit per (db, slot)   SELECT db; SLOTSMGRTTAGSLOT ... until left = 0
+//!   semi-async:  a unit per db           SELECT db; for each slot:
+//!                                          SLOTSMGRTTAGSLOT-ASYNC ... until left = 0
+//! ```
+//!
+//! Every call answers `[migrated, left_in_slot]` for the selected db, so one
+//! pass drains each slot to 0 and the engine's next pass reports `found == 0`.
+//!
+//! **Why the units differ.** codis-server keeps one async migration client per
+//! db and refuses a second batch on a db while one is in flight ("the specified
+//! DB is being migrated"), so in semi-async mode the slots of one db go one after
+//! the other and only distinct dbs run in parallel. A sync call is atomic in the
+//! single-threaded server, so calls of any db and slot may overlap: more
+//! connections hide our round trip and the interval, not the server's work,
+//! which is why a few (4 by default) are enough and more would only queue
+//! behind each other while client traffic waits.
+//!
+//! codis-server's restore overwrites a key on the target. That is safe in the
+//! Codis protocol: a proxy writes a migrating key to the target only after
+//! `SLOTSMGRTTAGONE` (or the exec wrapper) took it off the source, so the two
+//! copies never coexist; no conflicts are reported.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+
+use super::info::parse_info;
+use super::resp::{RespConn, Value};
+use super::{MigrateOptions, Migrator, RedisError, SlotPass};
+use crate::model::MAX_SLOTS;
+
+/// Connects never wait longer than this, whatever the command deadline (as in
+/// the pools).
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// codis-server bounds each socket operation towards the target by the timeout
+/// argument, so one call may take somewhat longer; our deadline adds this much
+/// (or the timeout itself, if larger) before giving up on the source.
+const CALL_MARGIN: Duration = Duration::from_secs(1);
+
+/// Used when `MigrateOptions::timeout` is zero (as [`super::PlainMigrator`]
+/// does), rather than codis-server's own defaults (100 ms sync, 30 s async).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The dashboard's cap on the async timeout: a batch blocks its caller, and
+/// a long one holds back the proxies waiting on its keys.
+const MAX_ASYNC_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default number of connections (and so of calls in flight) per pass.
+const DEFAULT_PARALLEL: usize = 4;
+
+/// A slot whose calls move nothing and leave no fewer keys this many times in a
+/// row fails the pass: a server in that state would otherwise keep the pass,
+/// and the engine's step, running forever.
+const MAX_IDLE_CALLS: u32 = 10;
+
+/// codis-server parses every numeric argument as a C `int` and refuses larger
+/// values, so ours are clamped to this (the server clamps further itself).
+const C_INT_MAX: u64 = i32::MAX as u64;
+
+/// How codis-server moves keys: the dashboard's `migration_method` and
+/// `migration_async_*` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodisMode {
+    /// `SLOTSMGRTTAGSLOT`: one key (or tag group) per call, restored on the
+    /// target before the call returns; timeout `MigrateOptions::timeout`.
+    Sync,
+    /// `SLOTSMGRTTAGSLOT-ASYNC`: about `numkeys` keys (whole tag groups) per
+    /// call, streamed in chunks; the call returns once the target acknowledged
+    /// the batch. Timeout min(5 s, `MigrateOptions::timeout`). A 0 below means
+    /// codis-server's default.
+    SemiAsync {
+        /// Elements per `SLOTSRESTORE-ASYNC` chunk (`migration_async_maxbulks`;
+        /// 0: 200).
+        maxbulks: u32,
+        /// Bytes buffered towards the target (`migration_async_maxbytes`;
+        /// 0: 512 KiB).
+        maxbytes: u64,
+        /// Keys per batch (`migration_async_numkeys`; 0: 100).
+        numkeys: u32,
+    },
+}
+
+impl Default for CodisMode {
+    /// Codis's defaults: semi-async, 200 bulks, 32 MiB, 500 keys.
+    fn default() -> CodisMode {
+        CodisMode::SemiAsync {
+            maxbulks: 200,
+            maxbytes: 32 << 20,
+            numkeys: 500,
+        }
+    }
+}
+
+/// [`Migrator`] for codis-server masters (both source and target).
+pub struct CodisMigrator {
+    /// Authenticates our connections to the source; empty means none.
+    /// codis-server authenticates to the target with its own password.
+    product_auth: String,
+    mode: CodisMode,
+    /// Connections per pass, at least 1.
+    parallel: usize,
+}
+
+// Written by hand so that the password never reaches a log line.
+impl std::fmt::Debug for CodisMigrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodisMigrator")
+            .field("auth", &!self.product_auth.is_empty())
+            .field("mode", &self.mode)
+            .field("parallel", &self.parallel)
+            .finish()
+    }
+}
+
+impl CodisMigrator {
+    /// A migrator whose connections authenticate with `product_auth` (empty:
+    /// no password), moving keys the `mode` way, with up to 4 connections
+    /// per pass.
+    pub fn new(product_auth: &str, mode: CodisMode) -> CodisMigrator {
+        CodisMigrator {
+            product_auth: product_auth.to_owned(),
+            mode,
+            parallel: DEFAULT_PARALLEL,
+        }
+    }
+
+    /// Up to `connections` calls in flight per pass (0 counts as 1). In
+    /// semi-async mode only distinct dbs run in parallel (see the module
+    /// docs), so more connections than dbs with keys are never opened.
+    pub fn with_parallel(mut self, connections: usize) -> CodisMigrator {
+        self.parallel = connections.max(1);
+        self
+    }
+
+    /// The mode this migrator uses.
+    pub fn mode(&self) -> CodisMode {
+        self.mode
+    }
+}
+
+#[async_trait]
+impl Migrator for CodisMigrator {
+    async fn migrate_pass(
+        &self,
+        source: &str,
+        moves: &BTreeMap<u32, String>,
+        opts: &MigrateOptions,
+        progress: &(dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
+    ) -> Result<BTreeMap<u32, SlotPass>, RedisError> {
+        let totals: BTreeMap<u32, SlotPass> =
+            moves.keys().map(|&s| (s, SlotPass::default())).collect();
+        let (targets, slots) = parse_targets(moves)?;
+        if slots.is_empty() {
+            return Ok(totals);
+        }
+        let settings = Settings::new(self.mode, opts);
+        let mut first = connect(source, &self.product_auth, settings.timeout).await?;
+        let info = bounded(
+            source,
+            settings.timeout,
+            first.call(&[b"INFO", b"keyspace"]),
+        )
+        .await?;
+        let dbs = dbs_with_keys(&info.to_text().unwrap_or_default());
+        let units = plan(self.mode, &dbs, &slots);
+        let workers = self.parallel.min(units.len());
+        let shared = Shared {
+            units: Mutex::new(units),
+            totals: Mutex::new(totals),
+            progress,
+        };
+        let pass = Pass {
+            source,
+            auth: &self.product_auth,
+            settings,
+            targets: &targets,
+            shared: &shared,
+        };
+        let mut first = Some(first);
+        try_join_all((0..workers).map(|_| pass.worker(first.take()))).await?;
+        Ok(shared.into_totals())
+    }
+}
+
+// === settings, targets, plans ===
+
+/// [`MigrateOptions`] as this mode uses them, degenerate values made usable.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    mode: CodisMode,
+    /// The deadline of connect, AUTH, INFO and SELECT.
+    timeout: Duration,
+    /// The timeout argument of the migration command, in ms (1..=INT_MAX).
+    timeout_ms: u64,
+    /// Our deadline for one migration call.
+    call_deadline: Duration,
+    interval: Duration,
+}
+
+impl Settings {
+    fn new(mode: CodisMode, opts: &MigrateOptions) -> Settings {
+        let timeout = if opts.timeout.is_zero() {
+            DEFAULT_TIMEOUT
+        } else {
+            opts.timeout
+        };
+        let timeout = match mode {
+            CodisMode::Sync => timeout,
+            CodisMode::SemiAsync { .. } => timeout.min(MAX_ASYNC_TIMEOUT),
+        };
+        Settings {
+            mode,
+            timeout,
+            // 0 would mean codis-server's default, not ours: send at least 1.
+            timeout_ms: u64::try_from(timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, C_INT_MAX),
+            call_deadline: timeout + timeout.max(CALL_MARGIN),
+            interval: opts.interval,
+        }
+    }
+}
+
+/// A target master, with its address split the way the commands want it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    addr: String,
+    host: String,
+    port: u16,
+}
+
+impl Target {
+    /// Splits `host:port` at the last `:`; `[v6]:port` loses its brackets.
+    fn parse(addr: &str) -> Result<Target, RedisError> {
+        let bad = || RedisError::Connect {
+            addr: addr.to_owned(),
+            reason: "not a host:port address".into(),
+        };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        let host = host.strip_prefix('[').unwrap_or(host);
+        let host = host.strip_suffix(']').unwrap_or(host);
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        if host.is_empty() || port == 0 {
+            return Err(bad());
+        }
+        Ok(Target {
+            addr: addr.to_owned(),
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// The distinct targets of `moves` and (slot, target index) pairs in slot
+/// order. Slots out of range are left out (codis-server would refuse them, and
+/// no key hashes there); they report `found == 0`.
+fn parse_targets(
+    moves: &BTreeMap<u32, String>,
+) -> Result<(Vec<Target>, Vec<(u32, usize)>), RedisError> {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut slots = Vec::new();
+    for (&slot, addr) in moves {
+        if slot as usize >= MAX_SLOTS {
+            continue;
+        }
+        let index = match targets.iter().position(|t| t.addr == *addr) {
+            Some(i) => i,
+            None => {
+                targets.push(Target::parse(addr)?);
+                targets.len() - 1
+            }
+        };
+        slots.push((slot, index));
+    }
+    Ok((targets, slots))
+}
+
+/// Work for one connection: drain `slots` (slot, target index) in `db`, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    db: u32,
+    slots: Vec<(u32, usize)>,
+}
+
+/// Sync: a unit per (db, slot), so any connection may take any of them.
+/// Semi-async: a unit per db, so no two connections ever migrate in one db.
+fn plan(mode: CodisMode, dbs: &[u32], slots: &[(u32, usize)]) -> VecDeque<Unit> {
+    match mode {
+        CodisMode::Sync => dbs
+            .iter()
+            .flat_map(|&db| slots.iter().map(move |&s| Unit { db, slots: vec![s] }))
+            .collect(),
+        CodisMode::SemiAsync { .. } => dbs
+            .iter()
+            .map(|&db| Unit {
+                db,
+                slots: slots.to_vec(),
+            })
+            .collect(),
+    }
+}
+
+/// The dbs listed by `INFO keyspace` with at least one key, ascending.
+fn dbs_with_keys(info: &str) -> Vec<u32> {
+    let mut dbs: Vec<u32> = parse_info(info)
+        .iter()
+        .filter_map(|(name, fields)| {
+            let db = name.strip_prefix("db")?.parse().ok()?;
+            let keys: u64 = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("keys="))?
+                .parse()
+                .ok()?;
+            (keys > 0).then_some(db)
+        })
+        .collect();
+    dbs.sort_unstable();
+    dbs
+}
+
+// === commands and replies ===
+
+/// The migration command for `slot` towards `target`.
+fn command(s: &Settings, target: &Target, slot: u32) -> Vec<String> {
+    let (host, port, timeout) = (target.host.clone(), target.port.to_string(), s.timeout_ms);
+    match s.mode {
+        CodisMode::Sync => vec![
+            "SLOTSMGRTTAGSLOT".into(),
+            host,
+            port,
+            timeout.to_string(),
+            slot.to_string(),
+        ],
+        CodisMode::SemiAsync {
+            maxbulks,
+            maxbytes,
+            numkeys,
+        } => vec![
+            "SLOTSMGRTTAGSLOT-ASYNC".into(),
+            host,
+            port,
+            timeout.to_string(),
+            u64::from(maxbulks).min(C_INT_MAX).to_string(),
+            maxbytes.min(C_INT_MAX).to_string(),
+            slot.to_string(),
+            u64::from(numkeys).min(C_INT_MAX).to_string(),
+        ],
+    }
+}
+
+/// `[migrated, left_in_slot]`, both non-negative.
+fn parse_reply(reply: &Value) -> Option<(u64, u64)> {
+    match reply {
+        Value::Array(items) => match items.as_slice() {
+            [Value::Int(moved), Value::Int(left)] => {
+                Some((u64::try_from(*moved).ok()?, u64::try_from(*left).ok()?))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Names the culprit of a failed migration call: I/O towards the target
+/// (`IOERR`, "create client to h:p failed") and refused credentials name the
+/// target; anything else ("the specified DB is being migrated", "previous
+/// operation has not finished", bad arguments) names the source.
+fn classify(source: &str, target: &str, cmd: &str, e: RedisError) -> RedisError {
+    let RedisError::Reply { reason, .. } = e else {
+        return e;
+    };
+    let target = target.to_owned();
+    if reason.starts_with("IOERR") || reason.contains("create client to") {
+        RedisError::Connect {
+            addr: target,
+            reason: format!("{cmd} from {source}: {reason}"),
+        }
+    } else if ["NOAUTH", "WRONGPASS", "invalid password"]
+        .iter()
+        .any(|w| reason.contains(w))
+    {
+        RedisError::Auth {
+            addr: target,
+            reason: format!("{cmd} from {source}: {reason}"),
+        }
+    } else {
+        RedisError::Reply {
+            addr: source.to_owned(),
+            reason: format!("{cmd} to {target}: {reason}"),
+        }
+    }
+}
+
+// === connections ===
+
+/// A new connection to `addr`, authenticated when `auth` is set, all within
+/// `timeout`.
+async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
+    let dial = async {
+        let mut conn = RespConn::connect(addr, timeout.min(MAX_CONNECT_TIMEOUT)).await?;
+        if !auth.is_empty() {
+            match conn.call(&[b"AUTH", auth.as_bytes()]).await {
+                Ok(_) => {}
+                // e.g. "ERR AUTH <password> called without any password
+                // configured": a credentials problem all the same.
+                Err(RedisError::Reply { addr, reason }) => {
+                    return Err(RedisError::Auth { addr, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(conn)
+    };
+    bounded(addr, timeout, dial).await
+}
+
+/// `fut` within `timeout`, else [`RedisError::Timeout`]. A cut-off call leaves
+/// its connection broken, so it is never reused out of step.
+async fn bounded<T>(
+    addr: &str,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::Timeout {
+                addr: addr.to_owned(),
+                timeout,
+            })
+        })
+}
+
+// === the pass ===
+
+/// What the workers of one pass share. Std mutexes: each is held for a queue
+/// pop or a counter update (and the progress callback), never across an await.
+struct Shared<'a> {
+    units: Mutex<VecDeque<Unit>>,
+    totals: Mutex<BTreeMap<u32, SlotPass>>,
+    progress: &'a (dyn Fn(&BTreeMap<u32, SlotPass>) + Send + Sync),
+}
+
+impl Shared<'_> {
+    fn next_unit(&self) -> Option<Unit> {
+        lock(&self.units).pop_front()
+    }
+
+    /// Counts one call's reply and reports the running totals. `first`: the
+    /// slot's first call in this db, whose reply tells how many keys it held.
+    fn record(&self, slot: u32, moved: u64, left: u64, first: bool) {
+        let mut totals = lock(&self.totals);
+        let s = totals.entry(slot).or_default();
+        if first {
+            s.found += moved + left;
+        }
+        s.moved += moved;
+        // Under the lock, so that reports never go backwards.
+        (self.progress)(&totals);
+    }
+
+    fn into_totals(self) -> BTreeMap<u32, SlotPass> {
+        self.totals
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The maps stay consistent even if a holder panicked: every critical section
+/// is one pop or one counter update.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One pass over one source.
+struct Pass<'a> {
+    source: &'a str,
+    auth: &'a str,
+    settings: Settings,
+    targets: &'a [Target],
+    shared: &'a Shared<'a>,
+}
+
+impl Pass<'_> {
+    /// Takes units until none are left, on one connection (`conn`, or a new
+    /// one on first need).
+    async fn worker(&self, mut conn: Option<RespConn>) -> Result<(), RedisError> {
+        let mut selected = None;
+        while let Some(unit) = self.shared.next_unit() {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(connect(self.source, self.auth, self.settings.timeout).await?),
+            };
+            if selected != Some(unit.db) {
+                let db = unit.db.to_string();
+                let select = c.call(&[b"SELECT", db.as_bytes()]);
+                bounded(self.source, self.settings.timeout, select).await?;
+                selected = Some(unit.db);
+            }
+            for &(slot, target) in &unit.slots {
+                self.drain(c, unit.db, slot, &self.targets[target]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls the migration command for `slot` until it leaves no key in the
+    /// selected db, pausing `interval` between calls.
+    async fn drain(
+        &self,
+        conn: &mut RespConn,
+        db: u32,
+        slot: u32,
+        target: &Target,
+    ) -> Result<(), RedisError> {
+        let args = command(&self.settings, target, slot);
+        let argv: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let cmd = args[0].as_str();
+        let mut first = true;
+        let mut idle = 0;
+        let mut last_left = u64::MAX;
+        loop {
+            let call = conn.call(&argv);
+            let reply = bounded(self.source, self.settings.call_deadline, call)
+                .await
+                .map_err(|e| classify(self.source, &target.addr, cmd, e))?;
+            let Some((moved, left)) = parse_reply(&reply) else {
+                return Err(RedisError::Reply {
+                    addr: self.source.to_owned(),
+                    reason: format!("unexpected reply to {cmd}: {reply:?}"),
+                });
+            };
+            self.shared.record(slot, moved, left, first);
+            first = false;
+            if left == 0 {
+                tracing::debug!(source = self.source, target = %target.addr, db, slot,
+                    "slot drained");
+                return Ok(());
+            }
+            idle = if moved == 0 && left >= last_left {
+                idle + 1
+            } else {
+                0
+            };
+            if idle >= MAX_IDLE_CALLS {
+                return Err(RedisError::Reply {
+                    addr: self.source.to_owned(),
+                    reason: format!(
+                        "{cmd} to {}: slot {slot} in db {db} still has {left} keys \
+                         after {idle} calls that moved none",
+                        target.addr
+                    ),
+                });
+            }
+            last_left = left;
+            if !self.settings.interval.is_zero() {
+                tokio::time::sleep(self.settings.interval).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const ASYNC: CodisMode = CodisMode::SemiAsync {
+        maxbulks: 200,
+        maxbytes: 1 << 20,
+        numkeys: 100,
+    };
+
+    fn opts(timeout: Duration) -> MigrateOptions {
+        MigrateOptions {
+            batch_keys: 1,
+            scan_count: 1,
+            big_value_bytes: 0,
+            timeout,
+            interval: Duration::ZERO,
+        }
+    }
+
+    fn moves(pairs: &[(u32, &str)]) -> BTreeMap<u32, String> {
+        pairs.iter().map(|&(s, a)| (s, a.to_owned())).collect()
+    }
+
+    #[test]
+    fn commands() {
+        let t = Target::parse("10.0.0.1:6380").unwrap();
+        let s = Settings::new(CodisMode::Sync, &opts(Duration::from_secs(30)));
+        assert_eq!(
+            command(&s, &t, 7),
+            ["SLOTSMGRTTAGSLOT", "10.0.0.1", "6380", "30000", "7"]
+        );
+        // Async: the timeout is capped at 5 s.
+        let s = Settings::new(ASYNC, &opts(Duration::from_secs(30)));
+        assert_eq!(
+            command(&s, &t, 1023),
+            [
+                "SLOTSMGRTTAGSLOT-ASYNC",
+                "10.0.0.1",
+                "6380",
+                "5000",
+                "200",
+                "1048576",
+                "1023",
+                "100"
+            ]
+        );
+        // Values codis-server would refuse as a C int are clamped.
+        let huge = CodisMode::SemiAsync {
+            maxbulks: u32::MAX,
+            maxbytes: u64::MAX,
+            numkeys: u32::MAX,
+        };
+        let s = Settings::new(huge, &opts(Duration::from_millis(200)));
+        let args = command(&s, &t, 0);
+        assert_eq!(args[3], "200");
+        for i in [4, 5, 7] {
+            assert_eq!(args[i], "2147483647");
+        }
+        let v6 = Target::parse("[::1]:7000").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 7000));
+    }
+
+    #[test]
+    fn settings_are_usable() {
+        let s = Settings::new(CodisMode::Sync, &opts(Duration::ZERO));
+        assert_eq!((s.timeout, s.timeout_ms), (DEFAULT_TIMEOUT, 1000));
+        assert_eq!(s.call_deadline, Duration::from_secs(2));
+        // Never 0 ms: that would mean codis-server's default.
+        let s = Settings::new(CodisMode::Sync, &opts(Duration::from_micros(10)));
+        assert_eq!(s.timeout_ms, 1);
+        assert_eq!(s.call_deadline, Duration::from_micros(10) + CALL_MARGIN);
+        let s = Settings::new(ASYNC, &opts(Duration::from_secs(3)));
+        assert_eq!(
+            (s.timeout_ms, s.call_deadline),
+            (3000, Duration::from_secs(6))
+        );
+    }
+
+    #[test]
+    fn targets_and_plans() {
+        let m = moves(&[(1, "h:1"), (2, "h:2"), (3, "h:1"), (5000, "h:3")]);
+        let (targets, slots) = parse_targets(&m).unwrap();
+        // The out-of-range slot is dropped, its target never parsed.
+        assert_eq!(targets.len(), 2);
+        assert_eq!(slots, [(1, 0), (2, 1), (3, 0)]);
+        for bad in ["nohost", "h:", ":1", "h:99999", "h:0", "h:x"] {
+            assert!(parse_targets(&moves(&[(1, bad)])).is_err(), "{bad}");
+        }
+        let sync = plan(CodisMode::Sync, &[0, 2], &slots);
+        assert_eq!(sync.len(), 6);
+        assert_eq!(
+            sync[3],
+            Unit {
+                db: 2,
+                slots: vec![(1, 0)]
+            }
+        );
+        // Semi-async: one unit per db holding every slot, never a db twice.
+        let semi = plan(ASYNC, &[0, 2], &slots);
+        assert_eq!(semi.len(), 2);
+        assert!(semi.iter().all(|u| u.slots == slots));
+        assert!(plan(ASYNC, &[], &slots).is_empty());
+    }
+
+    #[test]
+    fn keyspace_dbs() {
+        let info = "# Keyspace\r\ndb3:keys=5,expires=1,avg_ttl=0\r\ndb0:keys=2,expires=0\r\n\
+                    db7:keys=0,expires=0\r\ndbx:keys=1\r\n";
+        assert_eq!(dbs_with_keys(info), [0, 3]);
+    }
+
+    #[test]
+    fn replies() {
+        let pair = |a, b| Value::Array(vec![Value::Int(a), Value::Int(b)]);
+        assert_eq!(parse_reply(&pair(3, 0)), Some((3, 0)));
+        assert_eq!(parse_reply(&pair(-1, 0)), None);
+        assert_eq!(parse_reply(&Value::Int(1)), None);
+        assert_eq!(parse_reply(&Value::Array(vec![Value::Int(1)])), None);
+
+        let c = |reason: &str| {
+            let e = RedisError::Reply {
+                addr: "src:1".into(),
+                reason: reason.into(),
+            };
+            classify("src:1", "dst:2", "SLOTSMGRTTAGSLOT", e)
+        };
+        for io in ["IOERR error or timeout", "ERR create client to h:2 failed"] {
+            assert!(
+                matches!(c(io), RedisError::Connect { addr, .. } if addr == "dst:2"),
+                "{io}"
+            );
+        }
+        assert!(
+            matches!(c("ERR invalid password"), RedisError::Auth { addr, .. } if addr == "dst:2")
+        );
+        for busy in [
+            "ERR the specified DB is being migrated",
+            "ERR previous operation has not finished",
+        ] {
+            match c(busy) {
+                RedisError::Reply { addr, reason } => {
+                    assert_eq!(addr, "src:1");
+                    assert!(
+                        reason.contains(busy) && reason.contains("dst:2"),
+                        "{reason}"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let t = RedisError::Timeout {
+            addr: "src:1".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            classify("src:1", "dst:2", "X", t),
+            RedisError::Timeout { .. }
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let shown = format!("{:?}", CodisMigrator::new("s3cret", CodisMode::default()));
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert_eq!(
+            CodisMigrator::new("", CodisMode::Sync)
+                .with_parallel(0)
+                .parallel,
+            1
+        );
+    }
+
+    /// A server answering INFO with one db holding keys, and every other
+    /// command with `reply`.
+    async fn stuck_server(reply: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = sock.read(&mut buf).await {
+                let req = &buf[..n];
+                let out: &[u8] = if n == 0 {
+                    break;
+                } else if req.windows(4).any(|w| w == b"INFO") {
+                    b"$24\r\n# Keyspace\r\ndb0:keys=5\r\n\r\n"
+                } else if req.windows(6).any(|w| w == b"SELECT") {
+                    b"+OK\r\n"
+                } else {
+                    reply
+                };
+                if sock.write_all(out).await.is_err() {
+                    break;
+                }
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_slot_that_never_drains_fails_the_pass() {
+        let addr = stuck_server(b"*2\r\n:0\r\n:5\r\n").await;
+        let m = CodisMigrator::new("", CodisMode::Sync);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let r = m
+            .migrate_pass(
+                &addr,
+                &moves(&[(9, "h:1")]),
+                &opts(Duration::from_secs(1)),
+                &|_| {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                },
+            )
+            .await;
+        match r {
+            Err(RedisError::Reply { reason, .. }) => assert!(reason.contains("slot 9"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(calls.into_inner(), MAX_IDLE_CALLS + 1);
+    }
+
+    #[tokio::test]
+    async fn a_busy_db_fails_the_pass() {
+        let addr = stuck_server(b"-ERR the specified DB is being migrated\r\n").await;
+        let m = CodisMigrator::new("", ASYNC);
+        let r = m
+            .migrate_pass(
+                &addr,
+                &moves(&[(9, "h:1")]),
+                &opts(Duration::from_secs(1)),
+                &|_| {},
+            )
+            .await;
+        assert!(
+            matches!(&r, Err(RedisError::Reply { reason, .. }) if reason.contains("being migrated")),
+            "{r:?}"
+        );
+    }
+}
