@@ -121,8 +121,10 @@ pub struct Backends {
     pub probe: Arc<dyn StatsProbe>,
     /// Replication and Sentinel operations.
     pub ha: Arc<dyn HaAdmin>,
-    /// Moves the keys of migrating slots.
+    /// Moves the keys of migrating slots between plain Redis masters.
     pub migrator: Arc<dyn Migrator>,
+    /// Moves them when both masters are codis-server (slot commands).
+    pub codis_migrator: Arc<dyn Migrator>,
 }
 
 /// The coordinator of one product.
@@ -133,6 +135,7 @@ pub struct Coordinator {
     probe: Arc<dyn StatsProbe>,
     ha: Arc<dyn HaAdmin>,
     migrator: Arc<dyn Migrator>,
+    codis_migrator: Arc<dyn Migrator>,
     /// Master switches and promotes.
     events: events::Events,
     /// Masters as the Sentinels last reported them.
@@ -191,6 +194,7 @@ impl Coordinator {
             probe,
             ha,
             migrator,
+            codis_migrator,
         } = backends;
         let data = store.load().await?;
         let epoch: Arc<str> = new_epoch(&owner).into();
@@ -205,6 +209,7 @@ impl Coordinator {
             probe,
             ha,
             migrator,
+            codis_migrator,
             events: events::Events::default(),
             ha_masters: Mutex::new(BTreeMap::new()),
             promote: tokio::sync::Mutex::new(()),

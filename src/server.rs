@@ -19,9 +19,10 @@ use crate::coordinator::proxies::ProxySettings;
 use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
+use crate::model::ForwardMethod;
 use crate::model::TopomRecord;
 use crate::pb;
-use crate::redis::{Connector, PlainMigrator, PooledHa, PooledProbe};
+use crate::redis::{CodisMigrator, CodisMode, Connector, PlainMigrator, PooledHa, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
 use crate::tasks::{SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask};
 
@@ -89,6 +90,17 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         probe,
         ha: ha.clone(),
         migrator: Arc::new(PlainMigrator::new(&config.product_auth)),
+        codis_migrator: Arc::new(CodisMigrator::new(
+            &config.product_auth,
+            match config.migration_method {
+                ForwardMethod::Sync => CodisMode::Sync,
+                ForwardMethod::SemiAsync => CodisMode::SemiAsync {
+                    maxbulks: config.migration_async_maxbulks,
+                    maxbytes: config.migration_async_maxbytes,
+                    numkeys: config.migration_async_numkeys,
+                },
+            },
+        )),
     };
     let coordinator = match Coordinator::open(settings, backends, owner, lock.state()).await {
         Ok(c) => c,

@@ -266,8 +266,8 @@ impl Coordinator {
                 "the engine is disabled: no data moves",
             ));
         }
-        // source master → (slot → target master)
-        let mut by_source: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
+        // (source master, both codis-server) → (slot → target master)
+        let mut by_source: BTreeMap<(String, bool), BTreeMap<u32, String>> = BTreeMap::new();
         let mut out = Vec::new();
         {
             let d = self.cache();
@@ -276,6 +276,7 @@ impl Coordinator {
                 let Some(a) = m.action else { continue };
                 let source = master_of(&d, m.group_id);
                 let target = master_of(&d, a.target_id);
+                let codis = is_codis(&d, m.group_id) && is_codis(&d, a.target_id);
                 if target.is_empty() {
                     out.push(SlotStep {
                         slot: sid,
@@ -284,7 +285,10 @@ impl Coordinator {
                     });
                     continue;
                 }
-                by_source.entry(source).or_default().insert(sid, target);
+                by_source
+                    .entry((source, codis))
+                    .or_default()
+                    .insert(sid, target);
             }
         }
         let cfg = self.slot_action_config();
@@ -295,7 +299,7 @@ impl Coordinator {
             timeout: self.settings.migration.timeout,
             interval: Duration::from_micros(u64::from(cfg.interval_us)),
         };
-        let passes = by_source.iter().map(|(source, moves)| {
+        let passes = by_source.iter().map(|((source, codis), moves)| {
             let opts = &opts;
             async move {
                 // An offline slot (no source) has no keys: nothing to scan.
@@ -305,10 +309,12 @@ impl Coordinator {
                 }
                 self.engine.running.fetch_add(1, Ordering::Relaxed);
                 let progress = |t: &BTreeMap<u32, SlotPass>| self.note_progress(t, false);
-                let r = self
-                    .migrator
-                    .migrate_pass(source, moves, opts, &progress)
-                    .await;
+                let migrator = if *codis {
+                    &self.codis_migrator
+                } else {
+                    &self.migrator
+                };
+                let r = migrator.migrate_pass(source, moves, opts, &progress).await;
                 self.engine.running.fetch_sub(1, Ordering::Relaxed);
                 (moves, r)
             }
@@ -449,6 +455,14 @@ fn master_of(d: &ProductData, gid: u32) -> String {
         .get(&gid)
         .map(|g| g.master().to_owned())
         .unwrap_or_default()
+}
+
+/// Whether group `gid`'s master is a codis-server.
+fn is_codis(d: &ProductData, gid: u32) -> bool {
+    d.groups
+        .get(&gid)
+        .and_then(|g| g.servers.first())
+        .is_some_and(|s| s.kind == crate::model::ServerKind::CodisServer)
 }
 
 fn steps(slots: &[u32], state: Option<SlotState>, error: &str) -> Vec<SlotStep> {

@@ -261,12 +261,15 @@ impl Target {
     }
 }
 
-/// The distinct targets of `moves` and (slot, target index) pairs in slot
+/// A slot to drain and the index of its target.
+type SlotTarget = (u32, usize);
+
+/// The distinct targets of `moves` and the slots with their target, in slot
 /// order. Slots out of range are left out (codis-server would refuse them, and
 /// no key hashes there); they report `found == 0`.
 fn parse_targets(
     moves: &BTreeMap<u32, String>,
-) -> Result<(Vec<Target>, Vec<(u32, usize)>), RedisError> {
+) -> Result<(Vec<Target>, Vec<SlotTarget>), RedisError> {
     let mut targets: Vec<Target> = Vec::new();
     let mut slots = Vec::new();
     for (&slot, addr) in moves {
@@ -285,16 +288,16 @@ fn parse_targets(
     Ok((targets, slots))
 }
 
-/// Work for one connection: drain `slots` (slot, target index) in `db`, in order.
+/// Work for one connection: drain `slots` in `db`, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Unit {
     db: u32,
-    slots: Vec<(u32, usize)>,
+    slots: Vec<SlotTarget>,
 }
 
 /// Sync: a unit per (db, slot), so any connection may take any of them.
 /// Semi-async: a unit per db, so no two connections ever migrate in one db.
-fn plan(mode: CodisMode, dbs: &[u32], slots: &[(u32, usize)]) -> VecDeque<Unit> {
+fn plan(mode: CodisMode, dbs: &[u32], slots: &[SlotTarget]) -> VecDeque<Unit> {
     match mode {
         CodisMode::Sync => dbs
             .iter()
@@ -503,8 +506,8 @@ impl Pass<'_> {
             };
             if selected != Some(unit.db) {
                 let db = unit.db.to_string();
-                let select = c.call(&[b"SELECT", db.as_bytes()]);
-                bounded(self.source, self.settings.timeout, select).await?;
+                let select: [&[u8]; 2] = [b"SELECT", db.as_bytes()];
+                bounded(self.source, self.settings.timeout, c.call(&select)).await?;
                 selected = Some(unit.db);
             }
             for &(slot, target) in &unit.slots {

@@ -1,17 +1,18 @@
 //! The plain-Redis [`Migrator`]: moves the keys of migrating slots with `SCAN`
 //! and `MIGRATE ... KEYS` (issue 5 §3; hashing as in reference §7.1).
 //!
-//! A pass walks every db of the source that holds keys (`INFO keyspace`) on one
-//! dedicated connection (it must `SELECT`), so one scan serves every slot that
-//! migrates out of that source. Keys whose slot is migrating are queued per
-//! target; a full queue becomes a batch:
+//! A pass walks every db of the source that holds keys (`INFO keyspace`), so
+//! one scan serves every slot that migrates out of that source. A scanner
+//! queues the keys of migrating slots per target and hands full queues to a
+//! mover; each has its own connection to the source (they `SELECT`), and they
+//! run together so the source keeps working while we parse its replies:
 //!
 //! ```text
-//! SCAN ──► slot_of(key) ∈ moves? ──► queue[target] ──full──► MEMORY USAGE (pipelined)
-//!                                                              │
-//!                          big: MIGRATE alone, timed ◄─────────┴──► rest: MIGRATE ... KEYS
-//!                                                                     │ BUSYKEY
-//!                                                   key by key; busy: EXISTS on target, DEL here
+//! scanner: SCAN ─► slot_of(key) ∈ moves? ─► queue[target] ─full─► channel
+//! mover:   channel ─► MEMORY USAGE (pipelined) ─┬─► big: MIGRATE alone, timed
+//!                                               └─► rest: MIGRATE ... KEYS
+//!                                                     │ BUSYKEY
+//!                        key by key; busy ones: EXISTS on target, then DEL here
 //! ```
 //!
 //! `MIGRATE` never gets `REPLACE`: a key already on the target was moved there
@@ -82,17 +83,28 @@ impl Migrator for PlainMigrator {
             return Ok(totals);
         }
         let settings = Settings::from(opts);
-        let conn = connect(source, &self.product_auth, settings.timeout).await?;
+        let auth = self.product_auth.as_str();
+        // Two connections: the scan goes on while a batch moves.
+        let (conn, scan_conn) = tokio::try_join!(
+            connect(source, auth, settings.timeout),
+            connect(source, auth, settings.timeout)
+        )?;
         let mut pass = Pass {
-            auth: &self.product_auth,
-            settings,
-            targets,
-            queues,
-            conn,
-            target_conns: HashMap::new(),
-            db: 0,
-            totals: &mut totals,
-            progress,
+            scanner: Scanner {
+                conn: scan_conn,
+                queues,
+                settings,
+            },
+            mover: Mover {
+                auth,
+                settings,
+                targets,
+                conn,
+                target_conns: HashMap::new(),
+                db: 0,
+                totals: &mut totals,
+                progress,
+            },
         };
         pass.run().await?;
         Ok(totals)
@@ -107,12 +119,15 @@ struct Settings {
     scan_count: usize,
     /// 0: no value counts as big.
     big_value_bytes: u64,
-    /// The deadline of every command but MIGRATE.
+    /// The deadline of the mover's commands other than MIGRATE.
     timeout: Duration,
     /// MIGRATE's own timeout argument, in ms.
     timeout_ms: u128,
     /// Our deadline for one MIGRATE.
     migrate_deadline: Duration,
+    /// Our deadline for the scanner's commands: the source may first have to
+    /// finish a MIGRATE of the mover's.
+    scan_deadline: Duration,
     interval: Duration,
 }
 
@@ -123,6 +138,7 @@ impl From<&MigrateOptions> for Settings {
         } else {
             o.timeout
         };
+        let migrate_deadline = timeout + timeout.max(MIGRATE_MARGIN);
         Settings {
             // SCAN refuses COUNT 0.
             scan_count: o.scan_count.max(1),
@@ -130,7 +146,8 @@ impl From<&MigrateOptions> for Settings {
             timeout,
             // MIGRATE reads 0 as "use 1000 ms": send at least 1.
             timeout_ms: timeout.as_millis().max(1),
-            migrate_deadline: timeout + timeout.max(MIGRATE_MARGIN),
+            migrate_deadline,
+            scan_deadline: migrate_deadline + timeout,
             interval: o.interval,
         }
     }
@@ -207,19 +224,14 @@ impl Queues {
         Ok((targets, queues))
     }
 
-    /// The slot of `key` if it is migrating; the key is then queued, and a
-    /// queue that reached the batch size is handed back as (target, batch).
-    fn push(&mut self, key: Vec<u8>) -> (Option<u32>, Option<(usize, Vec<Keyed>)>) {
+    /// Queues `key` if its slot is migrating; a queue that reaches the batch
+    /// size is handed back, emptied, as (target, batch).
+    fn push(&mut self, key: Vec<u8>) -> Option<(usize, Vec<Keyed>)> {
         let slot = slot_of(&key);
-        let Some(target) = self.slot_target[slot as usize] else {
-            return (None, None);
-        };
+        let target = self.slot_target[slot as usize]?;
         let queue = &mut self.pending[target];
         queue.push((key, slot));
-        if queue.len() < self.batch_keys {
-            return (Some(slot), None);
-        }
-        (Some(slot), Some((target, std::mem::take(queue))))
+        (queue.len() >= self.batch_keys).then(|| (target, std::mem::take(queue)))
     }
 
     /// Every non-empty queue, emptied, as (target, batch).
@@ -401,36 +413,51 @@ async fn bounded<T>(
         })
 }
 
-/// One pass over one source.
+/// Batches on their way from the scanner to the mover: enough for the scan
+/// to run ahead while a batch moves, and a bound on what a pass holds.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// One pass over one source: a scanner feeding a mover, each on its own
+/// connection to the source, running together so that the source is rarely
+/// idle while we parse a reply.
 struct Pass<'a> {
-    auth: &'a str,
-    settings: Settings,
-    targets: Vec<Target>,
-    queues: Queues,
-    /// To the source, `SELECT`ed to `db`.
-    conn: RespConn,
-    /// To targets, for the `EXISTS` check of a conflict: opened on first need,
-    /// with the db they have selected.
-    target_conns: HashMap<usize, (RespConn, u32)>,
-    db: u32,
-    totals: &'a mut BTreeMap<u32, SlotPass>,
-    progress: &'a (dyn Fn(&BTreeMap<u32, SlotPass>) + Send + Sync),
+    scanner: Scanner,
+    mover: Mover<'a>,
 }
 
 impl Pass<'_> {
     async fn run(&mut self) -> Result<(), RedisError> {
-        let info = self.call(&[b"INFO", b"keyspace"]).await?;
+        let info = self.mover.call(&[b"INFO", b"keyspace"]).await?;
         let info = info.to_text().unwrap_or_default();
         for db in dbs_with_keys(&info) {
-            self.db = db;
-            self.call(&[b"SELECT", db.to_string().as_bytes()]).await?;
-            self.scan_db().await?;
+            let select = db.to_string();
+            let select: [&[u8]; 2] = [b"SELECT", select.as_bytes()];
+            self.mover.db = db;
+            self.mover.call(&select).await?;
+            self.scanner.call(&select).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+            // Everything queued belongs to this db: both finish before the
+            // next SELECT. The first error ends both.
+            tokio::try_join!(self.scanner.scan_db(tx), self.mover.consume(rx))?;
         }
         Ok(())
     }
+}
 
-    /// Scans the selected db to the end, moving batches as queues fill up.
-    async fn scan_db(&mut self) -> Result<(), RedisError> {
+/// Walks a db with SCAN and hands full batches to the mover.
+struct Scanner {
+    /// To the source, `SELECT`ed to the db being scanned.
+    conn: RespConn,
+    queues: Queues,
+    settings: Settings,
+}
+
+impl Scanner {
+    /// Scans the selected db to the end, then sends what is still queued.
+    async fn scan_db(
+        &mut self,
+        tx: tokio::sync::mpsc::Sender<(usize, Vec<Keyed>)>,
+    ) -> Result<(), RedisError> {
         let count = self.settings.scan_count.to_string();
         let mut cursor = b"0".to_vec();
         loop {
@@ -439,12 +466,8 @@ impl Pass<'_> {
                 .await?;
             let (next, keys) = self.scan_reply(reply)?;
             for key in keys {
-                let (slot, full) = self.queues.push(key);
-                if let Some(slot) = slot {
-                    self.slot(slot).found += 1;
-                }
-                if let Some((target, batch)) = full {
-                    self.batch(target, batch).await?;
+                if let Some(batch) = self.queues.push(key) {
+                    self.send(&tx, batch).await?;
                 }
             }
             if next == b"0" {
@@ -452,8 +475,80 @@ impl Pass<'_> {
             }
             cursor = next;
         }
-        // Everything queued belongs to this db: move it before the next SELECT.
-        for (target, batch) in self.queues.drain() {
+        for batch in self.queues.drain() {
+            self.send(&tx, batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<(usize, Vec<Keyed>)>,
+        batch: (usize, Vec<Keyed>),
+    ) -> Result<(), RedisError> {
+        // The mover only stops early on an error, which ends the pass first.
+        tx.send(batch).await.map_err(|_| RedisError::Reply {
+            addr: self.conn.addr().to_owned(),
+            reason: "the migration pass stopped".into(),
+        })
+    }
+
+    /// One command on the source, within the scan deadline.
+    async fn call(&mut self, args: &[&[u8]]) -> Result<Value, RedisError> {
+        let source = self.conn.addr().to_owned();
+        bounded(&source, self.settings.scan_deadline, self.conn.call(args)).await
+    }
+
+    /// `[cursor, [keys...]]`.
+    fn scan_reply(&self, reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), RedisError> {
+        if let Value::Array(mut parts) = reply
+            && parts.len() == 2
+            && let (Value::Array(keys), Value::Bulk(cursor)) = (parts.remove(1), parts.remove(0))
+        {
+            let keys: Option<Vec<Vec<u8>>> = keys
+                .into_iter()
+                .map(|k| match k {
+                    Value::Bulk(k) => Some(k),
+                    _ => None,
+                })
+                .collect();
+            if let Some(keys) = keys {
+                return Ok((cursor, keys));
+            }
+        }
+        Err(RedisError::Reply {
+            addr: self.conn.addr().to_owned(),
+            reason: "unexpected reply to SCAN".into(),
+        })
+    }
+}
+
+/// Moves batches: sizes them, MIGRATEs them, settles conflicts, counts.
+struct Mover<'a> {
+    auth: &'a str,
+    settings: Settings,
+    targets: Vec<Target>,
+    /// To the source, `SELECT`ed to `db`.
+    conn: RespConn,
+    /// To targets, for the `EXISTS` check of a conflict: opened on first need,
+    /// with the db they have selected.
+    target_conns: HashMap<usize, (RespConn, u32)>,
+    db: u32,
+    totals: &'a mut BTreeMap<u32, SlotPass>,
+    progress: &'a (dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
+}
+
+impl Mover<'_> {
+    /// Moves every batch the scanner sends, until it is done.
+    async fn consume(
+        &mut self,
+        mut rx: tokio::sync::mpsc::Receiver<(usize, Vec<Keyed>)>,
+    ) -> Result<(), RedisError> {
+        while let Some((target, batch)) = rx.recv().await {
+            // Every key of a migrating slot that the scan saw is in one batch.
+            for (_, slot) in &batch {
+                self.slot(*slot).found += 1;
+            }
             self.batch(target, batch).await?;
         }
         Ok(())
@@ -590,7 +685,7 @@ impl Pass<'_> {
         let addr = self.targets[target].addr.clone();
         let timeout = self.settings.timeout;
         let (db, auth) = (self.db, self.auth);
-        let conn = match self.target_conns.remove(&target) {
+        let mut conn = match self.target_conns.remove(&target) {
             Some((conn, selected)) if selected == db && !conn.is_broken() => conn,
             _ => {
                 let mut conn = connect(&addr, auth, timeout).await?;
@@ -599,33 +694,9 @@ impl Pass<'_> {
                 conn
             }
         };
-        let mut conn = conn;
         let reply = bounded(&addr, timeout, conn.call(args)).await;
         self.target_conns.insert(target, (conn, db));
         reply
-    }
-
-    /// `[cursor, [keys...]]`.
-    fn scan_reply(&self, reply: Value) -> Result<(Vec<u8>, Vec<Vec<u8>>), RedisError> {
-        if let Value::Array(mut parts) = reply
-            && parts.len() == 2
-            && let (Value::Array(keys), Value::Bulk(cursor)) = (parts.remove(1), parts.remove(0))
-        {
-            let keys: Option<Vec<Vec<u8>>> = keys
-                .into_iter()
-                .map(|k| match k {
-                    Value::Bulk(k) => Some(k),
-                    _ => None,
-                })
-                .collect();
-            if let Some(keys) = keys {
-                return Ok((cursor, keys));
-            }
-        }
-        Err(RedisError::Reply {
-            addr: self.conn.addr().to_owned(),
-            reason: "unexpected reply to SCAN".into(),
-        })
     }
 
     fn count_moved(&mut self, slot: u32, bytes: u64) {
@@ -667,19 +738,13 @@ mod tests {
         );
 
         let (a, b, c, d) = (key_in(1, 0), key_in(2, 0), key_in(3, 0), key_in(2, 1));
-        assert_eq!(q.push(a.clone()), (Some(1), None));
-        assert_eq!(q.push(b.clone()), (Some(2), None));
+        assert_eq!(q.push(a.clone()), None);
+        assert_eq!(q.push(b.clone()), None);
         // A key of a slot that is not migrating is not queued.
-        assert_eq!(q.push(key_in(4, 0)), (None, None));
+        assert_eq!(q.push(key_in(4, 0)), None);
         // Slots 1 and 3 share a target: their keys fill one batch.
-        assert_eq!(
-            q.push(c.clone()),
-            (Some(3), Some((0, vec![(a, 1), (c, 3)])))
-        );
-        assert_eq!(
-            q.push(d.clone()),
-            (Some(2), Some((1, vec![(b, 2), (d, 2)])))
-        );
+        assert_eq!(q.push(c.clone()), Some((0, vec![(a, 1), (c, 3)])));
+        assert_eq!(q.push(d.clone()), Some((1, vec![(b, 2), (d, 2)])));
         assert!(q.drain().is_empty());
         let e = key_in(1, 1);
         q.push(e.clone());
@@ -693,7 +758,7 @@ mod tests {
         let (targets, mut q) = Queues::new(&moves(&[(5000, "h:1"), (7, "h:2")]), 0).unwrap();
         assert_eq!(targets.len(), 1);
         let k = key_in(7, 0);
-        assert_eq!(q.push(k.clone()), (Some(7), Some((0, vec![(k, 7)]))));
+        assert_eq!(q.push(k.clone()), Some((0, vec![(k, 7)])));
         for bad in ["nohost", "h:", ":1", "h:99999", "h:x"] {
             assert!(Queues::new(&moves(&[(1, bad)]), 1).is_err(), "{bad}");
         }
@@ -836,6 +901,7 @@ mod tests {
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.timeout_ms, 1000);
         assert_eq!(s.migrate_deadline, Duration::from_secs(2));
+        assert_eq!(s.scan_deadline, Duration::from_secs(3));
         let s = Settings::from(&MigrateOptions {
             batch_keys: 100,
             scan_count: 1000,

@@ -21,6 +21,7 @@
 
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod fake_codis;
 pub mod ports;
 pub mod process;
 pub mod proxy;
