@@ -129,6 +129,10 @@ async fn table_assign_and_views() {
 async fn rebalance_plans_and_queues() {
     let t = Topom::start().await;
     let mut c = t.client().await;
+    // Queued actions must stay queued here: pause the slot-action engine.
+    c.set_slot_action_disabled(pb::SetSlotActionDisabledRequest { disabled: true })
+        .await
+        .unwrap();
     let (k, msg) = {
         let e = c
             .rebalance_slots(pb::RebalanceSlotsRequest { confirm: false })
@@ -186,6 +190,10 @@ async fn rebalance_plans_and_queues() {
 async fn slot_actions_are_queued_and_removed() {
     let t = Topom::start().await;
     let mut c = t.client().await;
+    // Queued actions must stay queued here: pause the slot-action engine.
+    c.set_slot_action_disabled(pb::SetSlotActionDisabledRequest { disabled: true })
+        .await
+        .unwrap();
     let (r1, r2) = (RedisServer::start().await, RedisServer::start().await);
     group_with_master(&mut c, 1, &r1).await;
     group_with_master(&mut c, 2, &r2).await;

@@ -52,6 +52,10 @@ async fn refused<T: std::fmt::Debug>(
 async fn bad_input_is_refused_precisely_and_writes_nothing() {
     let t = Topom::start().await;
     let mut c = t.client().await;
+    // Queued actions must stay queued here: pause the slot-action engine.
+    c.set_slot_action_disabled(pb::SetSlotActionDisabledRequest { disabled: true })
+        .await
+        .unwrap();
     let (r1, r2) = (RedisServer::start().await, RedisServer::start().await);
     for (gid, r) in [(1, &r1), (2, &r2)] {
         c.create_group(pb::CreateGroupRequest { group_id: gid })
