@@ -1,25 +1,31 @@
 //! Slot-migration throughput of [`PlainMigrator`] on real redis-server processes.
 //!
 //! Run: `cargo bench --bench migrate` (optionally `-- --keys 1000000 --batch 200
-//! --scan 1000 --p1-slots 32 --load-rate 1000`).
+//! --scan 1000 --p1-slots 32 --load-rate 1000 --only p100,p100p`).
 //!
 //! Each run starts two fresh servers, loads `--keys` small keys (16-byte keys,
 //! 16-byte values, pipelined `MSET`s) on A, and moves slots 0..511 (about half
-//! the keys) to B, `P` slots at a time: a round is passes over A with those
-//! `P` slots in `moves` until one finds none of their keys. A scan-based mover
-//! reads the whole keyspace on every pass, whatever `P` is, so `P` sets how
-//! many full scans the move costs: about `2 × ceil(512 / P)` (each round's
-//! last pass only confirms). With `P = 1` that is 1,024 scans of up to a
-//! million keys, so by default only the first `--p1-slots` slots are moved and
-//! the rate is measured on those.
+//! the keys) to B. A pass reads A's whole keyspace with SCAN whatever slots it
+//! serves, so what "parallel slots P" buys is fewer full scans:
 //!
-//! "concurrent" runs every round's passes at the same time instead of one round
-//! after the other: same scans, overlapped. "all" puts all 512 slots in one
-//! pass (the floor: one moving scan and one confirming scan).
+//! - `p1`, `p16`, `p100` (what the engine does with `migration_parallel_slots
+//!   = P` and one source): rounds of `P` slots, each round passing until a pass
+//!   finds none of its keys, so about `2 × ceil(512 / P)` scans (the last pass
+//!   of a round only confirms). With `P = 1` that is 1,024 scans of up to a
+//!   million keys, so only the first `--p1-slots` slots are moved and the rate
+//!   is measured on those.
+//! - `p100c`: the six rounds of 100 run at the same time: the same scans,
+//!   overlapped (so about 512 slots are in flight).
+//! - `p100p`: 100 new slots per pass, with the previous pass's slots riding
+//!   along to be confirmed: `ceil(512 / P) + 1` scans. A scheduling the engine
+//!   could adopt.
+//! - `all`: the floor, one moving scan and one confirming scan.
+//! - `p16load`, `p100load` (with `--load-rate N`, default 1,000): `p16` and
+//!   `p100` again while a client does N GET/SET per second on A (keys of slots
+//!   that stay), with its latencies: MIGRATE blocks the source while it runs.
 //!
-//! With `--load-rate N` (default 1,000) the last runs repeat with a client
-//! doing N GET/SET per second on A (on keys of slots that stay), and report
-//! its latencies: MIGRATE blocks the source while it runs.
+//! After each run: where A spent its time (`INFO commandstats`), and checks
+//! that B holds exactly the keys moved and no key was lost.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -142,7 +148,7 @@ async fn client_load(addr: String, rate: u64, stop: Arc<AtomicBool>) -> Vec<Dura
         tick.tick().await;
         let k = &keys[n % keys.len()];
         let started = Instant::now();
-        let r = if n % 2 == 0 {
+        let r = if n.is_multiple_of(2) {
             c.call(&[b"GET", k]).await
         } else {
             c.call(&[b"SET", k, b"val:written-now!"]).await
@@ -159,13 +165,17 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }
 
-/// How the slots are grouped.
+/// How the slots are grouped into passes.
 #[derive(Debug, Clone, Copy)]
 enum Mode {
-    /// Rounds of `P` slots, one after the other.
+    /// Rounds of `P` slots, one after the other: what the engine does with
+    /// `migration_parallel_slots = P` and one source.
     Rounds(usize),
-    /// Rounds of `P` slots, all at the same time.
+    /// Rounds of `P` slots, all at the same time: the same scans, overlapped.
     Concurrent(usize),
+    /// `P` new slots per pass; the slots moved by the previous pass ride along
+    /// to be confirmed (found 0), instead of costing a scan of their own.
+    Pipelined(usize),
 }
 
 /// What one run measured.
@@ -176,7 +186,30 @@ struct Outcome {
     took: Duration,
 }
 
-/// Passes over `source` for `slots` until one finds none of their keys.
+/// One pass over `source` moving `slots` to `target`: (moved, bytes, the
+/// slots in which it found keys).
+async fn pass(
+    m: &PlainMigrator,
+    source: &str,
+    target: &str,
+    slots: &[u32],
+    opts: &MigrateOptions,
+) -> (u64, u64, Vec<u32>) {
+    let moves: BTreeMap<u32, String> = slots.iter().map(|&s| (s, target.to_owned())).collect();
+    let pass = m
+        .migrate_pass(source, &moves, opts, &|_: &BTreeMap<u32, SlotPass>| {})
+        .await
+        .expect("migration pass");
+    let found = pass.iter().filter(|(_, p)| p.found > 0).map(|(s, _)| *s);
+    (
+        pass.values().map(|p| p.moved).sum(),
+        pass.values().map(|p| p.bytes).sum(),
+        found.collect(),
+    )
+}
+
+/// Passes for `slots` until one finds none of their keys: (moved, bytes,
+/// passes).
 async fn round(
     m: &PlainMigrator,
     source: &str,
@@ -184,19 +217,39 @@ async fn round(
     slots: &[u32],
     opts: &MigrateOptions,
 ) -> (u64, u64, u64) {
-    let moves: BTreeMap<u32, String> = slots.iter().map(|&s| (s, target.to_owned())).collect();
     let (mut moved, mut bytes, mut passes) = (0, 0, 0);
     loop {
-        let pass = m
-            .migrate_pass(source, &moves, opts, &|_: &BTreeMap<u32, SlotPass>| {})
-            .await
-            .expect("migration pass");
-        passes += 1;
-        moved += pass.values().map(|p| p.moved).sum::<u64>();
-        bytes += pass.values().map(|p| p.bytes).sum::<u64>();
-        if pass.values().all(|p| p.found == 0) {
+        let (m_, b_, found) = pass(m, source, target, slots, opts).await;
+        (moved, bytes, passes) = (moved + m_, bytes + b_, passes + 1);
+        if found.is_empty() {
             return (moved, bytes, passes);
         }
+    }
+}
+
+/// [`Mode::Pipelined`]: (moved, bytes, passes).
+async fn pipelined(
+    m: &PlainMigrator,
+    source: &str,
+    target: &str,
+    all: &[u32],
+    p: usize,
+    opts: &MigrateOptions,
+) -> (u64, u64, u64) {
+    let (mut moved, mut bytes, mut passes) = (0, 0, 0);
+    let mut groups = all.chunks(p);
+    // Slots whose last pass found keys: not done until a pass finds none.
+    let mut unconfirmed: Vec<u32> = Vec::new();
+    loop {
+        let fresh = groups.next().unwrap_or_default();
+        if fresh.is_empty() && unconfirmed.is_empty() {
+            return (moved, bytes, passes);
+        }
+        let mut slots = std::mem::take(&mut unconfirmed);
+        slots.extend_from_slice(fresh);
+        let (m_, b_, found) = pass(m, source, target, &slots, opts).await;
+        (moved, bytes, passes) = (moved + m_, bytes + b_, passes + 1);
+        unconfirmed = found;
     }
 }
 
@@ -223,6 +276,7 @@ async fn migrate(
             let rounds = all.chunks(p).map(|g| round(&m, &source, &target, g, opts));
             futures::future::join_all(rounds).await
         }
+        Mode::Pipelined(p) => vec![pipelined(&m, &source, &target, &all, p, opts).await],
     };
     let took = started.elapsed();
     let sum = |f: fn(&(u64, u64, u64)) -> u64| results.iter().map(f).sum();
@@ -235,6 +289,8 @@ async fn migrate(
 }
 
 struct Plan {
+    /// For `--only`.
+    id: String,
     label: String,
     slots: u32,
     mode: Mode,
@@ -323,53 +379,74 @@ async fn main() {
          MIGRATE batches of {}, SCAN COUNT {}",
         opts.batch_keys, opts.scan_count
     );
+    let plan = |id: &str, label: String, slots: u32, mode: Mode, load_rate: u64| Plan {
+        id: id.to_owned(),
+        label,
+        slots,
+        mode,
+        load_rate,
+    };
+    let all = MOVED_SLOTS;
     let mut plans = vec![
-        Plan {
-            label: format!("parallel slots 1 (first {p1_slots} slots)"),
-            slots: p1_slots,
-            mode: Mode::Rounds(1),
-            load_rate: 0,
-        },
-        Plan {
-            label: "parallel slots 16".into(),
-            slots: MOVED_SLOTS,
-            mode: Mode::Rounds(16),
-            load_rate: 0,
-        },
-        Plan {
-            label: "parallel slots 100".into(),
-            slots: MOVED_SLOTS,
-            mode: Mode::Rounds(100),
-            load_rate: 0,
-        },
-        Plan {
-            label: "parallel slots 100, concurrent".into(),
-            slots: MOVED_SLOTS,
-            mode: Mode::Concurrent(100),
-            load_rate: 0,
-        },
-        Plan {
-            label: "all 512 slots in one pass".into(),
-            slots: MOVED_SLOTS,
-            mode: Mode::Rounds(MOVED_SLOTS as usize),
-            load_rate: 0,
-        },
+        plan(
+            "p1",
+            format!("parallel slots 1 (first {p1_slots} slots)"),
+            p1_slots,
+            Mode::Rounds(1),
+            0,
+        ),
+        plan("p16", "parallel slots 16".into(), all, Mode::Rounds(16), 0),
+        plan(
+            "p100",
+            "parallel slots 100".into(),
+            all,
+            Mode::Rounds(100),
+            0,
+        ),
+        plan(
+            "p100c",
+            "parallel slots 100, 6 rounds at once".into(),
+            all,
+            Mode::Concurrent(100),
+            0,
+        ),
+        plan(
+            "p100p",
+            "parallel slots 100, pipelined confirm".into(),
+            all,
+            Mode::Pipelined(100),
+            0,
+        ),
+        plan(
+            "all",
+            "all 512 slots in one pass".into(),
+            all,
+            Mode::Rounds(all as usize),
+            0,
+        ),
     ];
     if load_rate > 0 {
-        for (p, label) in [(16, "parallel slots 16"), (100, "parallel slots 100")] {
-            plans.push(Plan {
-                label: format!("{label} + {load_rate} req/s"),
-                slots: MOVED_SLOTS,
-                mode: Mode::Rounds(p),
+        for p in [16, 100] {
+            let label = format!("parallel slots {p} + {load_rate} req/s");
+            plans.push(plan(
+                &format!("p{p}load"),
+                label,
+                all,
+                Mode::Rounds(p),
                 load_rate,
-            });
+            ));
         }
     }
-    let only = std::env::args()
+    // `--only p100,all`: the plans with those ids.
+    let only: Vec<String> = std::env::args()
         .skip_while(|a| a != "--only")
         .nth(1)
+        .map(|ids| ids.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
-    for plan in plans.iter().filter(|p| p.label.contains(&only)) {
+    for plan in plans
+        .iter()
+        .filter(|p| only.is_empty() || only.contains(&p.id))
+    {
         run(plan, keys, &opts).await;
     }
 }

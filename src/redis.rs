@@ -206,9 +206,13 @@ pub struct SlotPass {
     pub moved: u64,
     /// Approximate bytes moved in this pass.
     pub bytes: u64,
-    /// Keys of the slot found on the source in this pass (0 after a full pass
-    /// means the slot is empty on the source).
+    /// Keys of the slot found on the source in this pass.
     pub found: u64,
+    /// Keys found but not moved in this pass (they stay for the next one). A
+    /// complete pass with `left == 0` empties the slot on the source: under the
+    /// proxy contract no key of a migrating slot is written to the source, and
+    /// SCAN returns every key present for the whole pass.
+    pub left: u64,
     /// Keys found on both sides: the target's copy is newer and was kept, the
     /// source's deleted. Reported, never overwritten.
     pub conflicts: Vec<String>,
@@ -216,15 +220,16 @@ pub struct SlotPass {
     pub big_values: Vec<(String, u64, u64)>,
 }
 
-/// Moves the keys of migrating slots between plain Redis masters.
+/// Moves the keys of migrating slots (plain Redis: `PlainMigrator`;
+/// codis-server: `CodisMigrator`).
 #[async_trait]
 pub trait Migrator: Send + Sync {
     /// One full pass over every database of `source` that holds keys (`INFO
-    /// keyspace`): picks the keys whose slot is in `moves` (slot → target master
-    /// address) and moves them with `MIGRATE <host> <port> "" <db> <timeout> [AUTH
-    /// pw] KEYS ...` (never `REPLACE`). `progress` is called after every batch
-    /// with the slots' running totals. A slot is done when a pass reports
-    /// `found == 0` for it.
+    /// keyspace`), moving the keys whose slot is in `moves` (slot → target master
+    /// address); on plain Redis with `MIGRATE <host> <port> "" <db> <timeout>
+    /// [AUTH pw] KEYS ...` (never `REPLACE`). `progress` is called after every
+    /// batch with the slots' running totals. A slot is done when a complete pass
+    /// reports `left == 0` for it.
     async fn migrate_pass(
         &self,
         source: &str,

@@ -329,42 +329,81 @@ async fn moves_whole_slots_and_nothing_else() {
 #[tokio::test]
 async fn a_key_on_both_sides_keeps_the_targets_copy() {
     let (a, b) = tokio::join!(RedisServer::start(), RedisServer::start());
+    // A busy key among others of its slot in db 0, and one alone in db 3.
     let busy = b"{c}busy\xfe".to_vec();
+    let busy3 = b"{c}busy3".to_vec();
     let slot = slot_of(&busy);
     let others: Vec<Vec<u8>> = (0..10).map(|i| format!("{{c}}:{i}").into_bytes()).collect();
-    let mut ca = client(&a, "", 0).await;
-    let mut cb = client(&b, "", 0).await;
+    let (mut ca, mut cb) = (client(&a, "", 0).await, client(&b, "", 0).await);
+    let (mut ca3, mut cb3) = (client(&a, "", 3).await, client(&b, "", 3).await);
     let mut writes: Vec<_> = others.iter().map(|k| cmd(&[b"SET", k, b"old"])).collect();
     writes.push(cmd(&[b"SET", &busy, b"old"]));
     pipe(&mut ca, &writes).await;
     pipe(&mut cb, &[cmd(&[b"SET", &busy, b"new"])]).await;
+    pipe(&mut ca3, &[cmd(&[b"SET", &busy3, b"old"])]).await;
+    pipe(&mut cb3, &[cmd(&[b"SET", &busy3, b"new"])]).await;
 
     let moves = BTreeMap::from([(slot, b.addr())]);
     let m = PlainMigrator::new("");
-    // All 11 keys share a slot and a batch: the batch hits BUSYKEY.
+    // The 11 keys of db 0 share a slot and a batch: the batch hits BUSYKEY.
     let pass = m
         .migrate_pass(&a.addr(), &moves, &opts(), &|_| {})
         .await
         .expect("pass");
     let p = &pass[&slot];
-    assert_eq!(p.found, 11, "{p:?}");
+    assert_eq!(p.found, 12, "{p:?}");
     assert_eq!(p.moved, 10, "{p:?}");
-    assert_eq!(p.conflicts, [String::from_utf8_lossy(&busy).into_owned()]);
+    let shown = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+    assert_eq!(p.conflicts, [shown(&busy), shown(&busy3)]);
 
-    assert_eq!(ca.call(&[b"EXISTS", &busy]).await.unwrap(), Value::Int(0));
-    assert_eq!(ca.call(&[b"DBSIZE"]).await.unwrap(), Value::Int(0));
-    assert_eq!(
-        cb.call(&[b"GET", &busy]).await.unwrap(),
-        Value::Bulk(b"new".to_vec())
-    );
+    for (src, dst, key) in [(&mut ca, &mut cb, &busy), (&mut ca3, &mut cb3, &busy3)] {
+        assert_eq!(src.call(&[b"DBSIZE"]).await.unwrap(), Value::Int(0));
+        let kept = dst.call(&[b"GET", key]).await.unwrap();
+        assert_eq!(kept, Value::Bulk(b"new".to_vec()), "{}", shown(key));
+    }
     for k in &others {
-        assert_eq!(
-            cb.call(&[b"GET", k]).await.unwrap(),
-            Value::Bulk(b"old".to_vec())
-        );
+        let moved = cb.call(&[b"GET", k]).await.unwrap();
+        assert_eq!(moved, Value::Bulk(b"old".to_vec()));
     }
     let done = move_all(&m, &a.addr(), &moves, &opts(), 2).await;
     assert_eq!(done.len(), 1, "{done:?}");
+}
+
+#[tokio::test]
+async fn the_interval_paces_batches() {
+    let (a, b) = tokio::join!(RedisServer::start(), RedisServer::start());
+    let keys: Vec<Vec<u8>> = (0..50)
+        .map(|i| format!("{{pace}}:{i}").into_bytes())
+        .collect();
+    let slot = slot_of(&keys[0]);
+    let writes: Vec<_> = keys.iter().map(|k| cmd(&[b"SET", k, b"v"])).collect();
+    pipe(&mut client(&a, "", 0).await, &writes).await;
+    let opts = MigrateOptions {
+        batch_keys: 10,
+        interval: Duration::from_millis(50),
+        ..opts()
+    };
+    let calls = Mutex::new(0);
+    let started = Instant::now();
+    let pass = PlainMigrator::new("")
+        .migrate_pass(
+            &a.addr(),
+            &BTreeMap::from([(slot, b.addr())]),
+            &opts,
+            &|_| {
+                *calls.lock().unwrap() += 1;
+            },
+        )
+        .await
+        .expect("pass");
+    assert_eq!(pass[&slot].moved, 50);
+    // Five batches, each followed by the pause.
+    assert_eq!(*calls.lock().unwrap(), 5);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

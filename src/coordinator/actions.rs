@@ -236,8 +236,8 @@ impl Coordinator {
         }
     }
 
-    /// One scan pass per source for the migrating `slots`; slots whose source
-    /// holds none of their keys any more become `finished`.
+    /// One scan pass per source for the migrating `slots`; slots whose pass
+    /// left no key behind become `finished`.
     async fn migrate(&self, slots: &[u32]) -> Result<Vec<SlotStep>> {
         if slots.is_empty() {
             return Ok(Vec::new());
@@ -325,7 +325,9 @@ impl Coordinator {
                 Ok(pass) => {
                     self.note_progress(&pass, true);
                     for sid in moves.keys() {
-                        if pass.get(sid).is_none_or(|p| p.found == 0) {
+                        // One complete pass that left nothing behind empties
+                        // the slot (see `SlotPass::left`): no confirming pass.
+                        if pass.get(sid).is_none_or(|p| p.left == 0) {
                             done.push(*sid);
                         } else {
                             out.push(SlotStep {

@@ -228,7 +228,7 @@ impl Queues {
     /// size is handed back, emptied, as (target, batch).
     fn push(&mut self, key: Vec<u8>) -> Option<(usize, Vec<Keyed>)> {
         let slot = slot_of(&key);
-        let target = self.slot_target[slot as usize]?;
+        let target = self.slot_target.get(slot as usize).copied().flatten()?;
         let queue = &mut self.pending[target];
         queue.push((key, slot));
         (queue.len() >= self.batch_keys).then(|| (target, std::mem::take(queue)))
@@ -247,7 +247,7 @@ impl Queues {
 
 /// A batch split by `MEMORY USAGE`: (key, slot, bytes).
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Sized {
+struct BySize {
     small: Vec<(Vec<u8>, u32, u64)>,
     big: Vec<(Vec<u8>, u32, u64)>,
 }
@@ -259,8 +259,8 @@ fn split_by_size(
     batch: Vec<Keyed>,
     sizes: Vec<Value>,
     big_value_bytes: u64,
-) -> Result<Sized, RedisError> {
-    let mut out = Sized::default();
+) -> Result<BySize, RedisError> {
+    let mut out = BySize::default();
     for ((key, slot), size) in batch.into_iter().zip(sizes) {
         let bytes = match size {
             Value::Nil => continue,
@@ -649,6 +649,7 @@ impl Mover<'_> {
     async fn conflict(&mut self, target: usize, key: &[u8], slot: u32) -> Result<(), RedisError> {
         let on_target = self.target_call(target, &[b"EXISTS", key]).await?;
         if on_target != Value::Int(1) {
+            self.slot(slot).left += 1;
             return Ok(());
         }
         self.call(&[b"DEL", key]).await?;
