@@ -1,0 +1,173 @@
+//! End-to-end migration throughput through topom's slot-action engine on plain
+//! Redis: 1,000,000 small keys on group 1, slots 0..511 queued to group 2 with
+//! CreateSlotActionRange, timed until every slot belongs to group 2, for several
+//! `migration_parallel_slots`, with and without a light client load.
+//!
+//! Run: `cargo bench --bench engine` (optionally `-- --keys 1000000 --p1-slots 16`).
+//! Parallel slots 1 moves only the first `--p1-slots` slots (one full scan of
+//! the source per slot would take many minutes for all 512).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::redis::RedisServer;
+use common::topom::{Options, Topom};
+use topom::model::slot_of;
+use topom::pb;
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+async fn load(r: &RedisServer, n: u64) {
+    let mut c = redis::Client::open(r.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut i = 0;
+    while i < n {
+        let mut p = redis::pipe();
+        for _ in 0..20 {
+            let mut cmd = redis::cmd("MSET");
+            for j in i..(i + 500).min(n) {
+                cmd.arg(format!("key:{j:012}")).arg(format!("val:{j:012}"));
+            }
+            p.add_command(cmd).ignore();
+            i = (i + 500).min(n);
+            if i >= n {
+                break;
+            }
+        }
+        p.query_async::<()>(&mut c).await.unwrap();
+    }
+}
+
+async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
+    let (a, b) = (RedisServer::start().await, RedisServer::start().await);
+    load(&a, keys).await;
+    let moving = (0..keys)
+        .filter(|j| slot_of(format!("key:{j:012}").as_bytes()) < slots)
+        .count();
+    let t = Topom::start_with(Options {
+        config: vec![
+            format!("migration_parallel_slots = {parallel}"),
+            "log_level = \"warn\"".into(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let mut c = t.client().await;
+    for (gid, r) in [(1, &a), (2, &b)] {
+        c.create_group(pb::CreateGroupRequest { group_id: gid })
+            .await
+            .unwrap();
+        c.add_group_server(pb::AddGroupServerRequest {
+            group_id: gid,
+            addr: r.addr(),
+            datacenter: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    c.assign_slots(pb::AssignSlotsRequest {
+        mappings: (0..1024)
+            .map(|id| pb::SlotMapping {
+                id,
+                group_id: 1,
+                action: None,
+            })
+            .collect(),
+    })
+    .await
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    let loader = (load_rps > 0).then(|| {
+        let (stop, served, url) = (stop.clone(), served.clone(), a.url());
+        tokio::spawn(async move {
+            // Keys of slots that stay on group 1, at a steady rate.
+            let mut conn = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let every = Duration::from_secs_f64(1.0 / load_rps as f64);
+            let mut j = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("key:{j:012}");
+                j = (j + 7919) % keys;
+                if slot_of(k.as_bytes()) < 512 {
+                    continue;
+                }
+                let _: redis::RedisResult<Option<String>> =
+                    redis::cmd("GET").arg(&k).query_async(&mut conn).await;
+                served.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(every).await;
+            }
+        })
+    });
+    let t0 = Instant::now();
+    c.create_slot_action_range(pb::CreateSlotActionRangeRequest {
+        begin: 0,
+        end: slots - 1,
+        target_group_id: 2,
+    })
+    .await
+    .unwrap();
+    loop {
+        let tb = c
+            .list_slots(pb::ListSlotsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if (0..slots as usize)
+            .all(|s| tb.mappings[s].group_id == 2 && tb.mappings[s].action.is_none())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    if let Some(l) = loader {
+        let _ = l.await;
+    }
+    // ~32 bytes of key and value per key.
+    let mb = moving as f64 * 32.0 / 1e6;
+    println!(
+        "parallel slots {parallel:>3}{}: {moving} keys of {slots} slots in {took:.2} s = {:.0} keys/s, {:.2} MB/s (key+value bytes){}",
+        if load_rps > 0 { " + load" } else { "" },
+        moving as f64 / took,
+        mb / took,
+        if load_rps > 0 {
+            format!("; client served {} GETs", served.load(Ordering::Relaxed))
+        } else {
+            String::new()
+        }
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let keys = arg("--keys", 1_000_000);
+    let p1 = arg("--p1-slots", 16) as u32;
+    println!(
+        "Slot migration through topom's engine: {keys} keys of 32 B (key+value), slots 0..511 from group 1 to group 2"
+    );
+    if arg("--only-100", 0) == 0 {
+        run(keys, 1, p1, 0).await;
+        run(keys, 16, 512, 0).await;
+    }
+    run(keys, 100, 512, 0).await;
+    run(keys, 100, 512, 1000).await;
+}
