@@ -423,3 +423,110 @@ async fn a_reconnecting_proxy_gets_only_the_changes_or_a_reset() {
     let p = SimProxy::start_from(t.addr(), "p", "another-epoch", rev).await;
     assert!(p.table.lock().unwrap().updates[0].1, "other epoch: reset");
 }
+
+#[tokio::test]
+async fn a_token_live_elsewhere_is_refused_and_stale_acks_are_ignored() {
+    let t = Topom::start_with(opts(&[])).await;
+    let p = SimProxy::start(t.addr(), "dup").await;
+    assert!(p.serving());
+    // Another process (another pid) claiming the same token while the first is
+    // connected with a live lease.
+    let mut client = topom::pb::proxy_control_client::ProxyControlClient::connect(format!(
+        "http://{}",
+        t.addr()
+    ))
+    .await
+    .unwrap();
+    let e = client
+        .register_proxy(pb::RegisterProxyRequest {
+            proxy: Some(pb::Proxy {
+                token: "dup".into(),
+                admin_addr: "127.0.0.1:9".into(),
+                pid: 1,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{}", e.message());
+    assert!(e.message().contains("dup"), "{}", e.message());
+    let e = client
+        .register_proxy(pb::RegisterProxyRequest {
+            proxy: Some(pb::Proxy {
+                token: String::new(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    // An ack for a revision never sent changes nothing.
+    let before = p.revision();
+    let mut c = t.client().await;
+    let listed = c
+        .list_proxies(pb::ListProxiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .proxies;
+    let applied = listed[0].status.as_ref().unwrap().applied_revision;
+    assert_eq!(applied, before);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::WatchSlotsRequest {
+        kind: Some(topom::pb::watch_slots_request::Kind::Hello(
+            pb::WatchHello {
+                token: "dup".into(),
+                epoch: String::new(),
+                applied_revision: 0,
+            },
+        )),
+    })
+    .await
+    .unwrap();
+    let mut s = client
+        .watch_slots(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    s.message().await.unwrap().unwrap();
+    tx.send(pb::WatchSlotsRequest {
+        kind: Some(topom::pb::watch_slots_request::Kind::Ack(pb::SlotsAck {
+            revision: before + 1000,
+            nonce: "forged".into(),
+        })),
+    })
+    .await
+    .unwrap();
+    // A heartbeat after it: once it is answered, the forged ack was processed.
+    tx.send(pb::WatchSlotsRequest {
+        kind: Some(topom::pb::watch_slots_request::Kind::Heartbeat(
+            pb::ProxyHeartbeat { seq: 77 },
+        )),
+    })
+    .await
+    .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(5), s.message())
+            .await
+            .expect("heartbeat answer")
+            .unwrap()
+            .unwrap();
+        if let Some(topom::pb::watch_slots_response::Kind::Heartbeat(h)) = m.kind
+            && h.ack_seq == 77
+        {
+            break;
+        }
+    }
+    let listed = c
+        .list_proxies(pb::ListProxiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .proxies;
+    assert_eq!(
+        listed[0].status.as_ref().unwrap().applied_revision,
+        applied,
+        "a forged ack is ignored"
+    );
+}
