@@ -233,6 +233,12 @@ impl Coordinator {
                     return Ok(());
                 }
                 Ok(info) => {
+                    // The master may hold the initial copy back for
+                    // repl-diskless-sync-delay (5 s by default): a replica it
+                    // already lists has reached it, which is what matters here.
+                    if self.master_lists(master, addr).await {
+                        return Ok(());
+                    }
                     last = format!(
                         "master_link_status:{}",
                         info.get("master_link_status").map_or("?", String::as_str)
@@ -251,6 +257,28 @@ impl Coordinator {
             "{addr} follows {master} but its link did not come up within {:?} ({last}){reach}",
             ha.sync_link_timeout
         ))
+    }
+}
+
+impl Coordinator {
+    /// Whether `master`'s `INFO replication` lists `replica` (by port, and by
+    /// host unless the master sees it through another address).
+    async fn master_lists(&self, master: &str, replica: &str) -> bool {
+        let Some((host, port)) = replica.rsplit_once(':') else {
+            return false;
+        };
+        let Ok(info) = self.ha.replication(master, Duration::from_secs(1)).await else {
+            return false;
+        };
+        info.iter()
+            .filter(|(k, _)| k.starts_with("slave") && k[5..].parse::<u32>().is_ok())
+            .any(|(_, v)| {
+                let field = |name: &str| {
+                    v.split(',')
+                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                };
+                field("port") == Some(port) && (field("ip") == Some(host) || host == "localhost")
+            })
     }
 }
 
