@@ -4,10 +4,12 @@
 
 mod codis;
 mod conn;
+mod dial;
 mod ha;
 mod info;
 mod migrate;
 mod pool;
+mod reply;
 mod resp;
 mod stats;
 

@@ -9,8 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use super::dial::{MAX_CONNECT_TIMEOUT, bounded, dial};
 use super::info::parse_info;
 use super::pool::Pool;
+use super::reply::{records, unexpected};
 use super::resp::{Push, RespConn, Subscription, Value, is_auth_error};
 use super::{HaAdmin, MonitorSpec, RedisError, SwitchMaster, SwitchStream};
 use crate::model::InfoMap;
@@ -18,10 +20,6 @@ use crate::model::InfoMap;
 /// How long a pooled connection may sit idle before it is dropped rather than
 /// reused (Codis's HA pool: 5 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The connect timeout of dedicated connections never exceeds this, whatever
-/// the call's deadline (as in the pools).
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a `+switch-master` subscription may stay quiet before it sends a
 /// `PING`. Without it a Sentinel that vanished without closing the socket (a
@@ -103,16 +101,7 @@ impl PooledHa {
         // A one-shot connection, as in Codis: the caller's deadline may be long
         // (a sync action allows minutes), and the transaction kills every
         // other normal client, pooled ones included.
-        let mut conn = RespConn::connect(addr, timeout.min(MAX_CONNECT_TIMEOUT)).await?;
-        if !self.product_auth.is_empty() {
-            match conn.call(&[b"AUTH", self.product_auth.as_bytes()]).await {
-                Ok(_) => {}
-                Err(RedisError::Reply { addr, reason }) => {
-                    return Err(RedisError::Auth { addr, reason });
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let mut conn = dial(addr, &self.product_auth, timeout).await?;
         let (host, port) = master.unwrap_or(("NO", "ONE"));
         let slaveof = format!("SLAVEOF {host} {port}");
         // The labels name each command in errors; the password is left out.
@@ -522,67 +511,6 @@ fn in_command(e: RedisError, args: &[&[u8]]) -> RedisError {
             reason: format!("{}: {reason}", label()),
         },
         other => other,
-    }
-}
-
-/// Runs `work` under one deadline for the whole exchange.
-async fn bounded<T>(
-    addr: &str,
-    timeout: Duration,
-    work: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, RedisError> {
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(RedisError::Timeout {
-            addr: addr.to_owned(),
-            timeout,
-        }),
-    }
-}
-
-/// An array of flat field/value arrays (`SENTINEL MASTERS`) as maps.
-fn records(
-    addr: &str,
-    what: &str,
-    reply: Value,
-) -> Result<Vec<BTreeMap<String, String>>, RedisError> {
-    let Value::Array(items) = reply else {
-        return Err(unexpected(addr, what, &reply));
-    };
-    items
-        .iter()
-        .map(|item| flat_map(item).ok_or_else(|| unexpected(addr, what, item)))
-        .collect()
-}
-
-/// `[k1, v1, k2, v2, ...]` → `{k1: v1, k2: v2}`; `None` unless it is an array
-/// of an even number of strings or integers.
-fn flat_map(value: &Value) -> Option<BTreeMap<String, String>> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    if items.len() % 2 != 0 {
-        return None;
-    }
-    items
-        .chunks_exact(2)
-        .map(|kv| Some((kv[0].to_text()?, kv[1].to_text()?)))
-        .collect()
-}
-
-fn unexpected(addr: &str, what: &str, reply: &Value) -> RedisError {
-    let mut shown = format!("{reply:?}");
-    if shown.len() > 120 {
-        let cut = (0..=120)
-            .rev()
-            .find(|&i| shown.is_char_boundary(i))
-            .unwrap_or(0);
-        shown.truncate(cut);
-        shown.push_str("...");
-    }
-    RedisError::Reply {
-        addr: addr.to_owned(),
-        reason: format!("unexpected reply to {what}: {shown}"),
     }
 }
 

@@ -13,6 +13,24 @@ pub fn parse_info(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The databases that hold keys, from the text of `INFO keyspace`, ascending.
+pub(crate) fn dbs_with_keys(info: &str) -> Vec<u32> {
+    let mut dbs: Vec<u32> = parse_info(info)
+        .iter()
+        .filter_map(|(name, fields)| {
+            let db = name.strip_prefix("db")?.parse().ok()?;
+            let keys: u64 = fields
+                .split(',')
+                .find_map(|f| f.strip_prefix("keys="))?
+                .parse()
+                .ok()?;
+            (keys > 0).then_some(db)
+        })
+        .collect();
+    dbs.sort_unstable();
+    dbs
+}
+
 /// Parses `major.minor.patch` into a comparable tuple.
 pub(crate) fn version_tuple(v: &str) -> Option<(u32, u32, u32)> {
     let mut it = v.split('.').map(|p| p.parse::<u32>().ok());

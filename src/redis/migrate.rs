@@ -23,15 +23,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::info::parse_info;
+use super::dial::{bounded, dial};
+use super::info::dbs_with_keys;
 use super::resp::{RespConn, Value};
 use super::{MigrateOptions, Migrator, RedisError, SlotPass};
 use crate::model::MAX_SLOTS;
 use crate::model::slot_of;
-
-/// Connects never wait longer than this, whatever the command deadline (as in
-/// the pools).
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Redis's own MIGRATE timeout is per socket operation, so a whole batch may
 /// legitimately take somewhat longer than it; our deadline adds this much
@@ -281,24 +278,6 @@ fn split_by_size(
     Ok(out)
 }
 
-/// The dbs listed by `INFO keyspace` with at least one key, ascending.
-fn dbs_with_keys(info: &str) -> Vec<u32> {
-    let mut dbs: Vec<u32> = parse_info(info)
-        .iter()
-        .filter_map(|(name, fields)| {
-            let db = name.strip_prefix("db")?.parse().ok()?;
-            let keys: u64 = fields
-                .split(',')
-                .find_map(|f| f.strip_prefix("keys="))?
-                .parse()
-                .ok()?;
-            (keys > 0).then_some(db)
-        })
-        .collect();
-    dbs.sort_unstable();
-    dbs
-}
-
 /// `MIGRATE <host> <port> "" <db> <timeout_ms> [AUTH <pw>] KEYS <keys...>`.
 fn migrate_args<'a, 'k: 'a>(
     target: &'a Target,
@@ -374,44 +353,6 @@ fn classify(
 }
 
 // === connections ===
-
-/// A new connection to `addr`, authenticated when `auth` is set, all within
-/// `timeout`.
-async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-    let dial = async {
-        let mut conn = RespConn::connect(addr, timeout.min(MAX_CONNECT_TIMEOUT)).await?;
-        if !auth.is_empty() {
-            match conn.call(&[b"AUTH", auth.as_bytes()]).await {
-                Ok(_) => {}
-                // e.g. "ERR AUTH <password> called without any password
-                // configured": a credentials problem all the same.
-                Err(RedisError::Reply { addr, reason }) => {
-                    return Err(RedisError::Auth { addr, reason });
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(conn)
-    };
-    bounded(addr, timeout, dial).await
-}
-
-/// `fut` within `timeout`, else [`RedisError::Timeout`]. A cut-off call leaves
-/// its connection broken, so it is never reused out of step.
-async fn bounded<T>(
-    addr: &str,
-    timeout: Duration,
-    fut: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, RedisError> {
-    tokio::time::timeout(timeout, fut)
-        .await
-        .unwrap_or_else(|_| {
-            Err(RedisError::Timeout {
-                addr: addr.to_owned(),
-                timeout,
-            })
-        })
-}
 
 /// Batches on their way from the scanner to the mover: enough for the scan
 /// to run ahead while a batch moves, and a bound on what a pass holds.
@@ -709,6 +650,12 @@ impl Mover<'_> {
     fn slot(&mut self, slot: u32) -> &mut SlotPass {
         self.totals.entry(slot).or_default()
     }
+}
+
+/// A new connection to `addr`, authenticated when `auth` is set, all within
+/// `timeout`.
+async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
+    bounded(addr, timeout, dial(addr, auth, timeout)).await
 }
 
 #[cfg(test)]

@@ -12,10 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::RedisError;
+use super::dial::dial;
 use super::resp::{Limits, RespConn, Value};
-
-/// The connect timeout never exceeds this, whatever the call's deadline.
-const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Idle connections kept per address. Probes are one at a time per address, so
 /// a few cover overlapping rounds; more would only hold sockets and buffers.
@@ -196,19 +194,8 @@ impl Pool {
 
     /// A new connection to `addr`, authenticated when the pool has a password.
     async fn dial(&self, addr: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-        let mut conn = RespConn::connect(addr, timeout.min(MAX_CONNECT_TIMEOUT)).await?;
+        let mut conn = dial(addr, &self.password, timeout).await?;
         conn.set_limits(self.limits);
-        if !self.password.is_empty() {
-            match conn.call(&[b"AUTH", self.password.as_bytes()]).await {
-                Ok(_) => {}
-                // e.g. "ERR AUTH <password> called without any password
-                // configured": still a credentials problem, not a command one.
-                Err(RedisError::Reply { addr, reason }) => {
-                    return Err(RedisError::Auth { addr, reason });
-                }
-                Err(e) => return Err(e),
-            }
-        }
         Ok(conn)
     }
 

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::info::parse_info;
 use super::pool::Pool;
+use super::reply::{records, unexpected};
 use super::resp::Value;
 use super::{RedisError, StatsProbe};
 use crate::model::{InfoMap, SentinelGroup, SentinelReport};
@@ -143,55 +144,10 @@ fn text(addr: &str, what: &str, reply: Value) -> Result<String, RedisError> {
     }
 }
 
-/// An array of flat field/value arrays (`SENTINEL masters`, `replicas`) as maps.
-fn records(
-    addr: &str,
-    what: &str,
-    reply: Value,
-) -> Result<Vec<BTreeMap<String, String>>, RedisError> {
-    let Value::Array(items) = reply else {
-        return Err(unexpected(addr, what, &reply));
-    };
-    items
-        .into_iter()
-        .map(|item| flat_map(&item).ok_or_else(|| unexpected(addr, what, &item)))
-        .collect()
-}
-
-/// `[k1, v1, k2, v2, ...]` → `{k1: v1, k2: v2}`; `None` if it is not an array of
-/// an even number of strings or integers.
-fn flat_map(value: &Value) -> Option<BTreeMap<String, String>> {
-    let Value::Array(items) = value else {
-        return None;
-    };
-    if items.len() % 2 != 0 {
-        return None;
-    }
-    items
-        .chunks_exact(2)
-        .map(|kv| Some((kv[0].to_text()?, kv[1].to_text()?)))
-        .collect()
-}
-
-fn unexpected(addr: &str, what: &str, reply: &Value) -> RedisError {
-    let mut shown = format!("{reply:?}");
-    if shown.len() > 120 {
-        let cut = (0..=120)
-            .rev()
-            .find(|&i| shown.is_char_boundary(i))
-            .unwrap_or(0);
-        shown.truncate(cut);
-        shown.push_str("...");
-    }
-    RedisError::Reply {
-        addr: addr.to_owned(),
-        reason: format!("unexpected reply to {what}: {shown}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::redis::reply::flat_map;
 
     fn bulk(s: &str) -> Value {
         Value::Bulk(s.as_bytes().to_vec())
