@@ -139,20 +139,30 @@ async fn a_replica_of_a_dead_master_ends_synced_failed() {
     c.create_sync_action(pb::CreateSyncActionRequest { addr: r.addr() })
         .await
         .unwrap();
-    let s = loop {
-        let g = get_group(&mut c, 1).await;
-        let a = g.servers[1].action.clone().unwrap();
-        if a.state == pb::SyncActionState::SyncedFailed as i32 {
-            break a;
-        }
-        assert_ne!(
-            a.state,
-            pb::SyncActionState::Synced as i32,
-            "a dead master cannot be synced"
-        );
-        let _ = c.process_sync_action(pb::ProcessSyncActionRequest {}).await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let mut failed = None;
+    common::wait_until(
+        Duration::from_secs(30),
+        "the sync action to end synced_failed",
+        async || {
+            let a = get_group(&mut c, 1).await.servers[1]
+                .action
+                .clone()
+                .unwrap();
+            assert_ne!(
+                a.state,
+                pb::SyncActionState::Synced as i32,
+                "a dead master cannot be synced"
+            );
+            if a.state == pb::SyncActionState::SyncedFailed as i32 {
+                failed = Some(a);
+                return true;
+            }
+            let _ = c.process_sync_action(pb::ProcessSyncActionRequest {}).await;
+            false
+        },
+    )
+    .await;
+    let s = failed.unwrap();
     assert!(
         s.error.contains(&m.addr()) && s.error.contains("link"),
         "{}",
@@ -208,8 +218,9 @@ async fn promote_switches_without_losing_acknowledged_writes() {
     // A writer that records every acknowledged write; on READONLY (the old
     // master demoted) it moves to the new master, as a client would.
     let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let writer = {
-        let stop = stop.clone();
+        let (stop, written) = (stop.clone(), written.clone());
         let (old, new) = (m.url(), r1.url());
         tokio::spawn(async move {
             let mut acked = Vec::new();
@@ -227,7 +238,10 @@ async fn promote_switches_without_losing_acknowledged_writes() {
                     .query_async(&mut conn)
                     .await;
                 match r {
-                    Ok(()) => acked.push(i),
+                    Ok(()) => {
+                        acked.push(i);
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(_) if url != new => {
                         url = new.clone();
                         conn = redis::Client::open(url.clone())
@@ -243,7 +257,13 @@ async fn promote_switches_without_losing_acknowledged_writes() {
             acked
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await; // let writes flow before the switch
+    // Writes flow before the switch...
+    let acked_before = common::wait_until(
+        Duration::from_secs(10),
+        "writes before the switch",
+        async || written.load(Ordering::Relaxed) >= 200,
+    );
+    acked_before.await;
     let out = c
         .promote_server(pb::PromoteServerRequest {
             group_id: 1,
@@ -252,7 +272,14 @@ async fn promote_switches_without_losing_acknowledged_writes() {
         .await
         .unwrap()
         .into_inner();
-    tokio::time::sleep(Duration::from_millis(300)).await; // and after it
+    // ...and after it, on the new master.
+    let at_switch = written.load(Ordering::Relaxed);
+    common::wait_until(
+        Duration::from_secs(10),
+        "writes after the switch",
+        async || written.load(Ordering::Relaxed) >= at_switch + 200,
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let acked = writer.await.unwrap();
     assert!(

@@ -150,7 +150,7 @@ impl Coordinator {
                 let old = g.servers.remove(0);
                 g.servers.insert(0, promoted);
                 g.servers.push(old);
-                let mut next = next_sync_index(d);
+                let mut next = super::sync::next_index(d);
                 for (i, s) in g.servers.iter_mut().enumerate() {
                     // The others follow the new master through sync actions (the
                     // old master too: it may already follow, then it is a no-op).
@@ -334,15 +334,3 @@ impl Coordinator {
 
 /// Lag (bytes) below which the replica counts as close enough to pause writes.
 const NEAR: i64 = 1 << 20;
-
-fn next_sync_index(d: &crate::store::ProductData) -> u32 {
-    d.groups
-        .values()
-        .flat_map(|g| &g.servers)
-        .filter_map(|s| s.action.as_ref())
-        .filter(|a| a.state == SyncState::Pending)
-        .map(|a| a.index)
-        .max()
-        .unwrap_or(0)
-        + 1
-}

@@ -297,7 +297,7 @@ fn next_pending(d: &ProductData) -> Option<(u32, usize)> {
 }
 
 /// 1 + the highest pending index.
-fn next_index(d: &ProductData) -> u32 {
+pub(super) fn next_index(d: &ProductData) -> u32 {
     d.groups
         .values()
         .flat_map(|g| &g.servers)
