@@ -83,6 +83,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Log filter (`RUST_LOG` syntax); `RUST_LOG` in the environment wins.
     pub log_level: String,
+    /// HTTP address serving `/metrics` and `/healthz`; `None` (the default,
+    /// an empty `metrics_addr`) serves none.
+    pub metrics_addr: Option<String>,
 }
 
 /// The file format: every field optional, unknown keys refused.
@@ -120,6 +123,7 @@ struct RawConfig {
     stats_refresh_period: Option<toml::Value>,
     shutdown_grace: Option<toml::Value>,
     log_level: Option<String>,
+    metrics_addr: Option<String>,
 }
 
 /// A configuration error: the key and what is wrong with it.
@@ -302,6 +306,7 @@ impl Config {
             stats_refresh_period: duration("stats_refresh_period", r.stats_refresh_period, "1s")?,
             shutdown_grace: duration("shutdown_grace", r.shutdown_grace, "10s")?,
             log_level: r.log_level.unwrap_or_else(|| "info".into()),
+            metrics_addr: optional_addr("metrics_addr", r.metrics_addr)?,
         };
         tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
             .map_err(|e| invalid("log_level", format!("{:?}: {e}", cfg.log_level)))?;
@@ -337,6 +342,17 @@ fn non_empty(key: &'static str, v: String) -> Result<String, ConfigError> {
         Err(invalid(key, "must not be empty"))
     } else {
         Ok(v)
+    }
+}
+
+/// An `ip:port`, or nothing when absent or empty.
+fn optional_addr(key: &'static str, v: Option<String>) -> Result<Option<String>, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(a) => match a.parse::<std::net::SocketAddr>() {
+            Ok(_) => Ok(Some(a.to_owned())),
+            Err(e) => Err(invalid(key, format!("{a:?} is not an ip:port ({e})"))),
+        },
     }
 }
 
@@ -497,6 +513,7 @@ mod tests {
                 "migration_async_maxbytes",
             ),
             ("stats_refresh_period = '0s'", "stats_refresh_period"),
+            ("metrics_addr = 'localhost'", "metrics_addr"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");

@@ -13,6 +13,7 @@ pub mod actions;
 mod error;
 pub mod events;
 mod groups;
+pub mod metrics;
 pub mod promote;
 pub mod proxies;
 pub mod rebalance;
@@ -162,6 +163,8 @@ pub struct Coordinator {
     writes: tokio::sync::Mutex<()>,
     table: watch::Sender<Arc<SlotTable>>,
     lock_state: watch::Receiver<LockState>,
+    /// What `/metrics` shows of the core's work.
+    metrics: metrics::CoreMetrics,
 }
 
 /// What a mutation writes. Built by a pure validation step, then written in one
@@ -224,6 +227,7 @@ impl Coordinator {
             writes: tokio::sync::Mutex::new(()),
             table,
             lock_state,
+            metrics: metrics::CoreMetrics::default(),
         }))
     }
 
@@ -255,6 +259,11 @@ impl Coordinator {
     /// Slot migration batches running now (promote waits for none).
     pub fn migrations_running(&self) -> u32 {
         self.engine.running()
+    }
+
+    /// The core's metrics (the edge registers and serves them).
+    pub fn metrics(&self) -> &metrics::CoreMetrics {
+        &self.metrics
     }
 
     /// Whether this instance holds its ownership lock (and so may write).
@@ -354,7 +363,14 @@ impl Coordinator {
         if let Some(c) = &change.slot_action {
             batch.put_slot_action_config(c);
         }
-        if let Err(e) = self.store.commit(batch).await {
+        // Many plans change nothing (a task finding no work): not a write.
+        let writes = !batch.is_empty();
+        let started = std::time::Instant::now();
+        let written = self.store.commit(batch).await;
+        if writes {
+            self.metrics.store_write(started.elapsed(), written.is_ok());
+        }
+        if let Err(e) = written {
             // Part of a batch may have landed (the local backend writes file by
             // file): make the cache tell the store's truth again.
             if let Err(reload) = self.reload_locked().await {

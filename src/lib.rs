@@ -11,6 +11,7 @@
 //! | [`coordinator`] | the core: validation, state machines, the slot table            |
 //! | [`grpc`]        | the only place that sees protobuf types: services, auth, status |
 //! | [`tasks`]       | background loops (stats refresh), joined on shutdown            |
+//! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer   |
 //! | [`server`]      | composition root: config → store → coordinator → gRPC           |
 //! | [`cli`]         | the admin CLI (talks gRPC only)                                 |
 //!
@@ -18,6 +19,7 @@
 //!
 //! ```text
 //! server ─► grpc ─► coordinator ─► store ─► model
+//!    ├─► metrics ───────┘ (reads the core's recorder and state; HTTP only)
 //!    │                   └───────► redis ─► model
 //!    └─► store::{local, etcd}  (concrete backends are chosen only in server)
 //! cli ─► pb (generated client)
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod grpc;
+pub mod metrics;
 pub mod model;
 pub mod pb;
 pub mod redis;

@@ -19,6 +19,7 @@ use crate::coordinator::proxies::ProxySettings;
 use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
+use crate::metrics::{RpcMetrics, RpcMetricsLayer};
 use crate::model::ForwardMethod;
 use crate::model::TopomRecord;
 use crate::pb;
@@ -32,10 +33,19 @@ const STATS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Applies a log filter (`RUST_LOG` syntax) at run time.
 pub type LogFilterFn = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// What is bound once the service accepts connections.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    /// The gRPC address.
+    pub addr: SocketAddr,
+    /// The `/metrics` address, when `metrics_addr` is set.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
 /// Hooks the binary provides.
 pub struct Hooks {
-    /// Called once the service accepts connections, with the bound address.
-    pub on_ready: Box<dyn FnOnce(SocketAddr) + Send>,
+    /// Called once the service accepts connections, with the bound addresses.
+    pub on_ready: Box<dyn FnOnce(Ready) + Send>,
     /// Applies a log filter at run time (SetLogLevel).
     pub set_log_filter: LogFilterFn,
 }
@@ -48,6 +58,15 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         .await
         .with_context(|| format!("cannot listen on {} (admin_addr)", config.admin_addr))?;
     let addr = listener.local_addr()?;
+    // Bound before the lock is taken: a bad address stops the start cleanly.
+    let metrics_listener = match &config.metrics_addr {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (metrics_addr)"))?,
+        ),
+        None => None,
+    };
     let owner = owner_record(&config, addr);
     let lock = store.acquire(&owner).await.with_context(|| {
         format!(
@@ -165,6 +184,21 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         }
         .run(shutdown.clone()),
     );
+    let rpc_metrics = RpcMetrics::new();
+    let metrics_addr = match metrics_listener {
+        Some(l) => {
+            let bound = l.local_addr()?;
+            tasks.spawn(crate::metrics::http::serve(
+                l,
+                coordinator.clone(),
+                rpc_metrics.clone(),
+                shutdown.clone(),
+            ));
+            tracing::info!(addr = %bound, "serving /metrics and /healthz");
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.close();
     // Nagle's algorithm would hold back the tail of every large response (the
     // slot table is ~70 KB) until the client's delayed ACK: ~40 ms per call.
@@ -173,6 +207,8 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         .with_keepalive(Some(Duration::from_secs(60)));
     let drained = shutdown.clone();
     let server = tonic::transport::Server::builder()
+        // Outside the auth layer, so refused calls are counted too.
+        .layer(RpcMetricsLayer::new(rpc_metrics))
         .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -182,7 +218,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
             ProxyControlService::new(coordinator.clone(), shutdown.clone()),
         ))
         .serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
-    (hooks.on_ready)(addr);
+    (hooks.on_ready)(Ready { addr, metrics_addr });
     let mut server = std::pin::pin!(server);
     let served = tokio::select! {
         r = &mut server => r,

@@ -32,6 +32,10 @@ struct Args {
     /// Admin token for mutating RPCs (overrides `admin_token`; env TOPOM_ADMIN_TOKEN).
     #[arg(long, env = "TOPOM_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Serve `/metrics` and `/healthz` over HTTP here (overrides `metrics_addr`),
+    /// e.g. 127.0.0.1:18081; port 0 picks one, printed as `METRICS <addr>`.
+    #[arg(long)]
+    metrics_addr: Option<String>,
     /// Print the default configuration and exit.
     #[arg(long)]
     default_config: bool,
@@ -55,7 +59,7 @@ fn main() -> ExitCode {
     let (filter, handle) = reload::Layer::new(filter);
     tracing_subscriber::registry()
         .with(filter)
-        // Logs go to stderr: stdout carries only the LISTENING line scripts parse.
+        // Logs go to stderr: stdout carries only the LISTENING (and METRICS) lines scripts parse.
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
@@ -73,7 +77,12 @@ fn main() -> ExitCode {
         }
     };
     let hooks = topom::server::Hooks {
-        on_ready: Box::new(|addr| println!("LISTENING {addr}")),
+        on_ready: Box::new(|ready| {
+            println!("LISTENING {}", ready.addr);
+            if let Some(m) = ready.metrics_addr {
+                println!("METRICS {m}");
+            }
+        }),
         set_log_filter: Box::new(move |f| {
             let filter = EnvFilter::try_new(f).map_err(|e| e.to_string())?;
             handle.reload(filter).map_err(|e| e.to_string())
@@ -110,6 +119,11 @@ fn load_config(args: &Args) -> Result<Config, String> {
     if let Some(p) = &args.product {
         topom::model::validate_product_name(p).map_err(|e| format!("--product: {e}"))?;
         config.product_name = p.clone();
+    }
+    if let Some(m) = &args.metrics_addr {
+        m.parse::<std::net::SocketAddr>()
+            .map_err(|e| format!("--metrics-addr {m:?}: {e}"))?;
+        config.metrics_addr = Some(m.clone());
     }
     if let Some(t) = &args.admin_token {
         config.admin_token = t.clone();

@@ -339,6 +339,7 @@ impl Coordinator {
                     }
                 }
                 Err(e) => {
+                    self.metrics.migration_pass_failed();
                     let msg = e.to_string();
                     let mut p = Engine::lock(&self.engine.progress);
                     for sid in moves.keys() {
@@ -429,6 +430,7 @@ impl Coordinator {
             let e = p.entry(*sid).or_default();
             let started = *e.started.get_or_insert_with(Instant::now);
             if end_of_pass {
+                self.metrics.migration_moved(s.moved, s.bytes);
                 e.keys_moved += s.moved;
                 e.bytes_moved += s.bytes;
                 e.keys_left = s.found.saturating_sub(s.moved);

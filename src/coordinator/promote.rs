@@ -38,6 +38,12 @@ enum CatchUp {
 impl Coordinator {
     /// Switches group `gid`'s master to `addr` (one of its replicas).
     pub async fn promote_server(&self, gid: u32, addr: &str) -> Result<PromoteOutcome> {
+        let r = self.run_promote(gid, addr).await;
+        self.metrics.promote(r.is_ok());
+        r
+    }
+
+    async fn run_promote(&self, gid: u32, addr: &str) -> Result<PromoteOutcome> {
         check_group_id(gid)?;
         check_addr(addr)?;
         let _one_promote_at_a_time = self.promote.lock().await;

@@ -346,6 +346,13 @@ impl Coordinator {
     /// Waits until every proxy with a live lease has applied `revision`, for at
     /// most the barrier timeout. Fails naming the laggards and why.
     pub async fn wait_applied(&self, revision: u64) -> Result<()> {
+        let started = std::time::Instant::now();
+        let r = self.barrier(revision).await;
+        self.metrics.barrier_wait(started.elapsed(), r.is_ok());
+        r
+    }
+
+    async fn barrier(&self, revision: u64) -> Result<()> {
         let ttl = self.settings.proxy.lease_ttl;
         let deadline = tokio::time::Instant::now() + self.settings.proxy.barrier_timeout;
         let mut changed = self.proxy_state.changed.subscribe();
@@ -372,6 +379,7 @@ impl Coordinator {
                 if laggards.is_empty() {
                     return Ok(());
                 }
+                self.metrics.barrier_laggards(laggards.len());
                 let names: Vec<String> = laggards
                     .iter()
                     .map(|l| format!("proxy {} (applied {}): {}", l.token, l.applied, l.why))

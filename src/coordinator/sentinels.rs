@@ -334,6 +334,7 @@ impl Coordinator {
                 })
                 .await?;
             if let Some((old, new)) = change {
+                self.metrics.sentinel_switch();
                 let took = announced.map(|t| t.elapsed());
                 self.events.push(Event {
                     kind: EventKind::MasterSwitch,

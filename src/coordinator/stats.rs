@@ -248,6 +248,7 @@ impl Coordinator {
                 })
                 .collect(),
         });
+        self.metrics.stats_round(&round);
         self.stats.send_replace(round.clone());
         Ok(round)
     }

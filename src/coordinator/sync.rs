@@ -63,6 +63,7 @@ impl Coordinator {
 
         // Run (no lock held).
         let outcome = self.converge(&addr, master.as_deref()).await;
+        self.metrics.sync_action(outcome.is_ok());
         let (state, error) = match &outcome {
             Ok(()) => (SyncState::Synced, String::new()),
             Err(e) => (SyncState::SyncedFailed, e.clone()),

@@ -227,6 +227,11 @@ enum Rec {
 }
 
 impl StoreBatch {
+    /// Whether committing it would write nothing (and fail on nothing).
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty() && self.error.is_none()
+    }
+
     /// Creates or replaces a group.
     pub fn put_group(&mut self, g: &Group) {
         self.put(Rec::Group(g.id), g);

@@ -41,12 +41,15 @@ pub struct Options {
     pub token: Option<String>,
     /// Extra TOML config lines.
     pub config: Vec<String>,
+    /// Serve `/metrics` on a free port (`--metrics-addr 127.0.0.1:0`).
+    pub metrics: bool,
 }
 
 /// A running topom process; killed (SIGKILL) on drop.
 pub struct Topom {
     child: Child,
     addr: String,
+    metrics_addr: Option<String>,
     log: PathBuf,
     /// Keeps the temp dir (data and log) alive as long as the process.
     dir: tempfile::TempDir,
@@ -99,6 +102,9 @@ impl Topom {
         if let Some(t) = &opts.token {
             cmd.arg("--admin-token").arg(t);
         }
+        if opts.metrics {
+            cmd.arg("--metrics-addr").arg("127.0.0.1:0");
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot start topom: {e}"))?;
@@ -117,9 +123,26 @@ impl Topom {
                 ));
             }
         };
+        // With metrics, the METRICS line follows LISTENING at once.
+        let metrics_addr = if opts.metrics {
+            match tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await {
+                Ok(Ok(Some(line))) if line.starts_with("METRICS ") => {
+                    Some(line["METRICS ".len()..].to_owned())
+                }
+                other => {
+                    return Err(format!(
+                        "topom printed no METRICS line ({other:?}); log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    ));
+                }
+            }
+        } else {
+            None
+        };
         Ok(Topom {
             child,
             addr,
+            metrics_addr,
             log,
             dir,
             data_dir,
@@ -129,6 +152,11 @@ impl Topom {
     /// `host:port` it listens on.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// `host:port` of `/metrics`, when started with `metrics: true`.
+    pub fn metrics_addr(&self) -> Option<&str> {
+        self.metrics_addr.as_deref()
     }
 
     /// The process id.
