@@ -12,6 +12,9 @@
 # clients/go/go.mod; protoc-gen-go-grpc's output needs grpc-go >= 1.64.
 PROTOC_GEN_GO_VERSION="v1.36.11"
 PROTOC_GEN_GO_GRPC_VERSION="v1.6.2"
+# grpcurl for tests/grpcurl.rs (the README's recipes, run for real).
+GRPCURL_MODULE="github.com/fullstorydev/grpcurl"
+GRPCURL_VERSION="v1.9.3"
 # protoc for the Go stubs: the binary in the protoc-bin-vendored crate that
 # Cargo.lock pins (3.3.0), reached through tools/protoc. The Python stubs use
 # the protoc built into the pinned grpcio-tools instead.
@@ -123,6 +126,28 @@ ensure_go_tools() {
 		"$PROTOC_GEN_GO_GRPC_VERSION" "protoc-gen-go-grpc ${PROTOC_GEN_GO_GRPC_VERSION#v}")"
 	PROTOC_GEN_GO="$d1/protoc-gen-go"
 	PROTOC_GEN_GO_GRPC="$d2/protoc-gen-go-grpc"
+}
+
+# Makes the pinned grpcurl available; sets GRPCURL_BIN. Its --version says
+# "dev build" when built with go install, so the version is read from the
+# module info Go embeds in the binary instead.
+ensure_grpcurl() {
+	local dir="$TOOLS_DIR/grpcurl@$GRPCURL_VERSION"
+	GRPCURL_BIN="$dir/grpcurl"
+	if ! _grpcurl_is_pinned; then
+		command -v go >/dev/null 2>&1 || die "go not found on PATH (install Go >= 1.25)"
+		log "installing $GRPCURL_MODULE/cmd/grpcurl@$GRPCURL_VERSION into $dir"
+		mkdir -p "$dir"
+		GOBIN="$dir" go install "$GRPCURL_MODULE/cmd/grpcurl@$GRPCURL_VERSION" ||
+			die "go install $GRPCURL_MODULE/cmd/grpcurl@$GRPCURL_VERSION failed"
+	fi
+	_grpcurl_is_pinned || die "$GRPCURL_BIN is not $GRPCURL_MODULE $GRPCURL_VERSION"
+}
+
+_grpcurl_is_pinned() {
+	[ -x "$GRPCURL_BIN" ] &&
+		go version -m "$GRPCURL_BIN" 2>/dev/null |
+		grep -Eq "^[[:space:]]+mod[[:space:]]+$GRPCURL_MODULE[[:space:]]+$GRPCURL_VERSION([[:space:]]|\$)"
 }
 
 # Finds the pinned protoc and an include folder holding the well-known types.
