@@ -174,3 +174,22 @@ impl Collector for CoreGauges {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SlotState;
+
+    #[test]
+    fn every_slot_state_has_a_series() {
+        for s in [
+            SlotState::Pending,
+            SlotState::Preparing,
+            SlotState::Prepared,
+            SlotState::Migrating,
+            SlotState::Finished,
+        ] {
+            assert!(SLOT_STATES.contains(&s.as_str()), "{}", s.as_str());
+        }
+    }
+}
