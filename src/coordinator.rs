@@ -314,12 +314,14 @@ impl Coordinator {
     }
 
     fn ensure_online(&self) -> Result<()> {
-        if self.is_online() {
-            Ok(())
-        } else {
-            Err(Error::NotOnline(
+        match *self.lock_state.borrow() {
+            LockState::Held => Ok(()),
+            LockState::Renewing => Err(Error::NotOnline(
+                "the store is not answering, so this instance cannot renew its ownership lock; writes resume once a renewal succeeds".into(),
+            )),
+            LockState::Lost => Err(Error::NotOnline(
                 "this instance lost its ownership lock on the store; it resumes when the lock is held again".into(),
-            ))
+            )),
         }
     }
 
