@@ -757,7 +757,7 @@ mod etcd_backend {
     use topom::store::etcd::{EtcdOptions, EtcdStore};
 
     use super::common::etcd::EtcdServer;
-    use super::common::{ports::free_port, wait_for_watch, wait_until};
+    use super::common::{ports::free_port, wait_for_watch};
     use super::*;
 
     const LOCK_KEY: &str = "/codis3/demo/topom";
