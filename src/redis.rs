@@ -65,6 +65,15 @@ pub enum RedisError {
         /// The reply.
         reason: String,
     },
+    /// Something answers at the address, but not in Redis's protocol (an HTTP
+    /// or gRPC port, etcd, ...).
+    #[error("not a Redis server at {addr} (it answered {answer})")]
+    NotRedis {
+        /// The address.
+        addr: String,
+        /// The start of what it sent back, printable, or what it did instead.
+        answer: String,
+    },
     /// The server is not a version or kind topom supports.
     #[error("{addr} is not supported: {reason}")]
     Unsupported {
@@ -73,6 +82,18 @@ pub enum RedisError {
         /// Why.
         reason: String,
     },
+}
+
+/// Who answered a probe: enough to tell one Redis server known under two
+/// spellings of its address (`localhost:P` and `127.0.0.1:P`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// Plain Redis or codis-server.
+    pub kind: ServerKind,
+    /// `run_id` from `INFO server`: one per server process.
+    pub run_id: String,
+    /// The socket addresses the probed address resolves to.
+    pub resolved: Vec<std::net::SocketAddr>,
 }
 
 /// Probes for the stats refresh task. Implementations reuse connections per
@@ -247,8 +268,13 @@ pub trait Migrator: Send + Sync {
 /// The Redis operations the coordinator needs.
 #[async_trait]
 pub trait RedisAdmin: Send + Sync {
-    /// Checks that `addr` answers and is plain Redis ≥ 6.2 or codis-server.
-    async fn probe(&self, addr: &str) -> Result<ServerKind, RedisError>;
+    /// Checks that `addr` answers and is plain Redis ≥ 6.2 or codis-server, and
+    /// says which server it is. The whole probe, connect included, is bounded by
+    /// one deadline.
+    async fn probe(&self, addr: &str) -> Result<ServerIdentity, RedisError>;
+    /// The socket addresses `addr` resolves to (none when it does not resolve
+    /// within the deadline).
+    async fn resolve(&self, addr: &str) -> Vec<std::net::SocketAddr>;
     /// `INFO` (all sections) of `addr`, plus `master_addr` when it replicates and
     /// `maxmemory` from `CONFIG GET`.
     async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>, RedisError>;

@@ -174,6 +174,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     let drained = shutdown.clone();
     let server = tonic::transport::Server::builder()
         .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
+        .layer(crate::grpc::limits::LimitsLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -32,6 +32,7 @@ async fn group_lifecycle_with_real_servers() {
         group_id: 1,
         addr: r1.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();
@@ -40,6 +41,7 @@ async fn group_lifecycle_with_real_servers() {
             group_id: 1,
             addr: r2.addr(),
             datacenter: "dc2".into(),
+            no_sync: true,
         })
         .await
         .unwrap()
@@ -219,6 +221,7 @@ async fn password_protected_servers_use_product_auth() {
             group_id: 1,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await,
     );
@@ -241,6 +244,7 @@ async fn password_protected_servers_use_product_auth() {
         group_id: 1,
         addr: r.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();

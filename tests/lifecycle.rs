@@ -18,6 +18,7 @@ async fn populate(t: &Topom, r: &RedisServer) -> pb::ListSlotsResponse {
         group_id: 7,
         addr: r.addr(),
         datacenter: "dc1".into(),
+        no_sync: true,
     })
     .await
     .unwrap();

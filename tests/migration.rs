@@ -32,6 +32,7 @@ async fn two_groups(c: &mut Client, a: &RedisServer, b: &RedisServer) {
             group_id: gid,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();
