@@ -96,6 +96,17 @@ pub struct ServerIdentity {
     pub resolved: Vec<std::net::SocketAddr>,
 }
 
+/// Whether a SetMaster transaction's change also went to the server's config
+/// file: two facts, since a server started without one replicates all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// CONFIG REWRITE succeeded.
+    Yes,
+    /// CONFIG REWRITE failed with this text: the change is lost at the server's
+    /// next restart.
+    No(String),
+}
+
 /// Probes for the stats refresh task. Implementations reuse connections per
 /// address (a broken one is never reused) and bound each call by `timeout`,
 /// connect included.
@@ -156,13 +167,15 @@ pub trait HaAdmin: Send + Sync {
     /// The SetMaster transaction on `addr`: `MULTI`, `CONFIG SET masterauth
     /// <product_auth>`, `SLAVEOF <host> <port>` (or `SLAVEOF NO ONE` when `master`
     /// is `None`), `CONFIG REWRITE`, `CLIENT KILL TYPE normal`, `EXEC`. An error
-    /// inside EXEC fails the call with Redis's text.
+    /// inside EXEC fails the call with Redis's text, except that of CONFIG
+    /// REWRITE: replication switched all the same (Redis does not roll a
+    /// transaction back), so that one comes back as [`Persisted::No`].
     async fn set_master(
         &self,
         addr: &str,
         master: Option<&str>,
         timeout: Duration,
-    ) -> Result<(), RedisError>;
+    ) -> Result<Persisted, RedisError>;
     /// `INFO replication` of `addr`.
     async fn replication(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError>;
     /// `CLIENT PAUSE <ms> WRITE` on `addr`.
