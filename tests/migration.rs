@@ -578,11 +578,17 @@ async fn progress_moves_during_a_pass_and_a_frozen_source_shows_as_stalled() {
     .await
     .unwrap();
 
-    // Keys moved show while the pass still runs, not only at its end.
+    // Keys moved show while the pass still runs (its ETA is still unknown), not
+    // only once it has ended.
     common::wait_until(
         Duration::from_secs(60),
         "keys moved to show mid-pass",
-        async || progress(&mut c).await.iter().any(|p| p.keys_moved > 0),
+        async || {
+            progress(&mut c)
+                .await
+                .iter()
+                .any(|p| p.keys_moved > 0 && p.eta_seconds < 0.0)
+        },
     )
     .await;
     signal(&a, "STOP");
