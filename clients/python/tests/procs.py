@@ -162,10 +162,13 @@ class Redis:
             self.port = free_port()
             self.addr = f"127.0.0.1:{self.port}"
             self.log_path = workdir / f"redis-{self.port}.log"
+            # A config file, so that CONFIG REWRITE (sync actions) works.
+            conf = workdir / f"redis-{self.port}.conf"
+            conf.write_text("")
             self.proc = subprocess.Popen(
-                [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                [binary, str(conf), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "no", "--dir", str(workdir), "--logfile", str(self.log_path),
-                 "--daemonize", "no"],
+                 "--daemonize", "no", "--repl-diskless-sync-delay", "0"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
             deadline = time.monotonic() + START_TIMEOUT

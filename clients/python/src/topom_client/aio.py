@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -190,6 +190,10 @@ class AsyncTopomClient:
     async def resync_sentinels(self) -> list[str]:
         return await self.run(ops.resync_sentinels())
 
+    async def create_sync_action(self, addr: str) -> None:
+        """Makes ``addr`` follow its group's master (a queued sync action)."""
+        return await self.run(ops.create_sync_action(addr))
+
     # ---- the stats stream ----------------------------------------------------
 
     async def watch_stats(
@@ -201,6 +205,7 @@ class AsyncTopomClient:
         retries: int | None = 8,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        on_retry: Callable[[TopomError, float], None] | None = None,
     ) -> AsyncIterator[records.StatsRound]:
         """:meth:`topom_client.TopomClient.watch_stats` as an async generator."""
         req = watch.request(groups, addrs, fields)
@@ -232,7 +237,11 @@ class AsyncTopomClient:
                     raise err from None
             finally:
                 call.cancel()
+            if self._closed:
+                return  # close() ended the stream
             self._advance(endpoint)
             pause = backoff.failed(err, self.endpoints)
+            if on_retry is not None:
+                on_retry(err, pause)
             log.warning("stats stream from %s broke (%s); re-opening in %.2f s", endpoint, err, pause)
             await asyncio.sleep(pause)

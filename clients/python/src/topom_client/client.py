@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -205,6 +205,10 @@ class TopomClient:
     def resync_sentinels(self) -> list[str]:
         return self.run(ops.resync_sentinels())
 
+    def create_sync_action(self, addr: str) -> None:
+        """Makes ``addr`` follow its group's master (a queued sync action)."""
+        return self.run(ops.create_sync_action(addr))
+
     # ---- the stats stream ----------------------------------------------------
 
     def watch_stats(
@@ -216,6 +220,7 @@ class TopomClient:
         retries: int | None = 8,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
+        on_retry: Callable[[TopomError, float], None] | None = None,
     ) -> Iterator[records.StatsRound]:
         """Yields one :class:`~topom_client.records.StatsRound` per refresh round.
 
@@ -227,7 +232,8 @@ class TopomClient:
         (None: retry forever); past it, or at once for a refused request
         (UNAUTHENTICATED, NOT_FOUND, ...), it raises :class:`TopomError`.
         Each dict says how many rounds were ``skipped`` since the previous
-        one and whether the stream was ``resumed``.
+        one and whether the stream was ``resumed``. ``on_retry(error,
+        pause)`` is called before each re-open (for logs or metrics).
         """
         req = watch.request(groups, addrs, fields)
         backoff = watch.Backoff(backoff_initial, backoff_max, retries)
@@ -258,7 +264,11 @@ class TopomClient:
                     raise err from None
             finally:
                 call.cancel()
+            if self._closed:
+                return  # close() ended the stream
             self._advance(endpoint)
             pause = backoff.failed(err, self.endpoints)
+            if on_retry is not None:
+                on_retry(err, pause)
             log.warning("stats stream from %s broke (%s); re-opening in %.2f s", endpoint, err, pause)
             time.sleep(pause)

@@ -176,3 +176,9 @@ def remove_sentinel(addr: str, force: bool = False) -> Op[list[str]]:
 def resync_sentinels() -> Op[list[str]]:
     return Op("ResyncSentinels", topom_pb2.ResyncSentinelsRequest(),
               topom_pb2.ResyncSentinelsResponse, lambda r: list(r.sentinel.servers), False)
+
+
+def create_sync_action(addr: str) -> Op[None]:
+    """Queues a replication action: the server follows its group's master."""
+    return Op("CreateSyncAction", topom_pb2.CreateSyncActionRequest(addr=addr),
+              topom_pb2.CreateSyncActionResponse, _none, False)
