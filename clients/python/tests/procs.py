@@ -233,3 +233,71 @@ def _read_reply(f: BinaryIO) -> object:
     if kind == b"*":
         return [_read_reply(f) for _ in range(int(rest))]
     raise OSError(f"bad reply {line!r}")
+
+
+SRC_DIR = Path(__file__).resolve().parents[1] / "src"
+
+
+class Exporter:
+    """``topom-stats-exporter`` as a process (``python -m``, from the source tree)."""
+
+    def __init__(self, workdir: Path, *args: str) -> None:
+        import sys
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(SRC_DIR) + os.pathsep + env.get("PYTHONPATH", "")
+        self.log_path = workdir / "exporter.stderr.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "topom_client.exporter", *args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True, env=env,
+            )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.addr = ""
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def line(self, timeout: float = START_TIMEOUT) -> str:
+        try:
+            got = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            pytest.fail(f"no line from the exporter within {timeout}s\n{self.log_tail()}")
+        if got is None:
+            pytest.fail(f"the exporter closed stdout (exit {self.proc.poll()})\n{self.log_tail()}")
+        return got
+
+    def wait_listening(self) -> str:
+        line = self.line()
+        m = LISTENING.match(line)
+        if not m:
+            pytest.fail(f"want a LISTENING line, got {line!r}\n{self.log_tail()}")
+        self.addr = m.group(1)
+        return self.addr
+
+    def scrape(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://{self.addr}/metrics", timeout=10) as resp:
+            return str(resp.read().decode())
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"the exporter did not exit within {STOP_TIMEOUT}s of SIGTERM")
+
+    def log_tail(self, limit: int = 8192) -> str:
+        try:
+            return "exporter stderr (tail):\n" + self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
+        except OSError as e:
+            return f"(no exporter log: {e})"

@@ -54,6 +54,10 @@ def _json_default(v: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_json(client: TopomClient) -> int:
     """One JSON object per round on stdout, until interrupted."""
     for r in client.watch_stats(retries=None):
@@ -101,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         client = TopomClient(args.topom, token=token, tls=True if args.tls else None)
         if args.json:
+            signal.signal(signal.SIGTERM, _interrupt)
             try:
                 return run_json(client)
             except KeyboardInterrupt:
