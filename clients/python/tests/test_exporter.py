@@ -113,7 +113,7 @@ def test_a_server_going_down_turns_redis_up_to_zero(
             c.create_group(3)
             c.add_server(3, extra.addr)
         lb = {"product": cluster.product, "group": "3", "addr": extra.addr}
-        s = scrape_after(exporter, current_round(cluster))
+        s = scrape_after(exporter, current_round(cluster) + 1)
         assert value(s, "redis_up", **lb) == 1
         extra.stop()
         n = current_round(cluster)
