@@ -12,11 +12,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, start_http_server
-
 from topom_client import TopomClient, TopomError
 from topom_client.exporter.follower import Follower
-from topom_client.exporter.metrics import SnapshotCollector
+from topom_client.exporter.http import MetricsPage, serve
 
 log = logging.getLogger("topom_client.exporter")
 
@@ -68,10 +66,11 @@ def run_json(client: TopomClient) -> int:
 
 def run_server(client: TopomClient, listen: str, topology_period: float) -> int:
     host, port = split_listen(listen)
-    follower = Follower(client, topology_period=topology_period)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: follower.snapshot))
-    server, thread = start_http_server(port, addr=host, registry=registry)
+    page: MetricsPage | None = None
+    follower = Follower(client, topology_period=topology_period,
+                        on_snapshot=lambda snap: page.update(snap) if page else None)
+    page = MetricsPage(follower.snapshot)
+    server, thread = serve(page, host, port)
     # Tests and scripts read this line to learn the port (with --listen ...:0).
     print(f"LISTENING {host}:{server.server_port}", flush=True)
     follower.start()

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from topom_client import TopomClient, TopomError, records
 from topom_client.exporter import fields as info_fields
@@ -22,9 +23,16 @@ class Follower:
     without a lock (it is replaced, never changed).
     """
 
-    def __init__(self, client: TopomClient, *, topology_period: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: TopomClient,
+        *,
+        topology_period: float = 1.0,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+    ) -> None:
         self.client = client
         self.topology_period = topology_period
+        self._on_snapshot = on_snapshot
         self.snapshot = Snapshot(product="", round=None, topology=None, counters=Counters(),
                                  stream_up=False)
         self._stop = threading.Event()
@@ -40,13 +48,16 @@ class Follower:
         self.client.close()  # ends the stream
         self._thread.join(timeout=10)
 
-    def _publish(self, **changes: object) -> None:
-        self.snapshot = dataclasses.replace(self.snapshot, **changes)  # type: ignore[arg-type]
+    def _publish(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        if self._on_snapshot is not None:
+            self._on_snapshot(snap)
 
     def _on_retry(self, err: TopomError, pause: float) -> None:
-        c = self.snapshot.counters
-        self._publish(stream_up=False,
-                      counters=dataclasses.replace(c, reconnects=c.reconnects + 1))
+        s = self.snapshot
+        self._publish(dataclasses.replace(
+            s, stream_up=False,
+            counters=dataclasses.replace(s.counters, reconnects=s.counters.reconnects + 1)))
 
     def _run(self) -> None:
         try:
@@ -56,30 +67,29 @@ class Follower:
             for r in stream:
                 if self._stop.is_set():
                     return
-                c = self.snapshot.counters
-                self._publish(
-                    round=r, stream_up=True,
-                    counters=dataclasses.replace(c, rounds=c.rounds + 1,
-                                                 skipped=c.skipped + r["skipped"]),
-                )
-                now = time.monotonic()
-                if now >= self._next_poll:
-                    self._next_poll = now + self.topology_period
-                    self._poll()
+                self._publish(self._next(r))
         except BaseException as e:  # noqa: BLE001 - kept for the main thread
             if not self._stop.is_set():
                 log.error("the stats follower stopped: %s", e)
                 self.error = e
 
-    def _poll(self) -> None:
-        try:
-            topo = poll_topology(self.client)
-        except TopomError as e:
-            log.warning("topology poll failed: %s", e)
-            c = self.snapshot.counters
-            self._publish(counters=dataclasses.replace(c, topology_errors=c.topology_errors + 1))
-            return
-        self._publish(topology=topo, product=topo.product)
+    def _next(self, r: records.StatsRound) -> Snapshot:
+        """The snapshot after round ``r``: one publication per round, with the
+        topology polled first when due."""
+        s = self.snapshot
+        c = dataclasses.replace(s.counters, rounds=s.counters.rounds + 1,
+                                skipped=s.counters.skipped + r["skipped"])
+        topo, product = s.topology, s.product
+        now = time.monotonic()
+        if now >= self._next_poll:
+            self._next_poll = now + self.topology_period
+            try:
+                topo = poll_topology(self.client)
+                product = topo.product
+            except TopomError as e:
+                log.warning("topology poll failed: %s", e)
+                c = dataclasses.replace(c, topology_errors=c.topology_errors + 1)
+        return Snapshot(product=product, round=r, topology=topo, counters=c, stream_up=True)
 
 
 def poll_topology(client: TopomClient) -> Topology:

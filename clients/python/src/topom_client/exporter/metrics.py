@@ -1,12 +1,16 @@
-"""The Prometheus collector: metric families built from the latest snapshot.
+"""The metric set, built from a snapshot, and its text exposition.
 
-A scrape never calls topom. The families of a snapshot are built once (on
-the first scrape after it changes) and reused until the next one; only
-``topom_stats_round_age_seconds`` is computed per scrape.
+:func:`build` turns a snapshot into :class:`Family` objects (the one place
+that defines every series); :func:`render` writes them in the Prometheus
+text format, quickly enough to do once per round for hundreds of servers;
+:class:`SnapshotCollector` offers the same families to a
+``prometheus_client`` registry, for agents that embed the exporter.
+A scrape never calls topom.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,27 +24,42 @@ from topom_client.exporter.snapshot import Snapshot
 SERVER_LABELS = ["product", "group", "addr"]
 
 
+class Family:
+    """One metric family: name, type, help, label names and samples."""
+
+    __slots__ = ("name", "kind", "doc", "labels", "samples")
+
+    def __init__(self, name: str, kind: str, doc: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        #: "gauge" or "counter"; a counter's name ends in ``_total``.
+        self.kind = kind
+        self.doc = doc
+        self.labels = labels
+        self.samples: list[tuple[tuple[str, ...], float]] = []
+
+    def add_metric(self, values: Iterable[str], value: float) -> None:
+        self.samples.append((tuple(values), value))
+
+
 class Families:
-    """Metric families by name, created on first use, in first-use order."""
+    """Families by name, created on first use, in first-use order."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        self._by_name: dict[str, Family] = {}
 
-    def gauge(self, name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    def _get(self, name: str, kind: str, doc: str, labels: Iterable[str]) -> Family:
         f = self._by_name.get(name)
         if f is None:
-            f = self._by_name[name] = GaugeMetricFamily(name, doc, labels=labels)
-        assert isinstance(f, GaugeMetricFamily)
+            f = self._by_name[name] = Family(name, kind, doc, tuple(labels))
         return f
 
-    def counter(self, name: str, doc: str, labels: list[str]) -> CounterMetricFamily:
-        f = self._by_name.get(name)
-        if f is None:
-            f = self._by_name[name] = CounterMetricFamily(name, doc, labels=labels)
-        assert isinstance(f, CounterMetricFamily)
-        return f
+    def gauge(self, name: str, doc: str, labels: Iterable[str]) -> Family:
+        return self._get(name, "gauge", doc, labels)
 
-    def all(self) -> list[Metric]:
+    def counter(self, name: str, doc: str, labels: Iterable[str]) -> Family:
+        return self._get(name, "counter", doc, labels)
+
+    def all(self) -> list[Family]:
         return list(self._by_name.values())
 
 
@@ -128,7 +147,7 @@ def _sentinels(out: Families, product: str, sentinels: list[records.SentinelRoun
                 [product, gid, addr, st["addr"]], 1.0)
 
 
-def build(snap: Snapshot) -> list[Metric]:
+def build(snap: Snapshot) -> list[Family]:
     """Every family of a snapshot, except the per-scrape age."""
     out = Families()
     product = snap.product
@@ -194,26 +213,86 @@ def build(snap: Snapshot) -> list[Metric]:
     return out.all()
 
 
+def _escape(v: str) -> str:
+    if "\\" in v or '"' in v or "\n" in v:
+        v = v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return v
+
+
+def _number(v: float) -> str:
+    if isinstance(v, int):
+        return str(v)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(v)
+
+
+def render(families: Iterable[Family]) -> bytes:
+    """The Prometheus text format (version 0.0.4) of ``families``."""
+    out: list[str] = []
+    # Most label sets (product, group, addr) recur in every family: format each once.
+    cache: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+    for f in families:
+        doc = f.doc.replace("\\", "\\\\").replace("\n", "\\n")
+        out.append(f"# HELP {f.name} {doc}\n# TYPE {f.name} {f.kind}\n")
+        names = f.labels
+        for values, value in f.samples:
+            if names:
+                key = (names, values)
+                labels = cache.get(key)
+                if labels is None:
+                    labels = cache[key] = ",".join(
+                        [f'{n}="{_escape(v)}"' for n, v in zip(names, values)])
+                out.append(f"{f.name}{{{labels}}} {_number(value)}\n")
+            else:
+                out.append(f"{f.name} {_number(value)}\n")
+    return "".join(out).encode()
+
+
+def age_family(snap: Snapshot, now: float) -> Family | None:
+    """``topom_stats_round_age_seconds``: the one series computed per scrape."""
+    r = snap.round
+    if r is None or r["finished_at"] is None or not snap.product:
+        return None
+    f = Family("topom_stats_round_age_seconds", "gauge",
+               "Seconds since the latest round ended (at scrape time).", ("product",))
+    f.add_metric([snap.product], max(0.0, now - r["finished_at"].timestamp()))
+    return f
+
+
 class SnapshotCollector:
-    """A ``prometheus_client`` collector over ``snapshot()``."""
+    """A ``prometheus_client`` collector over ``snapshot()``.
+
+    For agents that serve their own registry::
+
+        registry.register(SnapshotCollector(lambda: follower.snapshot))
+
+    The families of a snapshot are built once and reused until it changes.
+    """
 
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
         self._lock = threading.Lock()
         self._built_for: Snapshot | None = None
-        self._built: list[Metric] = []
+        self._built: list[Family] = []
 
     def collect(self) -> Iterable[Metric]:
         snap = self._snapshot()
         with self._lock:
             if snap is not self._built_for:
                 self._built, self._built_for = build(snap), snap
-            built = self._built
-        yield from built
-        r = snap.round
-        if r is not None and r["finished_at"] is not None and snap.product:
-            age = GaugeMetricFamily("topom_stats_round_age_seconds",
-                                    "Seconds since the latest round ended (at scrape time).",
-                                    labels=["product"])
-            age.add_metric([snap.product], max(0.0, time.time() - r["finished_at"].timestamp()))
-            yield age
+            built = list(self._built)
+        age = age_family(snap, time.time())
+        if age is not None:
+            built.append(age)
+        for f in built:
+            m: GaugeMetricFamily | CounterMetricFamily
+            if f.kind == "counter":
+                m = CounterMetricFamily(f.name, f.doc, labels=f.labels)
+            else:
+                m = GaugeMetricFamily(f.name, f.doc, labels=f.labels)
+            for values, value in f.samples:
+                m.add_metric(values, value)
+            yield m
