@@ -301,3 +301,34 @@ class Exporter:
             return "exporter stderr (tail):\n" + self.log_path.read_bytes()[-limit:].decode("utf-8", "replace")
         except OSError as e:
             return f"(no exporter log: {e})"
+
+
+class Sentinel(Redis):
+    """One redis-sentinel (redis-server --sentinel) on a free loopback port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server not found on PATH (apt-get install -y redis-server)")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        for _ in range(5):
+            self.port = free_port()
+            self.addr = f"127.0.0.1:{self.port}"
+            self.log_path = workdir / f"sentinel-{self.port}.log"
+            # Sentinel rewrites its config file: it must exist and be writable.
+            conf = workdir / f"sentinel-{self.port}.conf"
+            conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\n")
+            self.proc = subprocess.Popen(
+                [binary, str(conf), "--sentinel", "--logfile", str(self.log_path)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if self.command("PING") == "PONG":
+                        return
+                except OSError:
+                    time.sleep(0.02)
+            self.stop()
+        pytest.fail(f"redis-sentinel did not start on a free port; log:\n{self._log()}")

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import KEYS_DB0, KEYS_DB3, Cluster
-from procs import Exporter, Redis, wait_for
+from procs import Exporter, Redis, Sentinel, wait_for
 from topom_client import TopomClient
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -146,3 +146,22 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     e = Exporter(tmp_path, "--topom", "nonsense", "--listen", "127.0.0.1:0")
     rc = e.proc.wait(timeout=30)
     assert rc == 2 and "bad topom endpoint 'nonsense'" in e.log_path.read_text()
+
+
+def test_sentinel_reported_masters(cluster: Cluster, exporter: Exporter, tmp_path: Path) -> None:
+    sentinel = Sentinel(tmp_path)
+    try:
+        with TopomClient(cluster.topom.addr, timeout=30) as c:
+            c.add_sentinel(sentinel.addr)
+            c.resync_sentinels()
+        n = current_round(cluster)
+        s = scrape_after(exporter, n + 1, cond="topom_sentinel_master_info")
+        p = cluster.product
+        assert value(s, "topom_sentinel_up", product=p, sentinel=sentinel.addr) == 1
+        for gid, master in (("1", cluster.master1), ("2", cluster.master2)):
+            assert value(s, "topom_sentinel_master_info", product=p, group=gid,
+                         addr=master.addr, sentinel=sentinel.addr) == 1
+    finally:
+        with TopomClient(cluster.topom.addr, timeout=30) as c:
+            c.remove_sentinel(sentinel.addr, force=True)
+        sentinel.stop()

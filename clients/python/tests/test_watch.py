@@ -147,9 +147,11 @@ def test_wrong_token_is_unauthenticated(tmp_path: Path) -> None:
     topom = Topom(tmp_path, config=STATS_CONFIG + 'admin_token = "s3cret"\nauth_reads = true\n')
     try:
         with TopomClient(topom.addr, token="wrong") as c:
+            retried: list[TopomError] = []
             with pytest.raises(TopomError) as e:
-                next(c.watch_stats(backoff_initial=0.05))
+                next(c.watch_stats(backoff_initial=0.05, on_retry=lambda err, _: retried.append(err)))
             assert e.value.code == grpc.StatusCode.UNAUTHENTICATED, e.value
+            assert retried == [], "a refused token is not retried"
             with pytest.raises(TopomError) as e2:
                 c.overview()
             assert e2.value.code == grpc.StatusCode.UNAUTHENTICATED
