@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ import grpc
 import pytest
 
 from conftest import KEYS_DB0, KEYS_DB3, STATS_CONFIG, Cluster
-from procs import Redis, Topom, free_port
+from procs import Redis, Topom, free_port, wait_for
 from topom_client import StatsRound, TopomClient, TopomError
 from topom_client.aio import AsyncTopomClient
 from topom_client.topom.v1 import topom_pb2
@@ -173,18 +175,34 @@ def test_restarted_topom_is_resumed(tmp_path: Path) -> None:
         with TopomClient(topom.addr) as c:
             c.create_group(1)
             c.add_server(1, redis.addr)
-            rounds = c.watch_stats(retries=100, backoff_initial=0.05, backoff_max=0.3)
-            try:
-                first = round_after(rounds, time.time(), want=1)
-                assert topom.stop() == 0
-                # Same address and store: the same topom, restarted.
-                topom = Topom(tmp_path / "b", config=STATS_CONFIG, listen=topom.addr,
-                              data_dir=topom.data_dir)
-                r = next(rounds)
-                while not r["servers"]:
-                    r = next(rounds)
-            finally:
-                rounds.close()
+            retries: list[TopomError] = []
+            rounds = c.watch_stats(retries=200, backoff_initial=0.05, backoff_max=0.3,
+                                   on_retry=lambda err, _: retries.append(err))
+            first = round_after(rounds, time.time(), want=1)
+            got: queue.Queue[StatsRound | BaseException] = queue.Queue()
+
+            def consume() -> None:
+                try:
+                    for r in rounds:
+                        if r["servers"]:
+                            got.put(r)
+                            return
+                except BaseException as e:  # noqa: BLE001 - handed to the test
+                    got.put(e)
+
+            # The generator keeps running while topom is down.
+            reader = threading.Thread(target=consume, daemon=True)
+            reader.start()
+            assert topom.stop() == 0
+            wait_for("a failed re-open while topom is down", lambda: len(retries) >= 2, 30)
+            # Same address and store: the same topom, restarted.
+            topom = Topom(tmp_path / "b", config=STATS_CONFIG, listen=topom.addr,
+                          data_dir=topom.data_dir)
+            r = got.get(timeout=30)
+            reader.join(timeout=30)
+            rounds.close()
+        assert not isinstance(r, BaseException), r
+        assert any(e.code == grpc.StatusCode.UNAVAILABLE for e in retries), retries
         assert r["resumed"] is True and first["resumed"] is False
         assert r["endpoint"] == topom.addr
         assert [s["addr"] for s in r["servers"]] == [redis.addr] and r["servers"][0]["up"]
