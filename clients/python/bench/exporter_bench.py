@@ -122,7 +122,8 @@ def main() -> None:
         print(f"exporter RSS: {rss_mib(pid):.1f} MiB (peak seen {rss_peak:.1f} MiB)")
         print(f"scrape latency ms: p50 {statistics.median(lat):.1f}, p90 {pct(lat, 90):.1f}, "
               f"p99 {pct(lat, 99):.1f}, max {max(lat):.1f}")
-        print(f"(topom CPU meanwhile: {topom_cpu:.1f} % of a core)")
+        print(f"(topom CPU meanwhile: {topom_cpu:.1f} % of a core; load average "
+              f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
     finally:
         if exporter is not None:
             exporter.stop()

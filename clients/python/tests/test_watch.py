@@ -254,3 +254,20 @@ def test_asyncio_client(cluster: Cluster) -> None:
     assert got[1]["round"] > got[0]["round"]
     assert got[1]["servers"][0]["addr"] == cluster.master2.addr
     assert set(got[1]["servers"][0]["fields"]) == {"used_memory"}
+
+
+def test_asyncio_down_at_start_gives_up_after_bounded_retries() -> None:
+    addr = dead_endpoint()
+    retries: list[float] = []
+
+    async def main() -> TopomError:
+        async with AsyncTopomClient(addr) as c:
+            with pytest.raises(TopomError) as e:
+                async for _ in c.watch_stats(retries=2, backoff_initial=0.05, backoff_max=0.1,
+                                             on_retry=lambda err, pause: retries.append(pause)):
+                    pass
+            return e.value
+
+    err = asyncio.run(main())
+    assert err.code == grpc.StatusCode.UNAVAILABLE and "after 3 attempts" in err.message, err
+    assert len(retries) == 2
