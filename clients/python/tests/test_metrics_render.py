@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +35,10 @@ def server(addr: str, group: int, index: int, up: bool = True) -> ServerRound:
 def snapshot() -> Snapshot:
     r: StatsRound = {
         "round": 7, "started_at": NOW, "finished_at": NOW, "skipped": 0, "resumed": False,
-        "endpoint": "e", "sentinels": [],
+        "endpoint": "e",
+        "sentinels": [{"addr": "127.0.0.1:26379", "up": True, "error": "", "timeout": False,
+                       "time": NOW, "fields": {},
+                       "masters": {"p-1": {"ip": "127.0.0.1", "port": "1"}}}],
         "servers": [server("127.0.0.1:1", 1, 0), server("127.0.0.1:2", 1, 1),
                     server('odd"addr\\', 2, 0, up=False)],
     }
@@ -40,7 +46,11 @@ def snapshot() -> Snapshot:
                     actions=SlotActions(by_target={1: 2}, by_state={"migrating": 2}),
                     progress=[{"slot": 3, "keys_moved": 10, "keys_left": 4, "bytes_moved": 0,
                                "keys_per_sec": 0.0, "eta_seconds": None, "error": ""}],
-                    proxies=[], polled_at=0.0)
+                    proxies=[{"id": 1, "token": "t1", "proxy_addr": "127.0.0.1:19000",
+                              "admin_addr": "", "datacenter": "", "version": "", "pid": 1,
+                              "hostname": "", "lease_state": "live", "applied_revision": 7,
+                              "connected": True, "last_heartbeat": NOW, "last_nack": ""}],
+                    polled_at=0.0)
     return Snapshot(product="p", round=r, topology=topo, counters=Counters(rounds=3),
                     stream_up=True)
 
@@ -68,3 +78,15 @@ def test_own_rendering_equals_prometheus_client() -> None:
     # A server that is down has redis_up only.
     assert not any(n == "redis_memory_used_bytes" and ("addr", 'odd"addr\\') in lb
                    for n, lb, _ in ours)
+
+
+def test_dashboard_uses_only_exported_series() -> None:
+    snap = snapshot()
+    names = {f.name for f in build(snap)} | {"topom_stats_round_age_seconds"}
+    dash = Path(__file__).resolve().parents[1] / "examples" / "grafana-dashboard.json"
+    exprs = [t["expr"] for p in json.loads(dash.read_text())["panels"] for t in p["targets"]]
+    used = {m for e in exprs for m in re.findall(r"\b(?:redis|topom)_[a-z_]+", e)}
+    assert used and used <= names, sorted(used - names)
+    assert ("topom_proxy_revision_lag",
+            (("addr", "127.0.0.1:19000"), ("product", "p"), ("proxy", "t1")), 2.0) in samples(
+        render(build(snap)).decode())
