@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -99,8 +100,6 @@ def run_server(client: TopomClient, listen: str, topology_period: float) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import os
-
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
