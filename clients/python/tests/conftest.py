@@ -48,8 +48,9 @@ def start_cluster(workdir: Path, config: str = STATS_CONFIG) -> Cluster:
         c.add_server(1, r1.addr)
         c.create_group(2)
         c.add_server(2, m2.addr)
+        # The replica follows its master by itself (its sync action is queued
+        # when it is added).
         c.assign_slots({s: 1 for s in range(1024)})
-        c.create_sync_action(r1.addr)
         product = c.overview()["product"]
     wait_for("the replica's link to its master", lambda: r1.info().get("master_link_status") == "up", 30)
     for i in range(KEYS_DB0):
@@ -60,6 +61,13 @@ def start_cluster(workdir: Path, config: str = STATS_CONFIG) -> Cluster:
         m1.command("SET", f"d3-{i}", "v")
         m1.command("MOVE", f"d3-{i}", "3")
     m1.command("CONFIG", "SET", "maxmemory", "104857600")
+    # A master streams to a new replica only after its first ACK (up to 1 s
+    # after the link is up): wait until the replica has what the master has.
+    wait_for(
+        "the replica to catch up with its master",
+        lambda: r1.info().get("slave_repl_offset") == m1.info().get("master_repl_offset"),
+        30,
+    )
     return Cluster(topom, m1, r1, m2, product)
 
 

@@ -154,8 +154,11 @@ class AsyncTopomClient:
     async def remove_group(self, group_id: int) -> None:
         return await self.run(ops.remove_group(group_id))
 
-    async def add_server(self, group_id: int, addr: str, datacenter: str = "") -> records.GroupInfo:
-        return await self.run(ops.add_server(group_id, addr, datacenter))
+    async def add_server(
+        self, group_id: int, addr: str, datacenter: str = "", no_sync: bool = False
+    ) -> records.GroupInfo:
+        """Adds a server; a replica starts following the master unless `no_sync`."""
+        return await self.run(ops.add_server(group_id, addr, datacenter, no_sync))
 
     async def delete_server(self, group_id: int, addr: str) -> records.GroupInfo:
         return await self.run(ops.delete_server(group_id, addr))

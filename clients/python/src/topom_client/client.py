@@ -167,8 +167,11 @@ class TopomClient:
     def remove_group(self, group_id: int) -> None:
         return self.run(ops.remove_group(group_id))
 
-    def add_server(self, group_id: int, addr: str, datacenter: str = "") -> records.GroupInfo:
-        return self.run(ops.add_server(group_id, addr, datacenter))
+    def add_server(
+        self, group_id: int, addr: str, datacenter: str = "", no_sync: bool = False
+    ) -> records.GroupInfo:
+        """Adds a server; a replica starts following the master unless `no_sync`."""
+        return self.run(ops.add_server(group_id, addr, datacenter, no_sync))
 
     def delete_server(self, group_id: int, addr: str) -> records.GroupInfo:
         return self.run(ops.delete_server(group_id, addr))

@@ -111,8 +111,12 @@ def remove_group(group_id: int) -> Op[None]:
               topom_pb2.RemoveGroupResponse, _none, False)
 
 
-def add_server(group_id: int, addr: str, datacenter: str = "") -> Op[records.GroupInfo]:
-    req = topom_pb2.AddGroupServerRequest(group_id=group_id, addr=addr, datacenter=datacenter)
+def add_server(
+    group_id: int, addr: str, datacenter: str = "", no_sync: bool = False
+) -> Op[records.GroupInfo]:
+    req = topom_pb2.AddGroupServerRequest(
+        group_id=group_id, addr=addr, datacenter=datacenter, no_sync=no_sync
+    )
     return Op("AddGroupServer", req, topom_pb2.AddGroupServerResponse, _group, False)
 
 
