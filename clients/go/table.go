@@ -176,7 +176,9 @@ func Apply(prev *Table, u *topompb.SlotsUpdate) (*Table, error) {
 		return nil, fmt.Errorf("delta of epoch %s on a table of epoch %s (a new epoch must start with a reset)",
 			u.GetEpoch(), prev.Epoch)
 	}
-	if u.GetRevision() <= prev.Revision {
+	// An empty delta at the applied revision is topom saying "you are
+	// current" (a resumed stream with nothing new).
+	if u.GetRevision() < prev.Revision || (u.GetRevision() == prev.Revision && len(u.GetSlots()) > 0) {
 		return nil, fmt.Errorf("delta revision %d does not follow applied revision %d", u.GetRevision(), prev.Revision)
 	}
 	next.Slots = prev.Slots // copies the array; the slices inside are never mutated
