@@ -306,8 +306,12 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 	}()
 
 	first := true
+	var nacked error
 	for {
 		m, err := stream.Recv()
+		if nacked != nil && err != nil {
+			return false, nacked
+		}
 		if err != nil {
 			w.c.streamFailed(addr, err, stream.Trailer())
 			select {
@@ -332,11 +336,22 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 				w.lease.renewFrom(helloSent)
 				first = false
 			}
-			reply := w.apply(k.Update)
+			if nacked != nil {
+				continue // draining: this stream's deltas no longer fit our table
+			}
+			reply, ok := w.apply(k.Update)
 			select {
 			case out <- reply:
 			case <-sctx.Done():
 				return heard, fmt.Errorf("WatchSlots on %s: %w", addr, context.Cause(sctx))
+			}
+			if !ok {
+				// topom computes the next delta from the revision it sent, which
+				// we do not hold: end the stream (after the NACK) and resume
+				// from what we applied. Not resetting the backoff keeps a
+				// persistent refusal from looping fast.
+				nacked = fmt.Errorf("refused the update to revision %d; resuming from revision %d", k.Update.GetRevision(), w.appliedRevision())
+				close(out)
 			}
 		}
 	}
@@ -368,7 +383,10 @@ func (w *SlotWatcher) send(ctx context.Context, stream topompb.ProxyControl_Watc
 		select {
 		case <-ctx.Done():
 			return nil
-		case m := <-out:
+		case m, ok := <-out:
+			if !ok {
+				return stream.CloseSend()
+			}
 			err = stream.Send(m)
 		case <-beat.C:
 			err = heartbeat()
@@ -386,12 +404,19 @@ func (w *SlotWatcher) send(ctx context.Context, stream topompb.ProxyControl_Watc
 	}
 }
 
-// apply validates and applies one update and returns the ACK or NACK.
-func (w *SlotWatcher) apply(u *topompb.SlotsUpdate) *topompb.WatchSlotsRequest {
-	nack := func(reason string) *topompb.WatchSlotsRequest {
+// appliedRevision is the revision of the last applied table (0 if none).
+func (w *SlotWatcher) appliedRevision() uint64 {
+	_, r := w.AppliedRevision()
+	return r
+}
+
+// apply validates and applies one update and returns the ACK (true) or the
+// NACK (false).
+func (w *SlotWatcher) apply(u *topompb.SlotsUpdate) (*topompb.WatchSlotsRequest, bool) {
+	nack := func(reason string) (*topompb.WatchSlotsRequest, bool) {
 		w.log.Warn("rejected slot update", "revision", u.GetRevision(), "reason", reason)
 		return &topompb.WatchSlotsRequest{Kind: &topompb.WatchSlotsRequest_Nack{Nack: &topompb.SlotsNack{
-			Revision: u.GetRevision(), Nonce: u.GetNonce(), Reason: reason}}}
+			Revision: u.GetRevision(), Nonce: u.GetNonce(), Reason: reason}}}, false
 	}
 	prev := w.table.Load()
 	if w.State() == StateFenced && !u.GetReset_() {
@@ -415,7 +440,7 @@ func (w *SlotWatcher) apply(u *topompb.SlotsUpdate) *topompb.WatchSlotsRequest {
 	w.maybeServe()
 	w.notify()
 	return &topompb.WatchSlotsRequest{Kind: &topompb.WatchSlotsRequest_Ack{Ack: &topompb.SlotsAck{
-		Revision: next.Revision, Nonce: u.GetNonce()}}}
+		Revision: next.Revision, Nonce: u.GetNonce()}}}, true
 }
 
 // maybeServe moves to StateServing when a table is applied (a fresh one after
