@@ -44,6 +44,7 @@ async fn main() {
             group_id: gid,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();

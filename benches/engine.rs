@@ -75,6 +75,7 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
             group_id: gid,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();

@@ -87,6 +87,7 @@ async fn failover_once() -> (f64, f64, f64) {
             group_id: 1,
             addr: s.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();
@@ -210,6 +211,7 @@ async fn promote_once(rate: u64) -> (f64, f64, usize) {
             group_id: 1,
             addr: s.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();

@@ -85,7 +85,7 @@ pub struct Cli {
 pub enum Command {
     /// Version, configuration, owner record and summary counts.
     Overview,
-    /// The owner record of the topom instance.
+    /// This instance as recorded in the store (Codis `/topom/model`): address, pid, host, start time
     Model,
     /// Reload the product from the store (after editing the store by hand).
     Reload,

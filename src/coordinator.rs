@@ -35,7 +35,8 @@ pub use stats::StatsRound;
 pub use table::SlotTable;
 
 use crate::model::{
-    ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, TopomRecord,
+    ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, SlotState, SyncState,
+    TopomRecord,
 };
 use crate::redis::{HaAdmin, Migrator, RedisAdmin, StatsProbe};
 use crate::store::{LockState, ProductData, Store, StoreBatch};
@@ -151,6 +152,10 @@ pub struct Coordinator {
     engine: actions::Engine,
     /// Signals the Sentinel watcher that the sentinel list changed.
     sentinels_changed: tokio::sync::Notify,
+    /// Wakes the sync task when a mutation queued a sync action.
+    sync_queued: tokio::sync::Notify,
+    /// Wakes the slot-action task when a mutation queued a slot action.
+    slots_queued: tokio::sync::Notify,
     /// The latest stats round.
     stats: watch::Sender<Arc<StatsRound>>,
     /// Keeps stats rounds from overlapping.
@@ -217,6 +222,8 @@ impl Coordinator {
             ha_masters: Mutex::new(BTreeMap::new()),
             promote: tokio::sync::Mutex::new(()),
             sentinels_changed: tokio::sync::Notify::new(),
+            sync_queued: tokio::sync::Notify::new(),
+            slots_queued: tokio::sync::Notify::new(),
             history,
             proxy_state: proxies::ProxyStates::default(),
             engine: actions::Engine::default(),
@@ -249,6 +256,17 @@ impl Coordinator {
     /// Resolves when the list of Sentinels has changed since the last call.
     pub async fn sentinels_changed(&self) {
         self.sentinels_changed.notified().await;
+    }
+
+    /// Returns once a mutation has queued a sync action (at once if one did
+    /// since the last call): the sync task starts it now, not at its next tick.
+    pub async fn sync_queued(&self) {
+        self.sync_queued.notified().await;
+    }
+
+    /// Returns once a mutation has queued a slot action (as [`Self::sync_queued`]).
+    pub async fn slots_queued(&self) {
+        self.slots_queued.notified().await;
     }
 
     /// Recent master changes, oldest first.
@@ -323,12 +341,14 @@ impl Coordinator {
     }
 
     fn ensure_online(&self) -> Result<()> {
-        if self.is_online() {
-            Ok(())
-        } else {
-            Err(Error::NotOnline(
+        match *self.lock_state.borrow() {
+            LockState::Held => Ok(()),
+            LockState::Renewing => Err(Error::NotOnline(
+                "the store is not answering, so this instance cannot renew its ownership lock; writes resume once a renewal succeeds".into(),
+            )),
+            LockState::Lost => Err(Error::NotOnline(
                 "this instance lost its ownership lock on the store; it resumes when the lock is held again".into(),
-            ))
+            )),
         }
     }
 
@@ -383,6 +403,24 @@ impl Coordinator {
     }
 
     fn apply(&self, change: Change) {
+        let queued_sync = change.groups.iter().any(|g| {
+            g.servers.iter().any(|s| {
+                s.action
+                    .as_ref()
+                    .is_some_and(|a| a.state == SyncState::Pending)
+            })
+        });
+        let queued_slots = change
+            .slots
+            .iter()
+            .any(|m| m.state() == Some(SlotState::Pending));
+        // One task each: a permit stored while it is busy is not lost.
+        if queued_sync {
+            self.sync_queued.notify_one();
+        }
+        if queued_slots {
+            self.slots_queued.notify_one();
+        }
         let mut cache = self.cache();
         for g in change.groups {
             cache.groups.insert(g.id, g);

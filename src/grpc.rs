@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod convert;
 pub mod encoded;
+pub mod limits;
 mod proxy;
 pub mod stats;
 pub mod status;

@@ -3,25 +3,30 @@
 //!
 //! # Layout
 //!
-//! | module          | holds                                                           |
-//! |-----------------|-----------------------------------------------------------------|
-//! | [`model`]       | pure data: slots, groups, proxies, sentinels; Codis JSON names  |
-//! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store |
-//! | [`redis`]       | talking to Redis servers: probes, INFO                           |
-//! | [`coordinator`] | the core: validation, state machines, the slot table            |
-//! | [`grpc`]        | the only place that sees protobuf types: services, auth, status |
-//! | [`tasks`]       | background loops (stats refresh), joined on shutdown            |
-//! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer   |
-//! | [`server`]      | composition root: config → store → coordinator → gRPC           |
-//! | [`cli`]         | the admin CLI (talks gRPC only)                                 |
+//! | module          | holds                                                                  |
+//! |-----------------|------------------------------------------------------------------------|
+//! | [`config`]      | the TOML config (Codis key names), defaults, validation                |
+//! | [`model`]       | pure data: slots, groups, proxies, sentinels, stats; Codis JSON names  |
+//! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store; keys  |
+//! | [`redis`]       | talking to Redis: add-server probe, INFO rounds, SLAVEOF transaction,  |
+//! |                 | Sentinel admin and `+switch-master`, plain-Redis and codis migrators   |
+//! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases  |
+//! | [`tasks`]       | background loops (stats refresh, sync, slot actions, Sentinel watch)   |
+//! | [`grpc`]        | the only place that sees protobuf types: services, auth, limits, status|
+//! | [`pb`]          | the generated messages and services (plus the pre-encoded fast server) |
+//! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
+//! | [`server`]      | composition root: config → store → coordinator → tasks → gRPC          |
+//! | [`cli`]         | the admin CLI (talks gRPC only)                                        |
 //!
 //! Dependency rule (an arrow means "may use"):
 //!
 //! ```text
 //! server ─► grpc ─► coordinator ─► store ─► model
-//!    ├─► metrics ───────┘ (reads the core's recorder and state; HTTP only)
-//!    │                   └───────► redis ─► model
-//!    └─► store::{local, etcd}  (concrete backends are chosen only in server)
+//!    │        │          └───────► redis ─► model
+//!    ├─► metrics ─► coordinator (its recorder and state; HTTP only)
+//!    ├─► tasks ─► coordinator
+//!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator}
+//!        (concrete backends are chosen only in server)
 //! cli ─► pb (generated client)
 //! ```
 

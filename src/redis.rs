@@ -65,6 +65,15 @@ pub enum RedisError {
         /// The reply.
         reason: String,
     },
+    /// Something answers at the address, but not in Redis's protocol (an HTTP
+    /// or gRPC port, etcd, ...).
+    #[error("not a Redis server at {addr} (it answered {answer})")]
+    NotRedis {
+        /// The address.
+        addr: String,
+        /// The start of what it sent back, printable, or what it did instead.
+        answer: String,
+    },
     /// The server is not a version or kind topom supports.
     #[error("{addr} is not supported: {reason}")]
     Unsupported {
@@ -73,6 +82,29 @@ pub enum RedisError {
         /// Why.
         reason: String,
     },
+}
+
+/// Who answered a probe: enough to tell one Redis server known under two
+/// spellings of its address (`localhost:P` and `127.0.0.1:P`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerIdentity {
+    /// Plain Redis or codis-server.
+    pub kind: ServerKind,
+    /// `run_id` from `INFO server`: one per server process.
+    pub run_id: String,
+    /// The socket addresses the probed address resolves to.
+    pub resolved: Vec<std::net::SocketAddr>,
+}
+
+/// Whether a SetMaster transaction's change also went to the server's config
+/// file: two facts, since a server started without one replicates all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persisted {
+    /// CONFIG REWRITE succeeded.
+    Yes,
+    /// CONFIG REWRITE failed with this text: the change is lost at the server's
+    /// next restart.
+    No(String),
 }
 
 /// Probes for the stats refresh task. Implementations reuse connections per
@@ -135,13 +167,15 @@ pub trait HaAdmin: Send + Sync {
     /// The SetMaster transaction on `addr`: `MULTI`, `CONFIG SET masterauth
     /// <product_auth>`, `SLAVEOF <host> <port>` (or `SLAVEOF NO ONE` when `master`
     /// is `None`), `CONFIG REWRITE`, `CLIENT KILL TYPE normal`, `EXEC`. An error
-    /// inside EXEC fails the call with Redis's text.
+    /// inside EXEC fails the call with Redis's text, except that of CONFIG
+    /// REWRITE: replication switched all the same (Redis does not roll a
+    /// transaction back), so that one comes back as [`Persisted::No`].
     async fn set_master(
         &self,
         addr: &str,
         master: Option<&str>,
         timeout: Duration,
-    ) -> Result<(), RedisError>;
+    ) -> Result<Persisted, RedisError>;
     /// `INFO replication` of `addr`.
     async fn replication(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError>;
     /// `CLIENT PAUSE <ms> WRITE` on `addr`.
@@ -247,8 +281,13 @@ pub trait Migrator: Send + Sync {
 /// The Redis operations the coordinator needs.
 #[async_trait]
 pub trait RedisAdmin: Send + Sync {
-    /// Checks that `addr` answers and is plain Redis ≥ 6.2 or codis-server.
-    async fn probe(&self, addr: &str) -> Result<ServerKind, RedisError>;
+    /// Checks that `addr` answers and is plain Redis ≥ 6.2 or codis-server, and
+    /// says which server it is. The whole probe, connect included, is bounded by
+    /// one deadline.
+    async fn probe(&self, addr: &str) -> Result<ServerIdentity, RedisError>;
+    /// The socket addresses `addr` resolves to (none when it does not resolve
+    /// within the deadline).
+    async fn resolve(&self, addr: &str) -> Vec<std::net::SocketAddr>;
     /// `INFO` (all sections) of `addr`, plus `master_addr` when it replicates and
     /// `maxmemory` from `CONFIG GET`.
     async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>, RedisError>;

@@ -210,6 +210,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         // Outside the auth layer, so refused calls are counted too.
         .layer(RpcMetricsLayer::new(rpc_metrics))
         .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
+        .layer(crate::grpc::limits::LimitsLayer)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -264,8 +265,10 @@ async fn open_etcd(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
     };
     let opts = EtcdOptions {
         lease_ttl: config.etcd_lease_ttl,
+        // Well inside the lease: a frozen etcd fails a call (and marks the lock
+        // Renewing) long before the lease could run out.
+        timeout: (config.etcd_lease_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(2)),
         user,
-        ..EtcdOptions::default()
     };
     let endpoints = config.etcd_endpoints();
     let store = EtcdStore::connect(&endpoints, &config.etcd_prefix, opts)
@@ -297,7 +300,9 @@ async fn follow_lock(
 ) {
     let mut was_lost = false;
     loop {
-        let serving = *state.borrow_and_update() == LockState::Held && !shutdown.is_cancelled();
+        let now = *state.borrow_and_update();
+        let serving = now == LockState::Held && !shutdown.is_cancelled();
+        // Only a lost lock may have let another owner change the store.
         if serving && was_lost {
             match coordinator.reload().await {
                 Ok(t) => tracing::info!(
@@ -309,12 +314,22 @@ async fn follow_lock(
                 }
             }
         }
-        was_lost = !serving;
-        let status = if serving {
-            tonic_health::ServingStatus::Serving
-        } else {
-            tracing::warn!("ownership lock lost: refusing writes until it is held again");
-            tonic_health::ServingStatus::NotServing
+        if serving {
+            was_lost = false;
+        }
+        let status = match now {
+            _ if serving => tonic_health::ServingStatus::Serving,
+            LockState::Renewing => {
+                tracing::warn!(
+                    "the store is not answering: refusing writes until the ownership lease is renewed"
+                );
+                tonic_health::ServingStatus::NotServing
+            }
+            _ => {
+                was_lost |= now == LockState::Lost;
+                tracing::warn!("ownership lock lost: refusing writes until it is held again");
+                tonic_health::ServingStatus::NotServing
+            }
         };
         health.set_service_status("", status).await;
         health.set_service_status("topom.v1.Topom", status).await;

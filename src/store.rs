@@ -89,6 +89,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError>;
     /// A short description for logs, e.g. `local:/var/lib/topom`.
     fn describe(&self) -> String;
+    /// Where the record at `key` lives, for messages an operator acts on: the
+    /// file of the local store, the key (with prefix) on etcd.
+    fn locate(&self, key: &str) -> String {
+        key.to_owned()
+    }
 }
 
 /// Whether this process holds its ownership lock right now.
@@ -96,6 +101,11 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
 pub enum LockState {
     /// Held: writes are allowed.
     Held,
+    /// Held, but the last keep-alive or store call failed, so the lease may run
+    /// out unnoticed (etcd frozen or cut off). Writes are refused and health is
+    /// NOT_SERVING until a keep-alive succeeds again (back to `Held`) or the lease
+    /// is given up (`Lost`).
+    Renewing,
     /// Lost (e.g. the etcd lease expired during a partition). The holder keeps
     /// trying to take it back and switches to `Held` when it has.
     Lost,

@@ -52,8 +52,9 @@ impl StatsRefreshTask {
     }
 }
 
-/// Runs pending sync actions: each tick, one action after another until none is
-/// pending; after an error, waits 5 s before trying again.
+/// Runs pending sync actions, one after another until none is pending: woken
+/// at once when a mutation queues one, else every `period`; after an error,
+/// waits 5 s before trying again.
 pub struct SyncActionTask {
     /// The coordinator.
     pub coordinator: Arc<Coordinator>,
@@ -81,15 +82,18 @@ impl SyncActionTask {
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                // Queued now: start it now, not at the next tick (after an
+                // error the backoff still applies).
+                () = self.coordinator.sync_queued(), if pause == self.period => {}
                 () = shutdown.cancelled() => return,
             }
         }
     }
 }
 
-/// Drives the slot-action engine: steps while there is work; when idle, checks
-/// again every second; after a step with errors, backs off (doubling up to 5 s)
-/// instead of spinning.
+/// Drives the slot-action engine: steps while there is work; when idle, is woken
+/// at once by a queued slot action (and checks every second anyway); after a
+/// step with errors, backs off (doubling up to 5 s) instead of spinning.
 pub struct SlotActionTask {
     /// The coordinator.
     pub coordinator: Arc<Coordinator>,
@@ -130,8 +134,10 @@ impl SlotActionTask {
             if pause.is_zero() {
                 continue;
             }
+            let idle = pause == Duration::from_secs(1);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
+                () = self.coordinator.slots_queued(), if idle => {}
                 () = shutdown.cancelled() => return,
             }
         }

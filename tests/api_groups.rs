@@ -3,7 +3,7 @@
 mod common;
 
 use common::redis::RedisServer;
-use common::topom::Topom;
+use common::topom::{Options, Topom};
 use tonic::Code;
 use topom::pb;
 
@@ -14,7 +14,11 @@ fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> (Code, String) {
 
 #[tokio::test]
 async fn group_lifecycle_with_real_servers() {
-    let t = Topom::start().await;
+    let t = Topom::start_with(Options {
+        config: vec!["sync_link_timeout = \"120s\"".into()],
+        ..Default::default()
+    })
+    .await;
     let mut c = t.client().await;
     let (r1, r2) = (RedisServer::start().await, RedisServer::start().await);
 
@@ -32,6 +36,7 @@ async fn group_lifecycle_with_real_servers() {
         group_id: 1,
         addr: r1.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();
@@ -40,6 +45,7 @@ async fn group_lifecycle_with_real_servers() {
             group_id: 1,
             addr: r2.addr(),
             datacenter: "dc2".into(),
+            no_sync: true,
         })
         .await
         .unwrap()
@@ -89,7 +95,51 @@ async fn group_lifecycle_with_real_servers() {
         .unwrap();
     assert!(g.servers.iter().all(|s| s.replica_group));
 
-    // Sync actions are queued (processing them is another capability).
+    // Sync actions are queued (processing them is another capability). The
+    // engine starts a queued action at once, one at a time: keep it busy with
+    // a replica whose master is gone (it waits `sync_link_timeout` for a link
+    // that never comes), so the actions below stay queued behind it.
+    c.create_group(pb::CreateGroupRequest { group_id: 2 })
+        .await
+        .unwrap();
+    let (mut gone, blocked) = (RedisServer::start().await, RedisServer::start().await);
+    for r in [&gone, &blocked] {
+        c.add_group_server(pb::AddGroupServerRequest {
+            group_id: 2,
+            addr: r.addr(),
+            datacenter: String::new(),
+            no_sync: true,
+        })
+        .await
+        .unwrap();
+    }
+    gone.kill();
+    let busy = c
+        .create_sync_action(pb::CreateSyncActionRequest {
+            addr: blocked.addr(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .action
+        .unwrap();
+    assert_eq!(busy.index, 1);
+    common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the engine to take up the blocking action",
+        async || {
+            let g = c
+                .get_group(pb::GetGroupRequest { group_id: 2 })
+                .await
+                .unwrap()
+                .into_inner()
+                .group
+                .unwrap();
+            g.servers[1].action.as_ref().map(|a| a.state)
+                == Some(pb::SyncActionState::Syncing as i32)
+        },
+    )
+    .await;
     let a = c
         .create_sync_action(pb::CreateSyncActionRequest { addr: r2.addr() })
         .await
@@ -219,6 +269,7 @@ async fn password_protected_servers_use_product_auth() {
             group_id: 1,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await,
     );
@@ -241,6 +292,7 @@ async fn password_protected_servers_use_product_auth() {
         group_id: 1,
         addr: r.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();

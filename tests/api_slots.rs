@@ -18,6 +18,7 @@ async fn group_with_master(c: &mut Client, gid: u32, r: &RedisServer) {
         group_id: gid,
         addr: r.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();
@@ -94,6 +95,7 @@ async fn table_assign_and_views() {
         group_id: 1,
         addr: r3.addr(),
         datacenter: String::new(),
+        no_sync: true,
     })
     .await
     .unwrap();

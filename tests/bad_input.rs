@@ -65,6 +65,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
             group_id: gid,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();
@@ -172,6 +173,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
                 group_id: 1,
                 addr: addr.into(),
                 datacenter: String::new(),
+                no_sync: true,
             })
             .await;
         refused(&mut c, &before, r, Code::InvalidArgument, &["host:port"]).await;
@@ -182,6 +184,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
             group_id: 1,
             addr: "127.0.0.1:1".into(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await;
     refused(
@@ -199,6 +202,7 @@ async fn bad_input_is_refused_precisely_and_writes_nothing() {
             group_id: 2,
             addr: r1.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await;
     refused(

@@ -91,22 +91,20 @@ async fn etcd_store_persists_and_locks_with_a_lease() {
     assert_eq!(groups.groups.iter().map(|g| g.id).collect::<Vec<_>>(), [12]);
 
     // kill -9: the lock outlives the process only until its lease expires (2 s).
+    // One start, no retries: it waits out the dead holder's lease, says so, and
+    // serves.
     second.kill9().await;
     let killed = Instant::now();
-    let third = loop {
-        match Topom::try_start(on(&etcd)).await {
-            Ok(t) => break t,
-            Err(e) => {
-                assert!(e.contains("owned by another topom"), "{e}");
-                assert!(
-                    killed.elapsed() < Duration::from_secs(10),
-                    "lock never expired: {e}"
-                );
-            }
-        }
-    };
+    let third = Topom::start_with(on(&etcd)).await;
     let waited = killed.elapsed();
-    assert!(waited < Duration::from_secs(10), "took {waited:?}");
+    assert!(waited < Duration::from_secs(6), "took {waited:?}");
+    assert!(
+        third
+            .log()
+            .contains("waiting until its lease expires in at most"),
+        "{}",
+        third.log()
+    );
     let mut c = third.client().await;
     c.create_group(pb::CreateGroupRequest { group_id: 14 })
         .await
@@ -150,6 +148,57 @@ async fn losing_the_lease_stops_writes_until_it_is_back() {
     common::wait_until(
         Duration::from_secs(20),
         "SERVING after etcd came back",
+        async || health(&t).await == Some(ServingStatus::Serving as i32),
+    )
+    .await;
+    c.create_group(pb::CreateGroupRequest { group_id: 2 })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_frozen_etcd_fails_writes_fast_and_turns_health_off_at_once() {
+    let etcd = EtcdServer::start().await;
+    // The default lease (10 s): every bound below is well inside it.
+    let t = Topom::start_with(Options {
+        etcd: Some(etcd.endpoint()),
+        ..Default::default()
+    })
+    .await;
+    let mut c = t.client().await;
+    c.create_group(pb::CreateGroupRequest { group_id: 1 })
+        .await
+        .unwrap();
+    assert_eq!(health(&t).await, Some(ServingStatus::Serving as i32));
+
+    etcd.pause();
+    let frozen = Instant::now();
+    let e = c
+        .create_group(pb::CreateGroupRequest { group_id: 2 })
+        .await
+        .unwrap_err();
+    let took = frozen.elapsed();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    // One store call (2 s bound), plus the reload the failed write triggers.
+    assert!(took < Duration::from_secs(6), "the write took {took:?}");
+    // The failed call alone turns health off: no waiting for the lease to run out.
+    common::wait_until(
+        Duration::from_secs(1),
+        "NOT_SERVING once a store call went unanswered",
+        async || health(&t).await == Some(ServingStatus::NotServing as i32),
+    )
+    .await;
+    let e = c
+        .create_group(pb::CreateGroupRequest { group_id: 3 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    assert!(e.message().contains("not answering"), "{}", e.message());
+
+    etcd.resume();
+    common::wait_until(
+        Duration::from_secs(20),
+        "SERVING after etcd thawed",
         async || health(&t).await == Some(ServingStatus::Serving as i32),
     )
     .await;

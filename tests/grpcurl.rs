@@ -227,6 +227,7 @@ async fn watch_stats_streams_rounds() {
         group_id: 1,
         addr: redis.addr(),
         datacenter: String::new(),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -35,6 +35,7 @@ async fn group(c: &mut Client, gid: u32, servers: &[&RedisServer]) {
             group_id: gid,
             addr: s.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();

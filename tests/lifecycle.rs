@@ -18,6 +18,7 @@ async fn populate(t: &Topom, r: &RedisServer) -> pb::ListSlotsResponse {
         group_id: 7,
         addr: r.addr(),
         datacenter: "dc1".into(),
+        no_sync: true,
     })
     .await
     .unwrap();
@@ -175,8 +176,23 @@ async fn corrupt_record_stops_startup_naming_the_path() {
     .await
     .err()
     .expect("a corrupt record must stop the start");
-    assert!(err.contains("/codis3/topom_test/group/group-0003"), "{err}");
+    // The message names the file itself, which is what the operator edits.
+    assert!(err.contains(&path.display().to_string()), "{err}");
     assert!(err.contains("corrupt"), "{err}");
+
+    // A record that decodes but contradicts its name: group 2's file says 7.
+    std::fs::remove_file(&path).unwrap();
+    let path = t.data_dir.join("data/codis3/topom_test/group/group-0002");
+    std::fs::write(&path, b"{\"id\": 7, \"servers\": []}").unwrap();
+    let err = Topom::try_start(Options {
+        data_dir: Some(t.data_dir.clone()),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("a group stored under another id must stop the start");
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(err.contains("says group 7"), "{err}");
 }
 
 #[tokio::test]

@@ -137,6 +137,7 @@ async fn metrics_move_with_known_operations() {
             group_id: 1,
             addr: redis.addr(),
             datacenter: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -32,6 +32,7 @@ async fn two_groups(c: &mut Client, a: &RedisServer, b: &RedisServer) {
             group_id: gid,
             addr: r.addr(),
             datacenter: String::new(),
+            no_sync: true,
         })
         .await
         .unwrap();
@@ -529,4 +530,82 @@ async fn a_token_live_elsewhere_is_refused_and_stale_acks_are_ignored() {
         applied,
         "a forged ack is ignored"
     );
+}
+
+/// Progress in GetStats, slot by slot (only slots with an entry).
+async fn progress(c: &mut Client) -> Vec<pb::SlotProgress> {
+    c.get_stats(pb::GetStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .and_then(|s| s.slot_action)
+        .map(|s| s.progress)
+        .unwrap_or_default()
+}
+
+fn signal(r: &RedisServer, sig: &str) {
+    let pid = r.pid().expect("redis-server runs").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+#[tokio::test]
+async fn progress_moves_during_a_pass_and_a_frozen_source_shows_as_stalled() {
+    let t = Topom::start_with(opts(&["migration_timeout = \"60s\""])).await;
+    let mut c = t.client().await;
+    let (a, b) = tokio::join!(RedisServer::start(), RedisServer::start());
+    two_groups(&mut c, &a, &b).await;
+    // 100,000 keys, about half of them in slots 0..511.
+    let client = redis::Client::open(a.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for chunk in (0..100_000).collect::<Vec<u32>>().chunks(10_000) {
+        let mut p = redis::pipe();
+        for i in chunk {
+            p.cmd("SET").arg(format!("key:{i}")).arg("v").ignore();
+        }
+        let () = p.query_async(&mut conn).await.unwrap();
+    }
+    c.create_slot_action_range(pb::CreateSlotActionRangeRequest {
+        begin: 0,
+        end: 511,
+        target_group_id: 2,
+    })
+    .await
+    .unwrap();
+
+    // Keys moved show while the pass still runs (its ETA is still unknown), not
+    // only once it has ended.
+    common::wait_until(
+        Duration::from_secs(60),
+        "keys moved to show mid-pass",
+        async || {
+            progress(&mut c)
+                .await
+                .iter()
+                .any(|p| p.keys_moved > 0 && p.eta_seconds < 0.0)
+        },
+    )
+    .await;
+    signal(&a, "STOP");
+    let stalled = common::wait_until(
+        Duration::from_secs(30),
+        "the frozen source to show as stalled",
+        async || {
+            progress(&mut c)
+                .await
+                .iter()
+                .any(|p| p.error.contains("stalled") && p.error.contains(&a.addr()))
+        },
+    )
+    .await;
+    let shown = progress(&mut c).await;
+    let with_error = shown.iter().find(|p| p.error.contains("stalled")).unwrap();
+    eprintln!("stalled after {stalled:?}: {}", with_error.error);
+    signal(&a, "CONT");
+    wait_moved(&mut c, 0..512, 2, Duration::from_secs(120)).await;
 }

@@ -18,7 +18,7 @@ use common::redis::RedisServer;
 use common::sentinel::SentinelServer;
 use common::wait_until;
 use topom::model::InfoMap;
-use topom::redis::{HaAdmin, PooledHa, RedisError, RespConn, SwitchMaster, Value};
+use topom::redis::{HaAdmin, Persisted, PooledHa, RedisError, RespConn, SwitchMaster, Value};
 
 /// The per-call deadline where the test is not about deadlines.
 const T: Duration = Duration::from_secs(5);
@@ -194,16 +194,29 @@ async fn set_master_without_a_config_file() {
         async || ha.replication(&addr, T).await.is_ok(),
     )
     .await;
-    match ha.set_master(&addr, None, T).await {
-        Err(RedisError::Reply { addr: a, reason }) => {
-            assert_eq!(a, addr);
-            assert_eq!(
-                reason,
-                "CONFIG REWRITE failed: ERR The server is running without a config file"
-            );
-        }
-        other => panic!("expected a CONFIG REWRITE error, got {other:?}"),
-    }
+    // Replication switches all the same; only persisting it failed, and the
+    // two facts come back apart.
+    let master = RedisServer::start().await;
+    let persisted = ha
+        .set_master(&addr, Some(&master.addr()), T)
+        .await
+        .expect("replication switched");
+    assert_eq!(
+        persisted,
+        Persisted::No(
+            "CONFIG REWRITE failed: ERR The server is running without a config file".into()
+        )
+    );
+    let info = ha.replication(&addr, T).await.unwrap();
+    assert_eq!(
+        info.get("role").map(String::as_str),
+        Some("slave"),
+        "{info:?}"
+    );
+    assert_eq!(
+        info.get("master_port").map(String::as_str),
+        Some(master.port().to_string().as_str())
+    );
 }
 
 #[tokio::test]

@@ -90,8 +90,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(topom::server::run(config, hooks, CancellationToken::new())) {
         Ok(()) => ExitCode::SUCCESS,
+        // Printed once, whatever `log_level` says: the reason the process exits.
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("topom: {e:#}");
             ExitCode::FAILURE
         }

@@ -32,6 +32,14 @@ pub enum GroupCmd {
         gid: u32,
     },
     /// Add a server to a group (master if the group is empty, else a replica).
+    ///
+    /// The server is probed first (it must be Redis >= 6.2 or codis-server, and
+    /// not a server some group already has under another address). A server
+    /// added as a replica gets a pending sync action at once: within about a
+    /// second topom makes it replicate from the group's master (SLAVEOF, and
+    /// CONFIG REWRITE when it has a config file). Watch it with `group list` or
+    /// `stats`; pass --no-sync to leave the server alone and run `group resync`
+    /// later.
     AddServer {
         /// The group, 1..9999.
         #[arg(value_parser = parse_group_id)]
@@ -42,6 +50,9 @@ pub enum GroupCmd {
         /// Datacenter label, used to pick replicas close to a proxy.
         #[arg(long, value_name = "DC")]
         datacenter: Option<String>,
+        /// Do not queue the replica's sync action.
+        #[arg(long)]
+        no_sync: bool,
     },
     /// Remove a server from its group.
     DelServer {
@@ -120,11 +131,13 @@ pub async fn run(ctx: &Ctx, cmd: GroupCmd) -> Result<(), CliError> {
             gid,
             server: addr,
             datacenter,
+            no_sync,
         } => {
             let req = pb::AddGroupServerRequest {
                 group_id: gid,
                 addr: addr.clone(),
                 datacenter: datacenter.unwrap_or_default(),
+                no_sync,
             };
             let resp = call!(ctx, add_group_server, req)?;
             ctx.out.emit(&resp, |r| {

@@ -2,8 +2,10 @@
 //! replica-group flags, sync-action queueing, resync.
 
 use super::error::{exists, not_found, precondition};
+use super::sync::next_index as next_sync_index;
 use super::{Change, Coordinator, Result, check_addr, check_group_id};
-use crate::model::{Group, GroupServer, SlotMapping};
+use crate::model::{Group, GroupServer, ProbeOutcome, SlotMapping, SyncAction, SyncState};
+use crate::redis::ServerIdentity;
 use crate::store::ProductData;
 
 impl Coordinator {
@@ -65,22 +67,44 @@ impl Coordinator {
     }
 
     /// Adds a server to a group: as master if the group is empty, else as a
-    /// replica. The server is probed first (outside every lock).
-    pub async fn add_group_server(&self, id: u32, addr: &str, datacenter: &str) -> Result<Group> {
+    /// replica that gets a pending sync action unless `no_sync` (so it starts
+    /// following the master without a separate resync). The server is probed
+    /// first (outside every lock), and refused when it is a server some group
+    /// already has under another spelling of its address.
+    pub async fn add_group_server(
+        &self,
+        id: u32,
+        addr: &str,
+        datacenter: &str,
+        no_sync: bool,
+    ) -> Result<Group> {
         check_group_id(id)?;
         check_addr(addr)?;
         // Cheap checks first so that bad requests do not wait on a probe.
-        {
+        let known: Vec<(u32, String)> = {
             let d = self.cache();
             existing(&d, id)?;
             check_addr_unused(&d, addr)?;
-        }
-        let kind = self.redis.probe(addr).await?;
+            d.groups
+                .values()
+                .flat_map(|g| g.servers.iter().map(|s| (g.id, s.addr.clone())))
+                .collect()
+        };
+        let identity = self.redis.probe(addr).await?;
+        self.check_same_server(addr, &identity, &known).await?;
         self.mutate(|d| {
             let mut g = existing(d, id)?.clone();
             check_addr_unused(d, addr)?;
             check_not_promoting(&g)?;
-            g.servers.push(GroupServer::new(addr, datacenter, kind));
+            let mut server = GroupServer::new(addr, datacenter, identity.kind);
+            if !g.servers.is_empty() && !no_sync {
+                server.action = Some(SyncAction {
+                    index: next_sync_index(d),
+                    state: SyncState::Pending,
+                    error: String::new(),
+                });
+            }
+            g.servers.push(server);
             let mut change = Change {
                 groups: vec![g.clone()],
                 ..Change::default()
@@ -89,6 +113,50 @@ impl Coordinator {
             Ok((change, g))
         })
         .await
+    }
+
+    /// Refuses `addr` when the server that answered there is one of `known`
+    /// under another address: the same `run_id` in the latest stats round, or
+    /// the same socket address once both names are resolved.
+    async fn check_same_server(
+        &self,
+        addr: &str,
+        identity: &ServerIdentity,
+        known: &[(u32, String)],
+    ) -> Result<()> {
+        let same = |gid: u32, other: &str, how: String| {
+            exists(format!(
+                "{addr} is the same Redis server as {other}, already in group-{gid} ({how}); \
+                 add each server once, under one address"
+            ))
+        };
+        if !identity.run_id.is_empty() {
+            let round = self.stats();
+            for s in &round.servers {
+                if let ProbeOutcome::Ok(info) = &s.probe.outcome
+                    && info.get("run_id") == Some(&identity.run_id)
+                    && s.addr != addr
+                {
+                    return Err(same(
+                        s.group_id,
+                        &s.addr,
+                        format!("run_id {}", identity.run_id),
+                    ));
+                }
+            }
+        }
+        if identity.resolved.is_empty() {
+            return Ok(());
+        }
+        let resolved =
+            futures::future::join_all(known.iter().map(|(_, other)| self.redis.resolve(other)))
+                .await;
+        for ((gid, other), found) in known.iter().zip(resolved) {
+            if let Some(shared) = found.iter().find(|a| identity.resolved.contains(a)) {
+                return Err(same(*gid, other, format!("both resolve to {shared}")));
+            }
+        }
+        Ok(())
     }
 
     /// Removes a server from its group. The master may go only when it is the

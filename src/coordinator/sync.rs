@@ -11,6 +11,7 @@ use super::error::not_found;
 use super::groups::{check_not_promoting, existing, server_of};
 use super::{Change, Coordinator, Result, check_addr, check_group_id};
 use crate::model::{Group, SyncAction, SyncState};
+use crate::redis::Persisted;
 use crate::store::ProductData;
 
 /// What one ProcessSyncAction step did.
@@ -64,10 +65,15 @@ impl Coordinator {
         // Run (no lock held).
         let outcome = self.converge(&addr, master.as_deref()).await;
         self.metrics.sync_action(outcome.is_ok());
+        // A working replica is synced even when its config file could not be
+        // rewritten; `error` then carries that second fact.
         let (state, error) = match &outcome {
-            Ok(()) => (SyncState::Synced, String::new()),
+            Ok(note) => (SyncState::Synced, note.clone().unwrap_or_default()),
             Err(e) => (SyncState::SyncedFailed, e.clone()),
         };
+        if let Ok(Some(note)) = &outcome {
+            tracing::warn!(server = %addr, group = gid, "{note}");
+        }
         if let Err(e) = &outcome {
             tracing::warn!(server = %addr, group = gid, error = %e, "sync action failed");
         }
@@ -207,19 +213,27 @@ impl Coordinator {
 
     /// Points `addr` at `master` (or makes it master) and, for a replica, waits
     /// (bounded) for its link to come up, so a replica that cannot reach its
-    /// master fails instead of reporting success.
+    /// master fails instead of reporting success. `Ok(Some(note))`: it works,
+    /// but the change is not in its config file (see [`Persisted`]).
     pub(super) async fn converge(
         &self,
         addr: &str,
         master: Option<&str>,
-    ) -> std::result::Result<(), String> {
+    ) -> std::result::Result<Option<String>, String> {
         let ha = &self.settings.ha;
-        self.ha
+        let persisted = self
+            .ha
             .set_master(addr, master, ha.sync_timeout)
             .await
             .map_err(|e| e.to_string())?;
+        let note = match persisted {
+            Persisted::Yes => None,
+            Persisted::No(why) => Some(format!(
+                "replicating as asked, but not persisted (lost at its next restart): {why}"
+            )),
+        };
         let Some(master) = master else {
-            return Ok(());
+            return Ok(note);
         };
         let deadline = Instant::now() + ha.sync_link_timeout;
         let mut last = String::new();
@@ -231,14 +245,14 @@ impl Coordinator {
                     if info.get("master_link_status").map(String::as_str) == Some("up")
                         || info.get("master_sync_in_progress").map(String::as_str) == Some("1") =>
                 {
-                    return Ok(());
+                    return Ok(note);
                 }
                 Ok(info) => {
                     // The master may hold the initial copy back for
                     // repl-diskless-sync-delay (5 s by default): a replica it
                     // already lists has reached it, which is what matters here.
                     if self.master_lists(master, addr).await {
-                        return Ok(());
+                        return Ok(note);
                     }
                     last = format!(
                         "master_link_status:{}",

@@ -103,6 +103,7 @@ impl ProxyControl for ProxyControlService {
                 ));
             }
         };
+        super::limits::check_typed(&hello, "topom.v1.WatchHello")?;
         let stream = self.coordinator.open_proxy_stream(&hello.token)?;
         stream.heard();
         let (tx, rx) = mpsc::channel(16);

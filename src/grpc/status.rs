@@ -20,7 +20,7 @@ impl From<Error> for Status {
                 RedisError::Auth { .. } | RedisError::Unsupported { .. } => {
                     Code::FailedPrecondition
                 }
-                RedisError::Reply { .. } => Code::FailedPrecondition,
+                RedisError::Reply { .. } | RedisError::NotRedis { .. } => Code::FailedPrecondition,
             },
             Error::Store(s) => match s {
                 StoreError::Unavailable(_) | StoreError::LockLost(_) | StoreError::Io { .. } => {

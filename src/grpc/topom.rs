@@ -403,7 +403,7 @@ impl Topom for TopomService {
         let r = r.into_inner();
         let g = self
             .coordinator
-            .add_group_server(r.group_id, &r.addr, &r.datacenter)
+            .add_group_server(r.group_id, &r.addr, &r.datacenter, r.no_sync)
             .await?;
         Ok(Response::new(pb::AddGroupServerResponse {
             group: Some(convert::group(&g)),

@@ -1,14 +1,15 @@
 //! One-shot connections with a deadline, and the real [`RedisAdmin`].
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use super::info::{parse_info, version_tuple};
-use super::{RedisAdmin, RedisError};
+use super::{RedisAdmin, RedisError, ServerIdentity};
 use crate::model::ServerKind;
 
 /// Opens connections to Redis servers with `product_auth` and a deadline.
@@ -68,27 +69,38 @@ impl Connector {
 
 #[async_trait]
 impl RedisAdmin for Connector {
-    async fn probe(&self, addr: &str) -> Result<ServerKind, RedisError> {
-        let mut conn = self.connect(addr).await?;
-        // codis-server answers SLOTSINFO; plain Redis says "unknown command".
-        let slotsinfo: Result<redis::Value, RedisError> =
-            self.query(addr, &mut conn, &redis::cmd("SLOTSINFO")).await;
-        if slotsinfo.is_ok() {
-            return Ok(ServerKind::CodisServer);
-        }
-        let text: String = self
-            .query(addr, &mut conn, redis::cmd("INFO").arg("server"))
-            .await?;
-        let info = parse_info(&text);
-        let version = info.get("redis_version").cloned().unwrap_or_default();
-        match version_tuple(&version) {
-            Some(v) if v >= (6, 2, 0) => Ok(ServerKind::Redis),
-            _ => Err(RedisError::Unsupported {
+    async fn probe(&self, addr: &str) -> Result<ServerIdentity, RedisError> {
+        let started = Instant::now();
+        let probed = tokio::time::timeout(self.timeout, self.identify(addr)).await;
+        let error = match probed {
+            Ok(Ok(identity)) => return Ok(identity),
+            Ok(Err(e)) => e,
+            Err(_) => RedisError::Timeout {
                 addr: addr.to_owned(),
-                reason: format!(
-                    "redis_version {version:?}; Redis >= 6.2 or codis-server is required"
-                ),
-            }),
+                timeout: self.timeout,
+            },
+        };
+        // A connection that broke or a reply the client could not parse: look at
+        // what the port really says, within what is left of the deadline.
+        if matches!(error, RedisError::Connect { .. } | RedisError::Reply { .. })
+            && let Some(left) = self.timeout.checked_sub(started.elapsed())
+            && let Some(answer) = sniff(addr, left).await
+        {
+            return Err(RedisError::NotRedis {
+                addr: addr.to_owned(),
+                answer,
+            });
+        }
+        Err(error)
+    }
+
+    async fn resolve(&self, addr: &str) -> Vec<SocketAddr> {
+        let Ok((host, port)) = split_addr(addr) else {
+            return Vec::new();
+        };
+        match tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(found)) => found.collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -116,6 +128,74 @@ impl RedisAdmin for Connector {
         }
         Ok(info)
     }
+}
+
+impl Connector {
+    async fn identify(&self, addr: &str) -> Result<ServerIdentity, RedisError> {
+        let resolved = self.resolve(addr).await;
+        let mut conn = self.connect(addr).await?;
+        // codis-server answers SLOTSINFO; plain Redis says "unknown command".
+        let slotsinfo: Result<redis::Value, RedisError> =
+            self.query(addr, &mut conn, &redis::cmd("SLOTSINFO")).await;
+        let text: String = self
+            .query(addr, &mut conn, redis::cmd("INFO").arg("server"))
+            .await?;
+        let info = parse_info(&text);
+        let run_id = info.get("run_id").cloned().unwrap_or_default();
+        if slotsinfo.is_ok() {
+            return Ok(ServerIdentity {
+                kind: ServerKind::CodisServer,
+                run_id,
+                resolved,
+            });
+        }
+        let version = info.get("redis_version").cloned().unwrap_or_default();
+        match version_tuple(&version) {
+            Some(v) if v >= (6, 2, 0) => Ok(ServerIdentity {
+                kind: ServerKind::Redis,
+                run_id,
+                resolved,
+            }),
+            _ => Err(RedisError::Unsupported {
+                addr: addr.to_owned(),
+                reason: format!(
+                    "redis_version {version:?}; Redis >= 6.2 or codis-server is required"
+                ),
+            }),
+        }
+    }
+}
+
+/// Sends an inline `PING` on a fresh connection and describes the answer when it
+/// is not Redis's (`+PONG`, or an error reply such as `-NOAUTH`). `None` when it is
+/// Redis after all, or nothing could be learnt (refused, silent).
+async fn sniff(addr: &str, within: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let talk = async {
+        let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+        conn.write_all(b"PING\r\n").await.ok()?;
+        let mut buf = [0u8; 64];
+        Some(match conn.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(buf[..n].to_vec()),
+        })
+    };
+    let answer = tokio::time::timeout(within, talk).await.ok()??;
+    match answer {
+        None => Some("nothing to PING and closed the connection".into()),
+        Some(bytes) if matches!(bytes.first(), Some(b'+' | b'-')) => None,
+        Some(bytes) => Some(format!("\"{}\"", printable(&bytes))),
+    }
+}
+
+/// The bytes as text, non-printable ones escaped, so a binary answer (an HTTP/2
+/// frame) stays readable in one line.
+fn printable(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
 }
 
 fn split_addr(addr: &str) -> Result<(String, u16), RedisError> {

@@ -14,7 +14,7 @@ use super::info::parse_info;
 use super::pool::Pool;
 use super::reply::{records, unexpected};
 use super::resp::{Push, RespConn, Subscription, Value, is_auth_error};
-use super::{HaAdmin, MonitorSpec, RedisError, SwitchMaster, SwitchStream};
+use super::{HaAdmin, MonitorSpec, Persisted, RedisError, SwitchMaster, SwitchStream};
 use crate::model::InfoMap;
 
 /// How long a pooled connection may sit idle before it is dropped rather than
@@ -97,7 +97,7 @@ impl PooledHa {
         addr: &str,
         master: Option<(&str, &str)>,
         timeout: Duration,
-    ) -> Result<(), RedisError> {
+    ) -> Result<Persisted, RedisError> {
         // A one-shot connection, as in Codis: the caller's deadline may be long
         // (a sync action allows minutes), and the transaction kills every
         // other normal client, pooled ones included.
@@ -196,7 +196,7 @@ impl HaAdmin for PooledHa {
         addr: &str,
         master: Option<&str>,
         timeout: Duration,
-    ) -> Result<(), RedisError> {
+    ) -> Result<Persisted, RedisError> {
         let master = match master {
             Some(m) => Some(split_master(addr, m)?),
             None => None,
@@ -436,7 +436,11 @@ fn split_master<'a>(addr: &str, master: &'a str) -> Result<(&'a str, &'a str), R
 /// Judges the replies to `MULTI`, the queued commands and `EXEC`; `labels`
 /// names each command, in the same order. Redis does not roll back: commands
 /// before the failed one in EXEC have taken effect.
-fn check_transaction(addr: &str, labels: &[&str], replies: Vec<Value>) -> Result<(), RedisError> {
+fn check_transaction(
+    addr: &str,
+    labels: &[&str],
+    replies: Vec<Value>,
+) -> Result<Persisted, RedisError> {
     // `error` is Redis's own text, which tells an auth failure from others.
     let fail = |error: &str, reason: String| {
         let addr = addr.to_owned();
@@ -469,12 +473,17 @@ fn check_transaction(addr: &str, labels: &[&str], replies: Vec<Value>) -> Result
         });
     match &replies[queued + 1] {
         Value::Array(results) if results.len() == queued => {
+            let mut persisted = Persisted::Yes;
             for (label, result) in labels[1..=queued].iter().zip(results) {
-                if let Value::Error(e) = result {
-                    return Err(fail(e, format!("{label} failed: {e}")));
+                match result {
+                    Value::Error(e) if *label == "CONFIG REWRITE" => {
+                        persisted = Persisted::No(format!("{label} failed: {e}"));
+                    }
+                    Value::Error(e) => return Err(fail(e, format!("{label} failed: {e}"))),
+                    _ => {}
                 }
             }
-            Ok(())
+            Ok(persisted)
         }
         Value::Error(e) => Err(match refused {
             Some((first, why)) => fail(first, format!("{why}; transaction discarded ({e})")),
@@ -535,7 +544,7 @@ mod tests {
         "EXEC",
     ];
 
-    fn reason(r: Result<(), RedisError>) -> String {
+    fn reason(r: Result<Persisted, RedisError>) -> String {
         match r {
             Err(RedisError::Reply { addr, reason }) => {
                 assert_eq!(addr, "h:1");
@@ -549,11 +558,14 @@ mod tests {
     fn a_successful_transaction() {
         let exec = Value::Array(vec![ok(), ok(), ok(), Value::Int(3)]);
         let replies = vec![ok(), queued(), queued(), queued(), queued(), exec];
-        check_transaction("h:1", &LABELS, replies).unwrap();
+        assert_eq!(
+            check_transaction("h:1", &LABELS, replies).unwrap(),
+            Persisted::Yes
+        );
     }
 
     #[test]
-    fn an_error_inside_exec_names_the_command() {
+    fn a_failed_rewrite_is_reported_apart_from_the_switch() {
         let exec = Value::Array(vec![
             ok(),
             ok(),
@@ -562,8 +574,25 @@ mod tests {
         ]);
         let replies = vec![ok(), queued(), queued(), queued(), queued(), exec];
         assert_eq!(
+            check_transaction("h:1", &LABELS, replies).unwrap(),
+            Persisted::No(
+                "CONFIG REWRITE failed: ERR The server is running without a config file".into()
+            )
+        );
+    }
+
+    #[test]
+    fn an_error_inside_exec_names_the_command() {
+        let exec = Value::Array(vec![
+            ok(),
+            Value::Error("ERR Unbalanced quotes".into()),
+            ok(),
+            Value::Int(0),
+        ]);
+        let replies = vec![ok(), queued(), queued(), queued(), queued(), exec];
+        assert_eq!(
             reason(check_transaction("h:1", &LABELS, replies)),
-            "CONFIG REWRITE failed: ERR The server is running without a config file"
+            "SLAVEOF NO ONE failed: ERR Unbalanced quotes"
         );
     }
 

@@ -52,6 +52,24 @@ const NESTED_OPS: usize = 64;
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(1);
 
+/// The holder as [`StoreError::Locked`] describes it.
+fn owner_of(key: &str, record: &[u8]) -> String {
+    match locked(key, Some(record)) {
+        StoreError::Locked { owner, .. } => owner,
+        other => other.to_string(),
+    }
+}
+
+/// How often a start waiting on a dead holder's lease looks at it again.
+const LEASE_POLL: Duration = Duration::from_millis(250);
+
+/// The lock key as found when taking it failed: bound to `lease`, holding the
+/// holder's owner record.
+struct Held {
+    lease: i64,
+    record: Vec<u8>,
+}
+
 /// HTTP/2 ping interval on the connection, so a dead peer is noticed even while
 /// only the keep-alive stream is open. etcd rejects pings more frequent than 5 s.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -73,7 +91,7 @@ impl Default for EtcdOptions {
     fn default() -> Self {
         EtcdOptions {
             lease_ttl: Duration::from_secs(10),
-            timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
             user: None,
         }
     }
@@ -122,6 +140,8 @@ struct Fence {
     state: watch::Sender<LockState>,
     /// Wakes the keep-alive task when a write found the key no longer ours.
     lost: Notify,
+    /// Wakes the keep-alive task to renew at once when a store call failed.
+    suspect: Notify,
 }
 
 impl Fence {
@@ -132,6 +152,35 @@ impl Fence {
             self.state.send_replace(LockState::Lost);
             self.lost.notify_one();
         }
+    }
+
+    /// Called when a store call got no answer: the lease may be running out
+    /// unrenewed, so stop claiming it until a keep-alive proves otherwise.
+    fn report_unanswered(&self) {
+        self.state.send_if_modified(|s| {
+            let held = *s == LockState::Held;
+            if held {
+                *s = LockState::Renewing;
+            }
+            held
+        });
+        self.suspect.notify_one();
+    }
+
+    /// A keep-alive failed (`ok == false`) or succeeded.
+    fn renewed(&self, ok: bool) {
+        let (from, to) = if ok {
+            (LockState::Renewing, LockState::Held)
+        } else {
+            (LockState::Held, LockState::Renewing)
+        };
+        self.state.send_if_modified(|s| {
+            let change = *s == from;
+            if change {
+                *s = to;
+            }
+            change
+        });
     }
 }
 
@@ -195,19 +244,26 @@ impl EtcdStore {
         format!("{}{key}", self.inner.prefix)
     }
 
-    /// Runs one request within the configured timeout.
+    /// Runs one request within the configured timeout. A failure makes the held
+    /// lock (if any) doubt its lease until the next keep-alive.
     async fn call<T>(
         &self,
         what: &str,
         request: impl Future<Output = Result<T, etcd_client::Error>>,
     ) -> Result<T, StoreError> {
-        bounded(
+        let result = bounded(
             &self.inner.endpoints,
             what,
             self.inner.opts.timeout,
             request,
         )
-        .await
+        .await;
+        if result.is_err()
+            && let Some(fence) = self.fence()
+        {
+            fence.report_unanswered();
+        }
+        result
     }
 
     fn fence(&self) -> Option<Arc<Fence>> {
@@ -247,11 +303,20 @@ impl EtcdStore {
         let fence = self.fence();
         let guard = match &fence {
             Some(f) => {
-                if *f.state.borrow() == LockState::Lost {
-                    return Err(StoreError::LockLost(format!(
-                        "{} is not held right now (the lease expired; retaking it)",
-                        f.key
-                    )));
+                match *f.state.borrow() {
+                    LockState::Held => {}
+                    LockState::Renewing => {
+                        return Err(StoreError::Unavailable(format!(
+                            "etcd {}: not answering; {} cannot be renewed, so no write is sent until it is",
+                            self.inner.endpoints, f.key
+                        )));
+                    }
+                    LockState::Lost => {
+                        return Err(StoreError::LockLost(format!(
+                            "{} is not held right now (the lease expired; retaking it)",
+                            f.key
+                        )));
+                    }
                 }
                 Some((f.full_key.clone(), f.lease.load(Ordering::SeqCst)))
             }
@@ -278,7 +343,7 @@ impl EtcdStore {
         key: &str,
         full_key: &str,
         owner: &[u8],
-    ) -> Result<(i64, Duration, Instant), StoreError> {
+    ) -> Result<Result<(i64, Duration, Instant), Held>, StoreError> {
         let ttl = self.inner.opts.lease_ttl;
         let secs = (ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0)).max(1);
         let mut leases = self.inner.client.lease_client();
@@ -310,14 +375,69 @@ impl EtcdStore {
             }
         };
         if resp.succeeded() {
-            return Ok((lease, ttl, sent + ttl));
+            return Ok(Ok((lease, ttl, sent + ttl)));
         }
         self.revoke_in_background(lease);
-        let current = resp.op_responses().into_iter().find_map(|r| match r {
-            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.value().to_vec()),
+        let holder = resp.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(get) => get
+                .kvs()
+                .first()
+                .map(|kv| (kv.lease(), kv.value().to_vec())),
             _ => None,
         });
-        Err(locked(key, current.as_deref()))
+        match holder {
+            // Bound to a lease: held until that lease ends; see `outlast`.
+            Some((lease, record)) if lease != 0 => Ok(Err(Held { lease, record })),
+            // Deleted meanwhile: try again at once.
+            None => Ok(Err(Held {
+                lease: 0,
+                record: Vec::new(),
+            })),
+            // No lease (written by hand or by another tool): never expires.
+            Some((_, record)) => Err(locked(key, Some(&record))),
+        }
+    }
+
+    /// Waits while the lock at `key` is held under `held.lease` by a holder that
+    /// has stopped renewing it, as one killed by kill -9 has: such a lease runs out
+    /// within its TTL and etcd deletes the key. A live holder renews every TTL/3;
+    /// a renewal seen here (the remaining TTL rising) refuses the start, naming the
+    /// holder. Returns `Ok` once the lease is gone (the caller tries again).
+    async fn outlast(&self, key: &str, held: &Held) -> Result<(), StoreError> {
+        if held.lease == 0 {
+            return Ok(());
+        }
+        let mut leases = self.inner.client.lease_client();
+        let mut last: Option<i64> = None;
+        loop {
+            let lease = self
+                .call(
+                    "read the holder's lease",
+                    leases.time_to_live(held.lease, None),
+                )
+                .await?;
+            // -1 (or 0 in its last second rounded down): expired or revoked.
+            let remaining = lease.ttl();
+            if remaining < 0 {
+                return Ok(());
+            }
+            match last {
+                Some(prev) if remaining > prev => return Err(locked(key, Some(&held.record))),
+                Some(_) => {}
+                None => tracing::warn!(
+                    lock = key,
+                    lease = format_args!("{:x}", held.lease),
+                    owner = %owner_of(key, &held.record),
+                    "the ownership lock is held by another topom; waiting until its lease \
+                     expires in at most {}s (a holder killed without a clean stop leaves it until \
+                     then; a live holder renews it within {}s, and then this start is refused)",
+                    remaining + 1,
+                    (lease.granted_ttl() / 3).max(1),
+                ),
+            }
+            last = Some(remaining);
+            sleep(LEASE_POLL).await;
+        }
     }
 
     /// Revokes `lease` (deleting the keys bound to it); a lease already gone is fine.
@@ -380,6 +500,7 @@ impl EtcdStore {
         loop {
             tokio::select! {
                 () = sleep_until(next.min(valid_until)) => {}
+                () = fence.suspect.notified() => {}
                 () = fence.lost.notified() => {
                     return "a write found the lock key deleted or re-created".into();
                 }
@@ -395,6 +516,7 @@ impl EtcdStore {
                     valid_until = sent + renewed;
                     next = sent + every;
                     backoff = RETRY_MIN;
+                    fence.renewed(true);
                 }
                 Ok(Ok(None)) => return "etcd reports the lease expired".into(),
                 failed => {
@@ -402,7 +524,8 @@ impl EtcdStore {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("no answer within {budget:?}"),
                     };
-                    tracing::debug!(key = %fence.key, lease, %error, "keep-alive failed; retrying");
+                    tracing::warn!(key = %fence.key, lease, %error, "keep-alive failed; refusing writes and retrying");
+                    fence.renewed(false);
                     // The stream may be broken; open a new one next time.
                     channel = None;
                     next = sent + backoff;
@@ -483,7 +606,10 @@ impl EtcdStore {
         if let Some(current) = self.get(&fence.key).await? {
             return Err(locked(&fence.key, Some(&current)));
         }
-        let (lease, ttl, valid_until) = self.take(&fence.key, &fence.full_key, owner).await?;
+        let (lease, ttl, valid_until) = self
+            .take(&fence.key, &fence.full_key, owner)
+            .await?
+            .map_err(|held| locked(&fence.key, Some(&held.record)))?;
         fence.lease.store(lease, Ordering::SeqCst);
         Ok((ttl, valid_until))
     }
@@ -552,7 +678,12 @@ impl MetaStore for EtcdStore {
     async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError> {
         check_key(key)?;
         let full_key = self.full(key);
-        let (lease, ttl, valid_until) = self.take(key, &full_key, owner).await?;
+        let (lease, ttl, valid_until) = loop {
+            match self.take(key, &full_key, owner).await? {
+                Ok(taken) => break taken,
+                Err(held) => self.outlast(key, &held).await?,
+            }
+        };
         let (state, _) = watch::channel(LockState::Held);
         let fence = Arc::new(Fence {
             id: self.inner.next_fence_id.fetch_add(1, Ordering::Relaxed),
@@ -561,6 +692,7 @@ impl MetaStore for EtcdStore {
             lease: AtomicI64::new(lease),
             state,
             lost: Notify::new(),
+            suspect: Notify::new(),
         });
         *self.fence_slot() = Some(fence.clone());
         let task = tokio::spawn(
@@ -572,6 +704,10 @@ impl MetaStore for EtcdStore {
             fence,
             task,
         }))
+    }
+
+    fn locate(&self, key: &str) -> String {
+        self.full(key)
     }
 
     fn describe(&self) -> String {
@@ -697,7 +833,7 @@ mod tests {
     fn defaults() {
         let opts = EtcdOptions::default();
         assert_eq!(opts.lease_ttl, Duration::from_secs(10));
-        assert_eq!(opts.timeout, Duration::from_secs(5));
+        assert_eq!(opts.timeout, Duration::from_secs(2));
         assert!(opts.user.is_none());
     }
 }

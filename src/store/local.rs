@@ -53,8 +53,10 @@ struct Paths {
 
 impl LocalStore {
     /// Opens (creating if needed) the store rooted at `root`.
+    /// A relative `root` is resolved against the current directory once, here,
+    /// so every path in an error names the real file.
     pub fn open(root: impl AsRef<Path>) -> Result<LocalStore, StoreError> {
-        let root = root.as_ref().to_path_buf();
+        let root = std::path::absolute(root.as_ref()).map_err(|e| io_error(root.as_ref(), e))?;
         let paths = Paths {
             data: root.join("data"),
             temp: root.join("temp"),
@@ -119,6 +121,13 @@ impl MetaStore for LocalStore {
         let path = self.paths.record(dir)?;
         let dir = dir.to_owned();
         self.blocking(move |_| list_files(&dir, &path)).await
+    }
+
+    fn locate(&self, key: &str) -> String {
+        match self.paths.record(key) {
+            Ok(file) => file.display().to_string(),
+            Err(_) => key.to_owned(),
+        }
     }
 
     async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError> {
@@ -396,7 +405,11 @@ fn create_dirs(dir: &Path, dirty: &mut BTreeSet<PathBuf>) -> Result<(), StoreErr
     if dir.is_dir() {
         return Ok(());
     }
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    // A relative path's last ancestor is "", which is no directory to create.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        .collect();
     for d in missing.into_iter().rev() {
         match fs::create_dir(d) {
             Ok(()) => {}

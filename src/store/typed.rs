@@ -50,44 +50,106 @@ impl Store {
         self.raw.describe()
     }
 
-    /// Loads every record of the product. A record that does not decode fails
-    /// the load with [`StoreError::Corrupt`] naming its path.
+    /// Loads every record of the product. A record that does not decode, or
+    /// that contradicts its path or another record (a group stored under another
+    /// id, a slot or slot action pointing at a group that does not exist, one
+    /// server in two groups), fails the load with [`StoreError::Corrupt`] naming
+    /// where the record lives (the file, for the local store) and why.
     pub async fn load(&self) -> Result<ProductData, StoreError> {
         let p = &self.product;
+        let corrupt = |key: &str, reason: String| StoreError::Corrupt {
+            path: self.raw.locate(key),
+            reason,
+        };
+        let mut groups = BTreeMap::new();
+        let mut server_of: BTreeMap<String, u32> = BTreeMap::new();
+        for (key, value) in self.raw.list(&keys::groups_dir(p)).await? {
+            let g: Group = self.decode_at(&key, &value)?;
+            if g.id == 0 || g.id > crate::model::MAX_GROUP_ID {
+                return Err(corrupt(
+                    &key,
+                    format!("group id {} is out of range 1..9999", g.id),
+                ));
+            }
+            if keys::group(p, g.id) != key {
+                return Err(corrupt(
+                    &key,
+                    format!(
+                        "the record says group {} but is stored as {} (expected {})",
+                        g.id,
+                        key.rsplit('/').next().unwrap_or(&key),
+                        keys::group(p, g.id)
+                    ),
+                ));
+            }
+            for s in &g.servers {
+                if let Some(other) = server_of.insert(s.addr.clone(), g.id) {
+                    return Err(corrupt(
+                        &key,
+                        format!(
+                            "server {} is in group {other} and in group {}",
+                            s.addr, g.id
+                        ),
+                    ));
+                }
+            }
+            groups.insert(g.id, g);
+        }
         let mut slots: Vec<SlotMapping> = (0..MAX_SLOTS as u32).map(SlotMapping::offline).collect();
         for (key, value) in self.raw.list(&keys::slots_dir(p)).await? {
-            let m: SlotMapping = decode(&key, &value)?;
-            let expected = keys::slot(p, m.id);
-            if m.id as usize >= MAX_SLOTS || expected != key {
-                return Err(StoreError::Corrupt {
-                    path: key,
-                    reason: format!("slot id {} does not match its path", m.id),
-                });
+            let m: SlotMapping = self.decode_at(&key, &value)?;
+            if m.id as usize >= MAX_SLOTS || keys::slot(p, m.id) != key {
+                return Err(corrupt(
+                    &key,
+                    format!("slot id {} does not match its path", m.id),
+                ));
+            }
+            if m.group_id != 0 && !groups.contains_key(&m.group_id) {
+                return Err(corrupt(
+                    &key,
+                    format!(
+                        "slot {} belongs to group {}, which does not exist",
+                        m.id, m.group_id
+                    ),
+                ));
+            }
+            if let Some(a) = m.action
+                && !groups.contains_key(&a.target_id)
+            {
+                return Err(corrupt(
+                    &key,
+                    format!(
+                        "slot {} has an action toward group {}, which does not exist",
+                        m.id, a.target_id
+                    ),
+                ));
             }
             let id = m.id as usize;
             slots[id] = m;
         }
-        let mut groups = BTreeMap::new();
-        for (key, value) in self.raw.list(&keys::groups_dir(p)).await? {
-            let g: Group = decode(&key, &value)?;
-            if g.id == 0 || g.id > crate::model::MAX_GROUP_ID {
-                return Err(StoreError::Corrupt {
-                    path: key,
-                    reason: format!("group id {} is out of range 1..9999", g.id),
-                });
-            }
-            groups.insert(g.id, g);
-        }
         let mut proxies = BTreeMap::new();
         for (key, value) in self.raw.list(&keys::proxies_dir(p)).await? {
-            let x: Proxy = decode(&key, &value)?;
+            let x: Proxy = self.decode_at(&key, &value)?;
+            if keys::proxy(p, &x.token) != key {
+                return Err(corrupt(
+                    &key,
+                    format!(
+                        "the record's token {:?} does not match its path (expected {})",
+                        x.token,
+                        keys::proxy(p, &x.token)
+                    ),
+                ));
+            }
             proxies.insert(x.token.clone(), x);
         }
-        let sentinel = self.read(&keys::sentinel(p)).await?.unwrap_or_default();
-        let slot_action = self
-            .read(&keys::slot_action_config(p))
-            .await?
-            .unwrap_or_default();
+        let sentinel = match self.raw.get(&keys::sentinel(p)).await? {
+            Some(v) => self.decode_at(&keys::sentinel(p), &v)?,
+            None => Default::default(),
+        };
+        let slot_action = match self.raw.get(&keys::slot_action_config(p)).await? {
+            Some(v) => self.decode_at(&keys::slot_action_config(p), &v)?,
+            None => Default::default(),
+        };
         Ok(ProductData {
             slots,
             groups,
@@ -199,6 +261,17 @@ impl Store {
         self.raw
             .lock(&keys::topom(&self.product), &encode(me)?)
             .await
+    }
+
+    /// Decodes the record at `key`; a failure names where the record lives.
+    fn decode_at<T: DeserializeOwned>(&self, key: &str, value: &[u8]) -> Result<T, StoreError> {
+        decode(key, value).map_err(|e| match e {
+            StoreError::Corrupt { reason, .. } => StoreError::Corrupt {
+                path: self.raw.locate(key),
+                reason,
+            },
+            other => other,
+        })
     }
 
     async fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
@@ -448,10 +521,8 @@ mod tests {
     #[tokio::test]
     async fn load_keys_groups_and_proxies_by_their_records() {
         let (raw, store) = facade();
-        // A group record under a name that does not match its id still loads by
-        // its id (Codis does the same); a slot record may not.
         raw.put(
-            "/codis3/demo/group/group-0009",
+            "/codis3/demo/group/group-0003",
             &encode(&Group::new(3)).unwrap(),
         )
         .await
@@ -460,7 +531,7 @@ mod tests {
             token: "t1".into(),
             ..Proxy::default()
         };
-        raw.put("/codis3/demo/proxy/proxy-other", &encode(&proxy).unwrap())
+        raw.put("/codis3/demo/proxy/proxy-t1", &encode(&proxy).unwrap())
             .await
             .unwrap();
         let data = store.load().await.unwrap();

@@ -688,7 +688,9 @@ type SyncAction struct {
 	Index uint32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	// Where the action stands.
 	State SyncActionState `protobuf:"varint,2,opt,name=state,proto3,enum=topom.v1.SyncActionState" json:"state,omitempty"`
-	// The error text of the last failed attempt (SYNCED_FAILED only).
+	// SYNCED_FAILED: why the last attempt failed. SYNCED: a warning about a
+	// working replica, e.g. that CONFIG REWRITE failed (a server started
+	// without a config file), so the change is lost at its next restart.
 	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -3043,7 +3043,11 @@ type AddGroupServerRequest struct {
 	// The server, `host:port`; it must not belong to any group.
 	Addr string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
 	// Datacenter label (optional).
-	Datacenter    string `protobuf:"bytes,3,opt,name=datacenter,proto3" json:"datacenter,omitempty"`
+	Datacenter string `protobuf:"bytes,3,opt,name=datacenter,proto3" json:"datacenter,omitempty"`
+	// By default a server added to a group that has a master gets a pending sync
+	// action at once, so it starts replicating from the master within a second.
+	// Set to leave it alone (run ProcessSyncAction or ResyncGroup later).
+	NoSync        bool `protobuf:"varint,4,opt,name=no_sync,json=noSync,proto3" json:"no_sync,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3097,6 +3101,13 @@ func (x *AddGroupServerRequest) GetDatacenter() string {
 		return x.Datacenter
 	}
 	return ""
+}
+
+func (x *AddGroupServerRequest) GetNoSync() bool {
+	if x != nil {
+		return x.NoSync
+	}
+	return false
 }
 
 // Response of AddGroupServer.
@@ -4823,13 +4834,14 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x05group\x18\x01 \x01(\v2\x0f.topom.v1.GroupR\x05group\"/\n" +
 	"\x12RemoveGroupRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\rR\agroupId\"\x15\n" +
-	"\x13RemoveGroupResponse\"f\n" +
+	"\x13RemoveGroupResponse\"\x7f\n" +
 	"\x15AddGroupServerRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\rR\agroupId\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1e\n" +
 	"\n" +
 	"datacenter\x18\x03 \x01(\tR\n" +
-	"datacenter\"?\n" +
+	"datacenter\x12\x17\n" +
+	"\ano_sync\x18\x04 \x01(\bR\x06noSync\"?\n" +
 	"\x16AddGroupServerResponse\x12%\n" +
 	"\x05group\x18\x01 \x01(\v2\x0f.topom.v1.GroupR\x05group\"I\n" +
 	"\x18DeleteGroupServerRequest\x12\x19\n" +

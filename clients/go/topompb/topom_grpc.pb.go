@@ -153,7 +153,9 @@ type TopomClient interface {
 	RemoveGroup(ctx context.Context, in *RemoveGroupRequest, opts ...grpc.CallOption) (*RemoveGroupResponse, error)
 	// Adds a server to a group (as master if the group is empty, else as a
 	// replica). The server is probed first: it must answer and be Redis >= 6.2
-	// or codis-server.
+	// or codis-server, and must not be a server already in a group under another
+	// address (same run_id or same resolved socket address: ALREADY_EXISTS naming
+	// both). A replica gets a pending sync action unless `no_sync`.
 	AddGroupServer(ctx context.Context, in *AddGroupServerRequest, opts ...grpc.CallOption) (*AddGroupServerResponse, error)
 	// Removes a server from its group. The master may go only when it is the
 	// last server and the group owns no slot.
@@ -714,7 +716,9 @@ type TopomServer interface {
 	RemoveGroup(context.Context, *RemoveGroupRequest) (*RemoveGroupResponse, error)
 	// Adds a server to a group (as master if the group is empty, else as a
 	// replica). The server is probed first: it must answer and be Redis >= 6.2
-	// or codis-server.
+	// or codis-server, and must not be a server already in a group under another
+	// address (same run_id or same resolved socket address: ALREADY_EXISTS naming
+	// both). A replica gets a pending sync action unless `no_sync`.
 	AddGroupServer(context.Context, *AddGroupServerRequest) (*AddGroupServerResponse, error)
 	// Removes a server from its group. The master may go only when it is the
 	// last server and the group owns no slot.

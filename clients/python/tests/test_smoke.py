@@ -1,19 +1,11 @@
 """Smoke tests of the Python client against a real topom server binary.
 
 The binary comes from $TOPOM_BIN, else <repo>/target/debug/topom (build it with
-``cargo build --bin topom``). It is started as
-``topom --listen 127.0.0.1:0 --data-dir <tmp>`` and must print
-``LISTENING 127.0.0.1:<port>`` on stdout once it serves, and exit 0 on SIGTERM.
+``cargo build --bin topom``); see ``procs.Topom`` for how it is started.
 """
 
 from __future__ import annotations
 
-import os
-import queue
-import re
-import signal
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,102 +17,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from procs import Topom as Server
 from topom_client import Client, topom_pb2
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 SLOT_COUNT = 1024
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
-LISTENING = re.compile(r"^LISTENING (\S+)$")
-
-
-def topom_bin() -> Path:
-    env = os.environ.get("TOPOM_BIN")
-    return Path(env) if env else REPO_ROOT / "target" / "debug" / "topom"
-
-
-class Server:
-    """One topom process on an ephemeral loopback port."""
-
-    def __init__(self, workdir: Path) -> None:
-        binary = topom_bin()
-        if not binary.is_file():
-            pytest.fail(
-                f"topom binary {binary} not found "
-                "(build it with `cargo build --bin topom`, or set TOPOM_BIN)"
-            )
-        data_dir = workdir / "data"
-        data_dir.mkdir()
-        self.log_path = workdir / "topom.stderr.log"
-        self._other_stdout: list[str] = []
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [str(binary), "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
-        # Read stdout to EOF in a thread (so the server never blocks on a full
-        # pipe); the first LISTENING address goes to the queue, None on EOF.
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read_stdout, args=(lines,), daemon=True).start()
-        try:
-            addr = lines.get(timeout=START_TIMEOUT)
-        except queue.Empty:
-            self.kill()
-            pytest.fail(f"no LISTENING line on stdout within {START_TIMEOUT}s\n{self.log_tail()}")
-        if addr is None:
-            try:
-                rc: int | str = self.proc.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.kill()
-                rc = "none: still running, killed"
-            pytest.fail(
-                f"topom closed stdout without a LISTENING line (exit code {rc}); "
-                f"other stdout lines: {self._other_stdout!r}\n{self.log_tail()}"
-            )
-        host, _, port = addr.rpartition(":")
-        if host != "127.0.0.1" or not port.isdigit() or port == "0":
-            self.kill()
-            pytest.fail(f"LISTENING line has a bad address {addr!r} (want 127.0.0.1:<port>)")
-        self.addr = addr
-
-    def _read_stdout(self, out: queue.Queue[str | None]) -> None:
-        assert self.proc.stdout is not None
-        sent = False
-        for line in self.proc.stdout:
-            m = LISTENING.match(line.rstrip("\r\n"))
-            if m and not sent:
-                out.put(m.group(1))
-                sent = True
-            elif len(self._other_stdout) < 20:
-                self._other_stdout.append(line.rstrip("\r\n"))
-        if not sent:
-            out.put(None)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code (the process is killed on a time-out)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"topom did not exit within {STOP_TIMEOUT}s of SIGTERM\n{self.log_tail()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-    def log_tail(self, limit: int = 8192) -> str:
-        try:
-            data = self.log_path.read_bytes()[-limit:]
-        except OSError as e:
-            return f"(no server log: {e})"
-        return "topom stderr (tail):\n" + data.decode("utf-8", "replace")
 
 
 @pytest.fixture(scope="module")

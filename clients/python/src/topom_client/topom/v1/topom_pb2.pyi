@@ -468,14 +468,16 @@ class RemoveGroupResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AddGroupServerRequest(_message.Message):
-    __slots__ = ("group_id", "addr", "datacenter")
+    __slots__ = ("group_id", "addr", "datacenter", "no_sync")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
     DATACENTER_FIELD_NUMBER: _ClassVar[int]
+    NO_SYNC_FIELD_NUMBER: _ClassVar[int]
     group_id: int
     addr: str
     datacenter: str
-    def __init__(self, group_id: _Optional[int] = ..., addr: _Optional[str] = ..., datacenter: _Optional[str] = ...) -> None: ...
+    no_sync: bool
+    def __init__(self, group_id: _Optional[int] = ..., addr: _Optional[str] = ..., datacenter: _Optional[str] = ..., no_sync: _Optional[bool] = ...) -> None: ...
 
 class AddGroupServerResponse(_message.Message):
     __slots__ = ("group",)

@@ -461,7 +461,9 @@ class TopomServicer:
     def AddGroupServer(self, request, context):
         """Adds a server to a group (as master if the group is empty, else as a
         replica). The server is probed first: it must answer and be Redis >= 6.2
-        or codis-server.
+        or codis-server, and must not be a server already in a group under another
+        address (same run_id or same resolved socket address: ALREADY_EXISTS naming
+        both). A replica gets a pending sync action unless `no_sync`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,89 @@
+package topom
+
+import (
+	"sync"
+	"time"
+)
+
+// lease is the proxy's side of the lease of proxy.proto: each ProxyHeartbeat's
+// send time is remembered by seq; when topom's ServerHeartbeat echoes seq the
+// lease is renewed to (that send time) + ttl. Since topom counts from when it
+// received the heartbeat, the proxy's lease always ends first. Times come from
+// the caller (time.Now carries the monotonic clock; tests pass their own).
+type lease struct {
+	mu       sync.Mutex
+	ttl      time.Duration
+	sent     map[uint64]time.Time // seq → send time, for heartbeats not yet echoed
+	deadline time.Time            // zero: never held
+	renewed  chan struct{}        // signalled (non-blocking) on every renewal
+}
+
+func newLease() *lease {
+	return &lease{sent: map[uint64]time.Time{}, renewed: make(chan struct{}, 1)}
+}
+
+// setTTL sets the ttl topom announced in RegisterProxy.
+func (l *lease) setTTL(ttl time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ttl = ttl
+}
+
+// heartbeatSent records that heartbeat seq was sent at t.
+func (l *lease) heartbeatSent(seq uint64, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent[seq] = t
+}
+
+// echoed handles ServerHeartbeat.ack_seq = seq: the lease runs until the send
+// time of heartbeat seq + ttl (never shortened). Unknown seqs (0, or from an
+// earlier stream) renew nothing. Older pending seqs are dropped: their echo
+// could only renew to an earlier time.
+func (l *lease) echoed(seq uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at, ok := l.sent[seq]
+	if !ok {
+		return false
+	}
+	for s := range l.sent {
+		if s <= seq {
+			delete(l.sent, s)
+		}
+	}
+	l.renewTo(at.Add(l.ttl))
+	return true
+}
+
+// renewFrom renews to at + ttl (used for the hello, which topom counts as a
+// heartbeat and answers with the stream's first update).
+func (l *lease) renewFrom(at time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.renewTo(at.Add(l.ttl))
+}
+
+func (l *lease) renewTo(d time.Time) {
+	if d.After(l.deadline) {
+		l.deadline = d
+	}
+	select {
+	case l.renewed <- struct{}{}:
+	default:
+	}
+}
+
+// newStream forgets heartbeats of a previous stream (their seqs restart).
+func (l *lease) newStream() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.sent)
+}
+
+// live reports whether the lease holds at now, and until when.
+func (l *lease) live(now time.Time) (bool, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.deadline.IsZero() && now.Before(l.deadline), l.deadline
+}

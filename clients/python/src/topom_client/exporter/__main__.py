@@ -1,0 +1,3 @@
+from topom_client.exporter.cli import main
+
+raise SystemExit(main())
