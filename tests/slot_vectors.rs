@@ -4,7 +4,7 @@
 use topom::model::slot_of;
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
+    assert!(s.len().is_multiple_of(2), "odd hex length");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
@@ -13,7 +13,10 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn slot_vectors_match_the_go_module() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/go/testdata/slot_vectors.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/go/testdata/slot_vectors.txt"
+    );
     let text = std::fs::read_to_string(path).expect("read slot_vectors.txt");
     let mut n = 0;
     for (i, line) in text.lines().enumerate() {
