@@ -84,6 +84,10 @@ struct Runtime {
     removed: bool,
     /// Set by ReinitProxy: the next update is a full snapshot.
     reinit: bool,
+    /// Wakes this proxy's own streams (reinit, removal). Each stream waits on
+    /// its proxy's alone: waking every stream on every proxy's message would
+    /// cost N² wake-ups per heartbeat round with N proxies.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// The live state of every proxy's stream.
@@ -247,8 +251,11 @@ impl Coordinator {
                 "proxy {token} has no open WatchSlots stream; it gets a full snapshot when it connects"
             )));
         }
-        self.proxy_state
-            .with(|s| s.entry(token.to_owned()).or_default().reinit = true);
+        self.proxy_state.with(|s| {
+            let r = s.entry(token.to_owned()).or_default();
+            r.reinit = true;
+            r.wake.notify_one();
+        });
         self.proxy_state.bump();
         Ok(self.table().revision)
     }
@@ -271,10 +278,11 @@ impl Coordinator {
                 "proxy {token} is not registered: call RegisterProxy first"
             )));
         }
-        self.proxy_state.opened(token);
+        let wake = self.proxy_state.opened(token);
         Ok(ProxyStream {
             coordinator: self.clone(),
             token: token.to_owned(),
+            wake,
         })
     }
 
@@ -398,9 +406,16 @@ impl Coordinator {
 pub struct ProxyStream {
     coordinator: Arc<Coordinator>,
     token: String,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl ProxyStream {
+    /// Returns when this proxy was reinitialised or removed (check
+    /// [`Self::removed`] and [`Self::take_reinit`]).
+    pub async fn poked(&self) {
+        self.wake.notified().await;
+    }
+
     /// The proxy sent something: its lease is renewed.
     pub fn heard(&self) {
         self.coordinator.proxy_state.heard(&self.token);
@@ -460,12 +475,13 @@ impl ProxyStates {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    fn opened(&self, token: &str) {
+    fn opened(&self, token: &str) -> Arc<tokio::sync::Notify> {
         self.with(|s| {
             let r = s.entry(token.to_owned()).or_default();
             r.streams += 1;
             r.removed = false;
-        });
+            r.wake.clone()
+        })
     }
 
     fn closed(&self, token: &str) {
@@ -541,6 +557,10 @@ impl ProxyStates {
             if let Some(r) = s.get_mut(token) {
                 r.removed = true;
                 r.last_heard = None;
+                // Every open stream of it ends, and one not waiting right now
+                // finds the stored permit.
+                r.wake.notify_waiters();
+                r.wake.notify_one();
             }
         });
         self.bump();

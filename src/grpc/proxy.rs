@@ -163,7 +163,6 @@ async fn serve(
     if tx.send(Ok(update(first))).await.is_err() {
         return;
     }
-    let mut changes = c.proxy_changes();
     let mut idle = tokio::time::interval(c.proxy_settings().heartbeat);
     idle.tick().await;
     loop {
@@ -176,8 +175,8 @@ async fn serve(
                 (epoch, sent) = (u.epoch.clone(), u.revision);
                 update(u)
             }
-            r = changes.changed() => {
-                if r.is_err() || stream.removed() { break }
+            () = stream.poked() => {
+                if stream.removed() { break }
                 if !stream.take_reinit() { continue }
                 let u = c.proxy_update(&token, None);
                 (epoch, sent) = (u.epoch.clone(), u.revision);
