@@ -214,7 +214,7 @@ impl Coordinator {
     /// Unregisters a proxy. A connected proxy with a live lease needs `force`;
     /// its streams are then closed.
     pub async fn remove_proxy(&self, token: &str, force: bool) -> Result<()> {
-        if !self.proxies().contains_key(token) {
+        if !self.cache().proxies.contains_key(token) {
             return Err(not_found(format!("proxy {token} is not registered")));
         }
         if !force
@@ -243,7 +243,7 @@ impl Coordinator {
 
     /// Makes the proxy's stream send a full snapshot (a reset) next.
     pub fn reinit_proxy(&self, token: &str) -> Result<u64> {
-        if !self.proxies().contains_key(token) {
+        if !self.cache().proxies.contains_key(token) {
             return Err(not_found(format!("proxy {token} is not registered")));
         }
         if !self.proxy_state.is_connected(token) {
@@ -273,7 +273,7 @@ impl Coordinator {
 
     /// Marks a stream from `token` open; the guard marks it closed when dropped.
     pub fn open_proxy_stream(self: &Arc<Self>, token: &str) -> Result<ProxyStream> {
-        if !self.proxies().contains_key(token) {
+        if !self.cache().proxies.contains_key(token) {
             return Err(not_found(format!(
                 "proxy {token} is not registered: call RegisterProxy first"
             )));
@@ -297,7 +297,9 @@ impl Coordinator {
             let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             h.iter().find(|t| t.revision == rev).cloned()
         });
-        let proxy = self.proxies().get(token).cloned().unwrap_or_default();
+        // One record, not a copy of every proxy: this runs once per proxy per
+        // revision.
+        let proxy = self.cache().proxies.get(token).cloned().unwrap_or_default();
         let host_ip = addr_host(&proxy.admin_addr).parse::<IpAddr>().ok();
         let place = ProxyPlace {
             datacenter: &proxy.datacenter,
@@ -365,7 +367,7 @@ impl Coordinator {
         let deadline = tokio::time::Instant::now() + self.settings.proxy.barrier_timeout;
         let mut changed = self.proxy_state.changed.subscribe();
         loop {
-            let tokens: Vec<String> = self.proxies().keys().cloned().collect();
+            let tokens: Vec<String> = self.cache().proxies.keys().cloned().collect();
             let laggards = self.proxy_state.laggards(&tokens, revision, ttl);
             if laggards.is_empty() {
                 return Ok(());
@@ -382,7 +384,7 @@ impl Coordinator {
                 () = tokio::time::sleep_until(wake) => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                let tokens: Vec<String> = self.proxies().keys().cloned().collect();
+                let tokens: Vec<String> = self.cache().proxies.keys().cloned().collect();
                 let laggards = self.proxy_state.laggards(&tokens, revision, ttl);
                 if laggards.is_empty() {
                     return Ok(());
