@@ -22,6 +22,15 @@ async fn add(c: &mut Client, gid: u32, addr: &str) -> Result<pb::Group, tonic::S
     .map(|r| r.into_inner().group.unwrap())
 }
 
+async fn group(c: &mut Client, gid: u32) -> pb::Group {
+    c.get_group(pb::GetGroupRequest { group_id: gid })
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap()
+}
+
 async fn role(r: &RedisServer) -> String {
     let client = redis::Client::open(r.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -60,13 +69,7 @@ async fn one_server_under_two_names_is_refused_naming_both() {
         e.message()
     );
     assert!(e.message().contains("group-1"), "{}", e.message());
-    let g3 = c
-        .get_group(pb::GetGroupRequest { group_id: 3 })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap();
+    let g3 = group(&mut c, 3).await;
     assert!(g3.servers.is_empty(), "{g3:?}");
 }
 
@@ -94,13 +97,7 @@ async fn an_added_replica_replicates_by_itself_unless_told_not_to() {
         Duration::from_secs(10),
         "the sync action to start",
         async || {
-            let g = c
-                .get_group(pb::GetGroupRequest { group_id: 1 })
-                .await
-                .unwrap()
-                .into_inner()
-                .group
-                .unwrap();
+            let g = group(&mut c, 1).await;
             g.servers[1]
                 .action
                 .as_ref()
@@ -170,13 +167,7 @@ async fn oversized_strings_are_refused_naming_field_and_limit() {
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
     assert!(e.message().contains("`token`"), "{}", e.message());
     // Nothing was stored.
-    let g = c
-        .get_group(pb::GetGroupRequest { group_id: 1 })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap();
+    let g = group(&mut c, 1).await;
     assert!(g.servers.is_empty(), "{g:?}");
 }
 
