@@ -4,10 +4,12 @@
 use topom::model::slot_of;
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digit"))
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).expect("ascii hex");
+            u8::from_str_radix(pair, 16).expect("hex byte")
+        })
         .collect()
 }
 
