@@ -15,7 +15,10 @@ fn unhex(s: &str) -> Vec<u8> {
 
 #[test]
 fn slot_vectors_match_the_go_module() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/go/testdata/slot_vectors.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/clients/go/testdata/slot_vectors.txt"
+    );
     let text = std::fs::read_to_string(path).expect("read slot_vectors.txt");
     let mut n = 0;
     for (i, line) in text.lines().enumerate() {
