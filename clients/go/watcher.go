@@ -91,6 +91,10 @@ type SlotWatcher struct {
 	state atomic.Int32          // WatcherState
 	lease *lease
 
+	// applyMu orders Applier calls: an Apply that began before a fence
+	// finishes before Applier.Fence, and a delta after a fence is refused.
+	applyMu sync.Mutex
+
 	mu         sync.Mutex // guards the fields below and serializes state changes
 	stopStream context.CancelFunc
 	registered *topompb.RegisterProxyResponse
@@ -256,7 +260,9 @@ func (w *SlotWatcher) fence() {
 	w.mu.Unlock()
 	w.log.Error("slot lease ran out: fenced, serving no slot until a fresh snapshot is applied")
 	if w.cfg.Applier != nil {
+		w.applyMu.Lock()
 		w.cfg.Applier.Fence()
+		w.applyMu.Unlock()
 	}
 	w.notify()
 }
@@ -418,6 +424,8 @@ func (w *SlotWatcher) apply(u *topompb.SlotsUpdate) (*topompb.WatchSlotsRequest,
 		return &topompb.WatchSlotsRequest{Kind: &topompb.WatchSlotsRequest_Nack{Nack: &topompb.SlotsNack{
 			Revision: u.GetRevision(), Nonce: u.GetNonce(), Reason: reason}}}, false
 	}
+	w.applyMu.Lock()
+	defer w.applyMu.Unlock()
 	prev := w.table.Load()
 	if w.State() == StateFenced && !u.GetReset_() {
 		return nack(fmt.Sprintf("fenced: waiting for a full snapshot, got a delta to revision %d", u.GetRevision()))

@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	topom "github.com/topom/topom/clients/go"
+)
+
+// request is one client command on its way through the proxy. The session
+// writer waits on wg and writes reply, in the order requests were read.
+type request struct {
+	wg    sync.WaitGroup
+	reply []byte
+	cmd   *command
+	start time.Time
+	close bool // end the session after this reply
+}
+
+func (r *request) finish(reply []byte) {
+	r.reply = reply
+	r.wg.Done()
+}
+
+// session is one client connection: this goroutine reads and dispatches
+// requests; a writer goroutine sends replies in request order, flushing only
+// when no further reply is ready.
+type session struct {
+	p        *Proxy
+	nc       net.Conn
+	id       uint32
+	rr       *requestReader
+	queue    chan *request
+	inflight atomic.Int64
+	authed   bool
+	name     []byte
+	tx       *txState
+	keyBuf   []int
+}
+
+var sessionSeq atomic.Uint32
+
+func newSession(p *Proxy, nc net.Conn) *session {
+	return &session{
+		p:      p,
+		nc:     nc,
+		id:     sessionSeq.Add(1),
+		rr:     newRequestReader(nc, p.limits),
+		queue:  make(chan *request, p.cfg.MaxPipeline+2),
+		authed: p.cfg.SessionAuth == "",
+	}
+}
+
+func (s *session) serve() {
+	m := s.p.metrics
+	m.sessions.Inc()
+	m.sessionsTotal.Inc()
+	s.p.stats.sessionsTotal.Add(1)
+	s.p.stats.sessionsAlive.Add(1)
+	defer func() {
+		m.sessions.Dec()
+		s.p.stats.sessionsAlive.Add(-1)
+	}()
+	writerDone := make(chan struct{})
+	go s.writeLoop(writerDone)
+	s.readLoop()
+	close(s.queue)
+	<-writerDone
+	if s.tx != nil {
+		s.tx.closeWatch()
+	}
+	s.nc.Close()
+}
+
+func (s *session) readLoop() {
+	for {
+		if s.p.draining.Load() && s.rr.Buffered() == 0 {
+			return
+		}
+		args, raw, err := s.rr.ReadRequest()
+		if err != nil {
+			var pe *ProtocolError
+			if errors.As(err, &pe) {
+				s.p.metrics.protocolErrors.Inc()
+				s.p.log.Info("session ended: protocol error", "remote", s.nc.RemoteAddr().String(), "err", err)
+				s.enqueueFinal("ERR " + pe.Error())
+			} else if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+				s.p.log.Debug("session read", "remote", s.nc.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		if args == nil {
+			continue
+		}
+		if n := s.inflight.Add(1); n > int64(s.p.cfg.MaxPipeline) {
+			s.p.metrics.protocolErrors.Inc()
+			s.p.log.Info("session ended: pipeline too deep", "remote", s.nc.RemoteAddr().String(), "max", s.p.cfg.MaxPipeline)
+			s.enqueueFinal("ERR too many pipelined requests: more than " + itoa(s.p.cfg.MaxPipeline) +
+				" unanswered (raise --max-pipeline or read replies); closing the connection")
+			return
+		}
+		r := &request{start: time.Now()}
+		r.wg.Add(1)
+		s.dispatch(r, args, raw)
+		s.queue <- r
+		if r.close {
+			return
+		}
+	}
+}
+
+func (s *session) enqueueFinal(msg string) {
+	r := &request{start: time.Now(), reply: replyError(msg), close: true}
+	s.inflight.Add(1)
+	s.queue <- r
+}
+
+func (s *session) writeLoop(done chan struct{}) {
+	defer close(done)
+	bw := bufio.NewWriterSize(s.nc, 16<<10)
+	m := s.p.metrics
+	broken := false
+	for r := range s.queue {
+		r.wg.Wait()
+		s.inflight.Add(-1)
+		m.latency.Observe(time.Since(r.start).Seconds())
+		if broken {
+			continue
+		}
+		if _, err := bw.Write(r.reply); err != nil {
+			broken = true
+			s.nc.Close() // stops the reader too
+			continue
+		}
+		if r.close || len(s.queue) == 0 {
+			if err := bw.Flush(); err != nil {
+				broken = true
+				s.nc.Close()
+				continue
+			}
+		}
+		if r.close {
+			// Unblock a reader still waiting for input.
+			if tc, ok := s.nc.(*net.TCPConn); ok {
+				_ = tc.CloseRead()
+			} else {
+				s.nc.Close()
+			}
+		}
+	}
+	_ = bw.Flush()
+}
+
+// dispatch decides how r is served and starts it; r.finish is called
+// exactly once, now or when the backends answer.
+func (s *session) dispatch(r *request, args [][]byte, raw []byte) {
+	tbl := s.p.commands.Load()
+	c := tbl.lookup(args)
+	if c == nil {
+		r.cmd = unknownCommand
+		s.fail(r, "ERR unknown command '"+printable(args[0])+"' (the proxy routes only commands its backends list in COMMAND)")
+		return
+	}
+	r.cmd = c
+	s.p.count(c)
+	if !s.authed && c.name != "auth" && c.name != "hello" && c.name != "quit" {
+		s.fail(r, "NOAUTH Authentication required.")
+		return
+	}
+	if s.tx != nil && s.tx.multi && c.kind != kindTx {
+		s.queueTx(r, c, args, raw)
+		return
+	}
+	switch c.kind {
+	case kindLocal:
+		s.local(r, c, args)
+	case kindRefused:
+		s.fail(r, "ERR "+c.refusal)
+	case kindTx:
+		s.txCommand(r, c, args, raw)
+	case kindSplit:
+		s.split(r, c, args, raw)
+	default:
+		if (c.name == "xread" || c.name == "xreadgroup") && hasWord(args, "BLOCK") {
+			s.fail(r, "ERR "+upper(c.name)+" with BLOCK is not supported by the proxy: blocking commands would stall a backend connection other clients share")
+			return
+		}
+		slot, msg := s.slotOf(c, args)
+		if msg != "" {
+			s.fail(r, msg)
+			return
+		}
+		s.forward(slot, raw, s.keysOf(c, args), func(reply []byte) { s.finishCounted(r, reply) })
+	}
+}
+
+func (s *session) fail(r *request, msg string) {
+	s.p.countErr(r.cmd)
+	r.finish(replyError(msg))
+}
+
+// finishCounted finishes r and counts backend error replies.
+func (s *session) finishCounted(r *request, reply []byte) {
+	if len(reply) > 0 && reply[0] == '-' {
+		s.p.countErr(r.cmd)
+	}
+	r.finish(reply)
+}
+
+// slotOf returns the one slot all keys of a command map to.
+func (s *session) slotOf(c *command, args [][]byte) (int, string) {
+	s.keyBuf = c.keys(args, s.keyBuf[:0])
+	if len(s.keyBuf) == 0 {
+		return 0, "ERR wrong number of arguments for '" + c.name + "' command (or no key to route by)"
+	}
+	slot := topom.SlotOf(args[s.keyBuf[0]])
+	for _, i := range s.keyBuf[1:] {
+		if o := topom.SlotOf(args[i]); o != slot {
+			return 0, crossSlot(c.name, slot, o)
+		}
+	}
+	return slot, ""
+}
+
+func (s *session) keysOf(c *command, args [][]byte) [][]byte {
+	keys := make([][]byte, 0, len(s.keyBuf))
+	for _, i := range s.keyBuf {
+		keys = append(keys, args[i])
+	}
+	return keys
+}
+
+func crossSlot(name string, a, b int) string {
+	return "CROSSSLOT keys of '" + name + "' map to different slots (" + itoa(a) + " and " + itoa(b) +
+		"); the proxy serves it only when every key shares one slot: use a {hash tag}"
+}
+
+// forward sends raw to the slot's backend, or follows the migration
+// contract when the slot is migrating, and calls done with the reply.
+func (s *session) forward(slot int, raw []byte, keys [][]byte, done func([]byte)) {
+	rt, msg := s.p.router.acquire(slot)
+	if msg != "" {
+		done(replyError(msg))
+		return
+	}
+	if rt.from != nil {
+		s.p.forwardMigrating(rt, raw, keys, s.id, done)
+		return
+	}
+	rt.backend.pick(s.id).send(&call{data: raw, replies: 1, done: func(reply []byte, err error) {
+		rt.done()
+		if err != nil {
+			s.p.metrics.backendErrors.Inc()
+			done(replyError("ERR " + err.Error()))
+			return
+		}
+		done(reply)
+	}})
+}
