@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
-use common::topom::{Client, Topom};
+use common::topom::{Client, Topom, get_group};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use topom::pb;
@@ -22,24 +22,8 @@ async fn add(c: &mut Client, gid: u32, addr: &str) -> Result<pb::Group, tonic::S
     .map(|r| r.into_inner().group.unwrap())
 }
 
-async fn group(c: &mut Client, gid: u32) -> pb::Group {
-    c.get_group(pb::GetGroupRequest { group_id: gid })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap()
-}
-
 async fn role(r: &RedisServer) -> String {
-    let client = redis::Client::open(r.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let text: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let info = topom::redis::parse_info(&text);
+    let info = r.replication().await;
     format!(
         "{} {}:{} {}",
         info.get("role").cloned().unwrap_or_default(),
@@ -69,7 +53,7 @@ async fn one_server_under_two_names_is_refused_naming_both() {
         e.message()
     );
     assert!(e.message().contains("group-1"), "{}", e.message());
-    let g3 = group(&mut c, 3).await;
+    let g3 = get_group(&mut c, 3).await;
     assert!(g3.servers.is_empty(), "{g3:?}");
 }
 
@@ -97,7 +81,7 @@ async fn an_added_replica_replicates_by_itself_unless_told_not_to() {
         Duration::from_secs(10),
         "the sync action to start",
         async || {
-            let g = group(&mut c, 1).await;
+            let g = get_group(&mut c, 1).await;
             g.servers[1]
                 .action
                 .as_ref()
@@ -167,7 +151,7 @@ async fn oversized_strings_are_refused_naming_field_and_limit() {
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
     assert!(e.message().contains("`token`"), "{}", e.message());
     // Nothing was stored.
-    let g = group(&mut c, 1).await;
+    let g = get_group(&mut c, 1).await;
     assert!(g.servers.is_empty(), "{g:?}");
 }
 

@@ -11,20 +11,9 @@ use std::time::Duration;
 
 use common::redis::RedisServer;
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom};
+use common::topom::{Client, Options, Topom, get_group};
 use tonic::Code;
 use topom::pb;
-
-async fn info(r: &RedisServer) -> std::collections::BTreeMap<String, String> {
-    let client = redis::Client::open(r.url()).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let text: String = redis::cmd("INFO")
-        .arg("replication")
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    topom::redis::parse_info(&text)
-}
 
 async fn group(c: &mut Client, gid: u32, servers: &[&RedisServer]) {
     c.create_group(pb::CreateGroupRequest { group_id: gid })
@@ -42,22 +31,13 @@ async fn group(c: &mut Client, gid: u32, servers: &[&RedisServer]) {
     }
 }
 
-async fn get_group(c: &mut Client, gid: u32) -> pb::Group {
-    c.get_group(pb::GetGroupRequest { group_id: gid })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap()
-}
-
 /// Waits until `replica` follows `master` with its link up.
 async fn wait_following(replica: &RedisServer, master: &RedisServer) {
     common::wait_until(
         Duration::from_secs(20),
         "the replica to follow its master",
         async || {
-            let i = info(replica).await;
+            let i = replica.replication().await;
             i.get("role").map(String::as_str) == Some("slave")
                 && i.get("master_port") == Some(&master.port().to_string())
                 && i.get("master_link_status").map(String::as_str) == Some("up")
@@ -117,7 +97,7 @@ async fn sync_actions_make_the_group_follow_its_master() {
     .await;
     wait_following(&r1, &m).await;
     wait_following(&r2, &m).await; // re-pointed away from the stranger
-    assert_eq!(info(&m).await["role"], "master");
+    assert_eq!(m.replication().await["role"], "master");
     // CONFIG REWRITE persisted it.
     let conf = std::fs::read_to_string(r2.dir().join("redis.conf")).unwrap();
     assert!(
@@ -299,7 +279,7 @@ async fn promote_switches_without_losing_acknowledged_writes() {
     assert!(g.promoting.is_none());
     let pause = Duration::try_from(out.write_pause.unwrap()).unwrap();
     assert!(pause < Duration::from_secs(1), "{pause:?}");
-    assert_eq!(info(&r1).await["role"], "master");
+    assert_eq!(r1.replication().await["role"], "master");
     wait_following(&m, &r1).await; // the old master was demoted
 
     // No acknowledged write is lost: every one is on the new master.

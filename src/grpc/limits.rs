@@ -202,7 +202,6 @@ fn check_frame(input: &MessageDescriptor, mut frame: Bytes) -> Result<(), Status
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message as _;
 
     fn frame(msg: &impl prost::Message) -> Bytes {
         let body = msg.encode_to_vec();
@@ -251,7 +250,6 @@ mod tests {
         };
         let e = check_frame(&input, frame(&bad)).unwrap_err();
         assert!(e.message().contains("`fields`"), "{}", e.message());
-        let _ = bad.encoded_len();
     }
 
     #[test]

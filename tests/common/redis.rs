@@ -28,6 +28,18 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// `INFO replication`, parsed.
+    pub async fn replication(&self) -> std::collections::BTreeMap<String, String> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let text: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        topom::redis::parse_info(&text)
+    }
+
     /// Starts a server with the default test configuration.
     pub async fn start() -> RedisServer {
         RedisServer::start_with(&[]).await

@@ -217,3 +217,13 @@ impl Topom {
         }
     }
 }
+
+/// Group `gid` as topom has it (panics when it does not exist).
+pub async fn get_group(c: &mut Client, gid: u32) -> topom::pb::Group {
+    c.get_group(topom::pb::GetGroupRequest { group_id: gid })
+        .await
+        .unwrap()
+        .into_inner()
+        .group
+        .unwrap()
+}
