@@ -73,7 +73,7 @@ pub struct Cli {
     pub json: bool,
     /// Deadline of the connection and of each call, e.g. 500ms, 10s, 1m.
     /// Give it before the subcommand (`stats refresh` has its own --timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
     pub timeout: Duration,
     /// What to do.
     #[command(subcommand)]

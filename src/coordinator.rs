@@ -92,27 +92,6 @@ pub struct SentinelSettings {
     pub client_reconfig_script: String,
 }
 
-impl Default for HaSettings {
-    fn default() -> Self {
-        HaSettings {
-            product_auth: String::new(),
-            sync_timeout: Duration::from_secs(10),
-            sync_link_timeout: Duration::from_secs(5),
-            promote_catchup_timeout: Duration::from_secs(5),
-            promote_max_write_pause: Duration::from_secs(1),
-            sentinel: SentinelSettings {
-                client_timeout: Duration::from_secs(10),
-                quorum: 2,
-                parallel_syncs: 1,
-                down_after: Duration::from_secs(30),
-                failover_timeout: Duration::from_secs(300),
-                notification_script: String::new(),
-                client_reconfig_script: String::new(),
-            },
-        }
-    }
-}
-
 /// What the coordinator talks to.
 pub struct Backends {
     /// The product's records.

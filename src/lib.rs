@@ -44,3 +44,4 @@ pub mod redis;
 pub mod server;
 pub mod store;
 pub mod tasks;
+pub mod units;

@@ -14,9 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::coordinator::actions::MigrationSettings;
-use crate::coordinator::proxies::ProxySettings;
-use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
+use crate::coordinator::{Backends, Coordinator, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::metrics::{RpcMetrics, RpcMetricsLayer};
@@ -81,21 +79,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         config.product_auth.clone(),
         Duration::from_secs(1),
     ));
-    let settings = Settings {
-        product: config.product_name.clone(),
-        method: config.migration_method,
-        ha: ha_settings(&config),
-        proxy: ProxySettings {
-            lease_ttl: config.proxy_lease_ttl,
-            heartbeat: config.proxy_lease_ttl / 3,
-            barrier_timeout: config.migration_barrier_timeout,
-        },
-        migration: MigrationSettings {
-            parallel_slots: config.migration_parallel_slots,
-            timeout: config.migration_timeout,
-            ..MigrationSettings::default()
-        },
-    };
+    let settings = Settings::from(&config);
     // Idle connections live 5 s (as Codis's stats pool), longer than the 1 s
     // between rounds, so rounds reuse them.
     let probe = Arc::new(PooledProbe::new(
@@ -416,24 +400,5 @@ fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
         sentinel_quorum: config.sentinel_quorum,
         stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
         admin_auth_required: !config.admin_token.is_empty(),
-    }
-}
-
-fn ha_settings(c: &Config) -> HaSettings {
-    HaSettings {
-        product_auth: c.product_auth.clone(),
-        sync_timeout: Duration::from_secs(10),
-        sync_link_timeout: c.sync_link_timeout,
-        promote_catchup_timeout: c.promote_catchup_timeout,
-        promote_max_write_pause: c.promote_max_write_pause,
-        sentinel: SentinelSettings {
-            client_timeout: c.sentinel_client_timeout,
-            quorum: c.sentinel_quorum,
-            parallel_syncs: c.sentinel_parallel_syncs,
-            down_after: c.sentinel_down_after,
-            failover_timeout: c.sentinel_failover_timeout,
-            notification_script: c.sentinel_notification_script.clone(),
-            client_reconfig_script: c.sentinel_client_reconfig_script.clone(),
-        },
     }
 }

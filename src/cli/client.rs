@@ -11,8 +11,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
 use super::output::Output;
-use super::parse::format_duration;
 use crate::pb::topom_client::TopomClient;
+use crate::units::format_duration;
 
 /// The generated client, with the bearer token attached to every call.
 pub type Client = TopomClient<InterceptedService<Channel, BearerAuth>>;

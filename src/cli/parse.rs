@@ -1,12 +1,11 @@
 //! Parsers for command-line values: slots and slot ranges, group ids, `on|off`,
-//! durations, and topom's address.
+//! and topom's address. Durations use the service's one parser, [`crate::units`].
 //!
 //! Each parser returns `Err(String)` with a message meant for the operator; used
 //! as a clap `value_parser`, clap prints it as a usage error and exits with 2.
 
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::time::Duration;
 
 /// Number of slots in a product (Codis `MaxSlotNum`); valid ids are `0..MAX_SLOTS`.
 pub const MAX_SLOTS: u32 = 1024;
@@ -113,70 +112,6 @@ pub fn parse_switch(s: &str) -> Result<bool, String> {
         "off" | "false" | "no" | "0" => Ok(false),
         _ => Err(format!("invalid switch '{s}': expected on or off")),
     }
-}
-
-/// Parses a positive duration with a unit: `500ms`, `1s`, `1.5s`, `2m`, `1h`, `250us`.
-///
-/// A bare number is refused rather than guessed at, since `--timeout 10`
-/// could mean seconds or milliseconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("invalid duration '{s}': add a unit (ms, s, m, h)"))?;
-    let (number, unit) = t.split_at(split);
-    let nanos_per_unit: f64 = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => {
-            return Err(format!(
-                "invalid duration '{s}': unknown unit '{unit}' (use ms, s, m or h)"
-            ));
-        }
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}': '{number}' is not a number"))?;
-    let nanos = value * nanos_per_unit;
-    // One day is far beyond any deadline this CLI needs, and the bound keeps the
-    // float → integer conversion below exact and in range.
-    if !(1.0..=86_400e9).contains(&nanos) {
-        return Err(format!(
-            "invalid duration '{s}': must be between 1ns and 24h"
-        ));
-    }
-    // In range and rounded, so the cast neither truncates nor saturates.
-    Ok(Duration::from_nanos(nanos.round() as u64))
-}
-
-/// Formats a duration the way [`parse_duration`] reads it: `10s`, `1.5s`, `500ms`, `250us`.
-pub fn format_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        "0s".to_string()
-    } else if nanos.is_multiple_of(1_000_000_000) {
-        format!("{}s", d.as_secs())
-    } else if nanos >= 1_000_000_000 {
-        format!("{}s", trim_float(d.as_secs_f64()))
-    } else if nanos.is_multiple_of(1_000_000) {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos >= 1_000_000 {
-        format!("{}ms", trim_float(nanos as f64 / 1e6))
-    } else if nanos.is_multiple_of(1_000) {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
-}
-
-/// `1.500000` → `1.5`, at most three decimals.
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// Turns `host:port` into `http://host:port`; a URL with a scheme is kept.
@@ -300,30 +235,6 @@ mod tests {
         assert_eq!(parse_switch("OFF"), Ok(false));
         assert_eq!(parse_switch("1"), Ok(true));
         assert!(parse_switch("maybe").unwrap_err().contains("on or off"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
-        assert!(parse_duration("10").unwrap_err().contains("add a unit"));
-        assert!(parse_duration("0s").unwrap_err().contains("between"));
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("1..5s").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("25h").is_err());
-    }
-
-    #[test]
-    fn durations_round_trip() {
-        for s in ["10s", "1.5s", "500ms", "250us", "1ms", "2.25ms"] {
-            let d = parse_duration(s).unwrap();
-            assert_eq!(format_duration(d), s);
-        }
-        assert_eq!(format_duration(Duration::from_secs(120)), "120s");
     }
 
     #[test]

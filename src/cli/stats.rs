@@ -10,8 +10,9 @@ use futures::{Stream, StreamExt};
 
 use super::client::{CliError, Ctx, call};
 use super::output::{Table, fmt_bytes, fmt_time, note, or_dash, print, to_json};
-use super::parse::{format_duration, parse_duration, parse_group_id};
+use super::parse::parse_group_id;
 use crate::pb;
+use crate::units::{format_duration, parse_duration};
 
 /// Arguments of `stats`.
 #[derive(Debug, Args)]

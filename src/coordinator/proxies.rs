@@ -35,16 +35,6 @@ pub struct ProxySettings {
     pub barrier_timeout: Duration,
 }
 
-impl Default for ProxySettings {
-    fn default() -> Self {
-        ProxySettings {
-            lease_ttl: Duration::from_secs(10),
-            heartbeat: Duration::from_secs(3),
-            barrier_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
 /// What a proxy reports about itself.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProxyReport {
