@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A second generation of the Topom *server* only, identical except that
     // ListSlots and WatchStats answer with pre-encoded messages: the slot table is
     // encoded once per revision and a stats round once for all unfiltered watchers,
-    // instead of once per call (see `grpc::encoded`). Messages come from the first
+    // instead of once per call (see `pb::encoded`). Messages come from the first
     // generation (`crate::pb`).
     let fast = out.join("fast");
     std::fs::create_dir_all(&fast)?;
@@ -29,13 +29,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         .build_server(true)
         .out_dir(&fast)
-        .extern_path(
-            ".topom.v1.ListSlotsResponse",
-            "crate::grpc::encoded::Encoded",
-        )
+        .extern_path(".topom.v1.ListSlotsResponse", "crate::pb::encoded::Encoded")
         .extern_path(
             ".topom.v1.WatchStatsResponse",
-            "crate::grpc::encoded::Encoded",
+            "crate::pb::encoded::Encoded",
         )
         .extern_path(".topom.v1", "crate::pb")
         .compile_protos(&["proto/topom/v1/topom.proto"], &["proto"])?;

@@ -7,8 +7,9 @@
 //! | file                | holds                                                  |
 //! |---------------------|--------------------------------------------------------|
 //! | `cli.rs`            | global flags, the command tree, validation, dispatch   |
-//! | `cli/client.rs`     | connection, bearer token, deadlines, errors → exit codes |
-//! | `cli/parse.rs`      | value parsers: slot ranges, group ids, on/off, durations |
+//! | `cli/error.rs`      | `CliError`: the message and exit code of a failure     |
+//! | `cli/client.rs`     | connection, bearer token, deadlines                    |
+//! | `cli/parse.rs`      | value parsers: slot ranges, group ids, on/off (durations: `crate::units`) |
 //! | `cli/output.rs`     | text tables, proto3 JSON transcoding, formatters       |
 //! | `cli/admin.rs`      | overview, model, reload, shutdown, log-level, info, events |
 //! | `cli/stats.rs`      | stats, stats --watch, stats refresh                    |
@@ -17,11 +18,14 @@
 //! | `cli/group.rs`      | group ...                                              |
 //! | `cli/sync.rs`, `cli/sentinel.rs`, `cli/proxy.rs` | the remaining nouns       |
 //!
+//! Dependencies run one way: every command → `client`, `output` → `error`.
+//!
 //! Exit codes: 0 success, 1 an error from topom (or no connection), 2 a usage
 //! error. Errors print as `error: <GRPC_CODE>: <message>` on stderr.
 
 mod admin;
 mod client;
+mod error;
 mod group;
 mod output;
 mod parse;
@@ -37,7 +41,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use self::client::{CliError, Ctx, Target};
+use self::client::{Ctx, Target};
+use self::error::CliError;
 use self::output::{Output, note};
 
 /// Command line of `topom-admin`.

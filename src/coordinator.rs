@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorCode, Result};
 pub use stats::StatsRound;
 pub use table::SlotTable;
 

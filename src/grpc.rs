@@ -1,15 +1,17 @@
-//! The gRPC edge: the only module that sees protobuf types. It converts requests
-//! into coordinator calls ([`convert`]), coordinator errors into statuses
-//! ([`status`]), and guards mutating RPCs with the admin token ([`auth`]).
+//! The gRPC edge: the only module that sees protobuf types. [`router`] assembles
+//! what the port serves; the services convert requests into coordinator calls
+//! ([`convert`]), the core's error codes into statuses ([`status`]); layers guard
+//! mutating RPCs with the admin token ([`auth`]) and bound request sizes ([`limits`]).
 
 pub mod auth;
 pub mod convert;
-pub mod encoded;
 pub mod limits;
 mod proxy;
+mod router;
 pub mod stats;
 pub mod status;
 mod topom;
 
 pub use proxy::ProxyControlService;
+pub use router::{Edge, Layers, LogFilterFn, router};
 pub use topom::{ServiceControl, TopomService};

@@ -15,21 +15,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
 use crate::coordinator::{Backends, Coordinator, Settings};
-use crate::grpc::auth::AuthLayer;
-use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};
-use crate::metrics::{RpcMetrics, RpcMetricsLayer};
+use crate::grpc::{self, Edge, LogFilterFn};
+use crate::metrics::RpcMetrics;
 use crate::model::ForwardMethod;
 use crate::model::TopomRecord;
-use crate::pb;
 use crate::redis::{CodisMigrator, CodisMode, Connector, PlainMigrator, PooledHa, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
 use crate::tasks::{SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask};
 
 /// Per-target deadline of the periodic stats rounds (reference §5.2).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// Applies a log filter (`RUST_LOG` syntax) at run time.
-pub type LogFilterFn = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// What is bound once the service accepts connections.
 #[derive(Debug, Clone, Copy)]
@@ -113,31 +108,6 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         }
     };
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let health_task = tokio::spawn(follow_lock(
-        lock.state(),
-        health,
-        coordinator.clone(),
-        shutdown.clone(),
-    ));
-
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    let topom = TopomService::new(
-        coordinator.clone(),
-        ServiceControl {
-            shutdown: shutdown.clone(),
-            set_log_filter: hooks.set_log_filter,
-            config: config_view(&config, addr),
-        },
-    );
-
     let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(
@@ -189,20 +159,23 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
+    let (router, health) = grpc::router(Edge {
+        coordinator: coordinator.clone(),
+        config: &config,
+        addr,
+        shutdown: shutdown.clone(),
+        set_log_filter: hooks.set_log_filter,
+        rpc_metrics: rpc_metrics.clone(),
+    })?;
+    let health_task = tokio::spawn(follow_lock(
+        lock.state(),
+        health,
+        coordinator.clone(),
+        shutdown.clone(),
+    ));
     let drained = shutdown.clone();
-    let server = tonic::transport::Server::builder()
-        // Outside the auth layer, so refused calls are counted too.
-        .layer(RpcMetricsLayer::new(rpc_metrics))
-        .layer(AuthLayer::new(&config.admin_token, config.auth_reads))
-        .layer(crate::grpc::limits::LimitsLayer)
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(pb::fast::topom_server::TopomServer::new(topom))
-        .add_service(pb::proxy_control_server::ProxyControlServer::new(
-            ProxyControlService::new(coordinator.clone(), shutdown.clone()),
-        ))
-        .serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
+    let server =
+        router.serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
     (hooks.on_ready)(Ready { addr, metrics_addr });
     let mut server = std::pin::pin!(server);
     let served = tokio::select! {
@@ -382,23 +355,4 @@ fn token_of(parts: &[&str]) -> String {
         g = crc32fast::hash(&[&g.to_le_bytes()[..], p.as_bytes()].concat());
     }
     format!("{h:016x}{g:08x}")
-}
-
-fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
-    pb::ConfigView {
-        coordinator_name: match config.backend {
-            Backend::Local => "local".into(),
-            Backend::Etcd => "etcd".into(),
-        },
-        coordinator_addr: config.coordinator_addr.clone(),
-        product_name: config.product_name.clone(),
-        product_auth_set: !config.product_auth.is_empty(),
-        listen_addr: addr.to_string(),
-        migration_method: convert::forward_method(config.migration_method) as i32,
-        migration_parallel_slots: config.migration_parallel_slots,
-        migration_timeout: prost_types::Duration::try_from(config.migration_timeout).ok(),
-        sentinel_quorum: config.sentinel_quorum,
-        stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
-        admin_auth_required: !config.admin_token.is_empty(),
-    }
 }

@@ -3,7 +3,8 @@
 
 use clap::ValueEnum;
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, enum_label, fmt_pb_duration, fmt_time, key_values, or_dash};
 use crate::pb;
 

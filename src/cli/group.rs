@@ -3,7 +3,8 @@
 
 use clap::{ArgAction, ArgGroup, Subcommand};
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, enum_label, fmt_pb_duration, or_dash, sync_state};
 use super::parse::{parse_group_id, parse_switch};
 use crate::pb;

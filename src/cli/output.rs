@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
-use super::client::CliError;
+use super::error::CliError;
 use crate::pb;
 
 /// A prost message whose protobuf full name is known, so it can be transcoded.

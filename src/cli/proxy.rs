@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, enum_label, fmt_time, or_dash};
 use crate::pb;
 

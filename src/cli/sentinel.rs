@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::Table;
 use crate::pb;
 

@@ -5,7 +5,8 @@
 
 use clap::Subcommand;
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, or_dash, slot_state};
 use super::parse::{format_ids, parse_group_id, parse_slot};
 use crate::pb;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use clap::Subcommand;
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, or_dash, slot_state};
 use super::parse::{SlotRange, format_ids, parse_assignments, parse_slot_range};
 use super::slot_action::SlotActionCmd;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use futures::{Stream, StreamExt};
 
-use super::client::{CliError, Ctx, call};
+use super::client::{Ctx, call};
+use super::error::CliError;
 use super::output::{Table, fmt_bytes, fmt_time, note, or_dash, print, to_json};
 use super::parse::parse_group_id;
 use crate::pb;

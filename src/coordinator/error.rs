@@ -1,5 +1,6 @@
-//! The coordinator's errors. Each variant is a kind a client can act on; the gRPC
-//! edge maps kinds to status codes in one place (`grpc::status`).
+//! The coordinator's errors. Each has an [`ErrorCode`] a client can act on, decided
+//! here, beside the errors it classifies (including the Redis and store errors the
+//! core passes on); the gRPC edge only translates codes to statuses.
 
 use crate::redis::RedisError;
 use crate::store::StoreError;
@@ -34,6 +35,56 @@ pub enum Error {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What a caller can do about an [`Error`]; the transport maps each to its own
+/// status (gRPC: the code of the same name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Fix the request.
+    InvalidArgument,
+    /// The thing named does not exist.
+    NotFound,
+    /// It exists already.
+    AlreadyExists,
+    /// Change the state first (or wait for an action to finish).
+    FailedPrecondition,
+    /// Retry later, or elsewhere: a server, the store or this instance is not available.
+    Unavailable,
+    /// Not built.
+    Unimplemented,
+    /// The store holds a record that cannot be read.
+    DataLoss,
+}
+
+impl Error {
+    /// The kind of failure, for the transport's status.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Error::NotOnline(_) => ErrorCode::Unavailable,
+            Error::Unimplemented(_) => ErrorCode::Unimplemented,
+            // A server that cannot be reached may come back; one that refuses
+            // our password or is not Redis will not until someone acts.
+            Error::Redis(r) => match r {
+                RedisError::Connect { .. } | RedisError::Timeout { .. } => ErrorCode::Unavailable,
+                RedisError::Auth { .. }
+                | RedisError::Unsupported { .. }
+                | RedisError::Reply { .. }
+                | RedisError::NotRedis { .. } => ErrorCode::FailedPrecondition,
+            },
+            Error::Store(s) => match s {
+                StoreError::Unavailable(_) | StoreError::LockLost(_) | StoreError::Io { .. } => {
+                    ErrorCode::Unavailable
+                }
+                StoreError::Locked { .. } => ErrorCode::FailedPrecondition,
+                StoreError::Corrupt { .. } => ErrorCode::DataLoss,
+            },
+        }
+    }
 }
 
 /// Shorthands that keep validation code short.

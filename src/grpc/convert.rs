@@ -1,6 +1,9 @@
 //! Domain ↔ protobuf conversions.
 
+use std::net::SocketAddr;
 use std::time::SystemTime;
+
+use crate::config::Config;
 
 use crate::model::{
     self, ForwardMethod, Group, GroupServer, PromoteState, ServerKind, SlotMapping, SlotState,
@@ -246,5 +249,22 @@ pub fn proxy_report(r: &crate::coordinator::proxies::ProxyReport) -> pb::ProxySt
         rss_bytes: r.rss_bytes,
         cpu: r.cpu,
         time: r.time.map(Into::into),
+    }
+}
+
+/// The configuration as GetOverview reports it (no secrets: only whether they are set).
+pub fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
+    pb::ConfigView {
+        coordinator_name: config.backend.name().into(),
+        coordinator_addr: config.coordinator_addr.clone(),
+        product_name: config.product_name.clone(),
+        product_auth_set: !config.product_auth.is_empty(),
+        listen_addr: addr.to_string(),
+        migration_method: forward_method(config.migration_method) as i32,
+        migration_parallel_slots: config.migration_parallel_slots,
+        migration_timeout: prost_types::Duration::try_from(config.migration_timeout).ok(),
+        sentinel_quorum: config.sentinel_quorum,
+        stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
+        admin_auth_required: !config.admin_token.is_empty(),
     }
 }

@@ -9,11 +9,11 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::convert;
-use super::encoded::Encoded;
 use crate::coordinator::stats::{SentinelStats, ServerStats, ServerSummary};
 use crate::coordinator::{Coordinator, StatsRound};
 use crate::model::{InfoMap, Probe, ProbeOutcome};
 use crate::pb;
+use crate::pb::encoded::Encoded;
 
 /// The stream type of WatchStats.
 pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Encoded, Status>> + Send>>;

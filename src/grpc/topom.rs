@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::encoded::Encoded;
 use super::{convert, stats};
 use crate::coordinator::{Coordinator, SlotTable};
 use crate::pb;
+use crate::pb::encoded::Encoded;
 use crate::pb::fast::topom_server::Topom;
 
 /// What the service controls beyond the coordinator: process shutdown, the log
@@ -17,7 +17,7 @@ pub struct ServiceControl {
     /// Cancelled by the Shutdown RPC; the server drains and exits.
     pub shutdown: CancellationToken,
     /// Applies a log filter (`RUST_LOG` syntax).
-    pub set_log_filter: crate::server::LogFilterFn,
+    pub set_log_filter: super::LogFilterFn,
     /// The configuration as reported by GetOverview.
     pub config: pb::ConfigView,
 }
