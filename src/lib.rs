@@ -3,45 +3,53 @@
 //!
 //! # Layout
 //!
+//! The service crate. The API (generated code, the pre-encoded response type,
+//! limits, units) is the `topom-proto` crate, re-exported as [`pb`]; the CLI is the
+//! `topom-admin` crate, which links only `topom-proto`.
+//!
 //! | module          | holds                                                                  |
 //! |-----------------|------------------------------------------------------------------------|
-//! | [`config`]      | the TOML config (Codis key names), defaults, validation                |
+//! | [`config`]      | the TOML config (Codis key names): typed fields, defaults, validate()  |
 //! | [`model`]       | pure data: slots, groups, proxies, sentinels, stats; Codis JSON names  |
 //! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store; keys  |
 //! | [`redis`]       | talking to Redis: add-server probe, INFO rounds, SLAVEOF transaction,  |
 //! |                 | Sentinel admin and `+switch-master`, plain-Redis and codis migrators   |
-//! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases  |
-//! | [`tasks`]       | background loops (stats refresh, sync, slot actions, Sentinel watch)   |
-//! | [`grpc`]        | the only place that sees protobuf types: services, auth, limits, status|
-//! | [`pb`]          | the generated messages and services (plus the pre-encoded fast server) |
+//! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases; |
+//! |                 | its errors carry an `ErrorCode` the transport maps                     |
+//! | [`tasks`]       | background loops: stats refresh, sync engine, slot-action engine,      |
+//! |                 | Sentinel watch                                                         |
+//! | [`grpc`]        | the only place that sees protobuf types: `router` (services, health,   |
+//! |                 | reflection, layers), conversion, auth, limits, status                  |
 //! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
 //! | [`server`]      | composition root: config → store → coordinator → tasks → gRPC          |
-//! | [`cli`]         | the admin CLI (talks gRPC only)                                        |
+//! | [`pb`], [`units`] | re-exports of `topom-proto` and its duration/size parser             |
 //!
 //! Dependency rule (an arrow means "may use"):
 //!
 //! ```text
-//! server ─► grpc ─► coordinator ─► store ─► model
+//! server ─► grpc ─► coordinator ─► store ─► model ─► topom_proto::limits
 //!    │        │          └───────► redis ─► model
+//!    │        ├─► config (GetOverview's view, auth settings), metrics (RPC layer)
+//!    │        └─► pb (topom-proto)
+//!    ├─► config ─► coordinator (Settings::from(&Config)), units
 //!    ├─► metrics ─► coordinator (its recorder and state; HTTP only)
 //!    ├─► tasks ─► coordinator
 //!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator}
 //!        (concrete backends are chosen only in server)
-//! cli ─► pb (generated client)
+//! topom-admin ─► topom-proto (generated client, limits, units)
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod config;
 pub mod coordinator;
 pub mod grpc;
 pub mod metrics;
 pub mod model;
-pub mod pb;
+pub use topom_proto as pb;
 pub mod redis;
 pub mod server;
 pub mod store;
 pub mod tasks;
-pub mod units;
+pub use topom_proto::units;

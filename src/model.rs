@@ -25,7 +25,7 @@ pub use time::{format_rfc3339, parse_rfc3339};
 pub use topom::TopomRecord;
 
 /// The highest group id; group ids are 1..=MAX_GROUP_ID and 0 means "offline".
-pub const MAX_GROUP_ID: u32 = 9999;
+pub const MAX_GROUP_ID: u32 = topom_proto::limits::MAX_GROUP_ID;
 
 /// Returns the product-name rule violation, if any (`^\w[\w.\-]*$`, ASCII).
 pub fn validate_product_name(name: &str) -> Result<(), String> {

@@ -12,8 +12,21 @@ struct Run {
     stderr: String,
 }
 
+/// topom-admin is a crate of its own, so cargo names no binary of it to this
+/// package's tests; it is built next to topom (`cargo build` at the workspace root,
+/// which `scripts/test` runs first, builds both).
+fn admin_bin() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_topom")).with_file_name("topom-admin");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p topom-admin`",
+        bin.display()
+    );
+    bin
+}
+
 async fn admin(t: &Topom, args: &[&str]) -> Run {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_topom-admin"))
+    let out = tokio::process::Command::new(admin_bin())
         .arg("--addr")
         .arg(t.addr())
         .args(args)

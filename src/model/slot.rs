@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Number of slots in a product; slot ids are `0..MAX_SLOTS`.
-pub const MAX_SLOTS: usize = 1024;
+pub const MAX_SLOTS: usize = topom_proto::limits::MAX_SLOTS as usize;
 
 /// Where a slot's migration stands (Codis action states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

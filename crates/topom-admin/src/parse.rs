@@ -1,5 +1,6 @@
 //! Parsers for command-line values: slots and slot ranges, group ids, `on|off`,
-//! and topom's address. Durations use the service's one parser, [`crate::units`].
+//! and topom's address. Durations use the API crate's one parser,
+//! `topom_proto::units`.
 //!
 //! Each parser returns `Err(String)` with a message meant for the operator; used
 //! as a clap `value_parser`, clap prints it as a usage error and exits with 2.
@@ -7,11 +8,7 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 
-/// Number of slots in a product (Codis `MaxSlotNum`); valid ids are `0..MAX_SLOTS`.
-pub const MAX_SLOTS: u32 = 1024;
-
-/// Highest group id topom accepts (Codis `MaxGroupId`).
-pub const MAX_GROUP_ID: u32 = 9999;
+pub use topom_proto::limits::{MAX_GROUP_ID, MAX_SLOTS};
 
 /// The default address of topom's gRPC listener.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:18080";

@@ -1,22 +1,26 @@
 //! The admin CLI, `topom-admin`: one subcommand per RPC of `topom.v1.Topom`,
 //! grouped by noun and named after the Codis operations (`slots action
-//! create-range`, `group promote`, ...). It talks to topom over gRPC only.
+//! create-range`, `group promote`, ...). It talks to topom over gRPC only and
+//! links only the API crate (`topom-proto`), not the service.
 //!
 //! # Layout
 //!
-//! | file                | holds                                                  |
-//! |---------------------|--------------------------------------------------------|
-//! | `cli.rs`            | global flags, the command tree, validation, dispatch   |
-//! | `cli/error.rs`      | `CliError`: the message and exit code of a failure     |
-//! | `cli/client.rs`     | connection, bearer token, deadlines                    |
-//! | `cli/parse.rs`      | value parsers: slot ranges, group ids, on/off (durations: `crate::units`) |
-//! | `cli/output.rs`     | text tables, proto3 JSON transcoding, formatters       |
-//! | `cli/admin.rs`      | overview, model, reload, shutdown, log-level, info, events |
-//! | `cli/stats.rs`      | stats, stats --watch, stats refresh                    |
-//! | `cli/slots.rs`      | slots list/assign/offline/rebalance                    |
-//! | `cli/slot_action.rs`| slots action ...                                       |
-//! | `cli/group.rs`      | group ...                                              |
-//! | `cli/sync.rs`, `cli/sentinel.rs`, `cli/proxy.rs` | the remaining nouns       |
+//! | file                | holds                                                      |
+//! |---------------------|------------------------------------------------------------|
+//! | `lib.rs`            | global flags, the command tree, validation, dispatch       |
+//! | `error.rs`          | `CliError`: the message and exit code of a failure         |
+//! | `client.rs`         | connection, bearer token, deadlines                        |
+//! | `parse.rs`          | value parsers: slot ranges, group ids, on/off, addresses   |
+//! | `output.rs`         | text tables, proto3 JSON transcoding, formatters           |
+//! | `admin.rs`          | overview, model, reload, shutdown, log-level, info, events |
+//! | `stats.rs`          | stats, stats --watch, stats refresh                        |
+//! | `slots.rs`          | slots list/assign/offline/rebalance                        |
+//! | `slot_action.rs`    | slots action ...                                           |
+//! | `group.rs`          | group ...                                                  |
+//! | `sync.rs`, `sentinel.rs`, `proxy.rs` | the remaining nouns                       |
+//!
+//! Durations and the API's limits come from `topom_proto::{units, limits}`, the
+//! ones the service uses.
 //!
 //! Dependencies run one way: every command → `client`, `output` → `error`.
 //!
@@ -40,6 +44,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+
+use topom_proto as pb;
+use topom_proto::units;
 
 use self::client::{Ctx, Target};
 use self::error::CliError;
@@ -78,7 +85,7 @@ pub struct Cli {
     pub json: bool,
     /// Deadline of the connection and of each call, e.g. 500ms, 10s, 1m.
     /// Give it before the subcommand (`stats refresh` has its own --timeout).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration)]
     pub timeout: Duration,
     /// What to do.
     #[command(subcommand)]

@@ -138,7 +138,7 @@ macro_rules! call {
     ($ctx:expr, $method:ident, $req:expr) => {{
         let ctx = &$ctx;
         let deadline = ctx.timeout();
-        $crate::cli::client::call!(ctx, $method, $req, deadline)
+        $crate::client::call!(ctx, $method, $req, deadline)
     }};
     ($ctx:expr, $method:ident, $req:expr, $deadline:expr) => {{
         let ctx = &$ctx;

@@ -5,9 +5,6 @@
 //! Likewise a stats round goes to every unfiltered WatchStats subscriber. Each is
 //! encoded once, and this type hands the bytes to the codec as they are.
 
-// Hand-written, unlike its parent module: keep the lints the generated code is spared.
-#![warn(missing_docs, clippy::all)]
-
 use bytes::{BufMut, Bytes};
 
 /// The protobuf encoding of a message (a `ListSlotsResponse` or a
