@@ -13,6 +13,7 @@ pub mod actions;
 mod error;
 pub mod events;
 mod groups;
+pub mod leases;
 pub mod metrics;
 pub mod promote;
 pub mod proxies;
@@ -22,6 +23,10 @@ mod slots;
 pub mod stats;
 pub mod sync;
 pub mod table;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::collections::BTreeMap;
@@ -146,8 +151,8 @@ pub struct Coordinator {
     promote: tokio::sync::Mutex<()>,
     /// The last published tables, so a reconnecting proxy gets only the changes.
     history: Mutex<std::collections::VecDeque<Arc<SlotTable>>>,
-    /// Proxies' stream state (not stored).
-    proxy_state: proxies::ProxyStates,
+    /// Proxies' stream state and leases (not stored).
+    leases: leases::LeaseBook,
     /// The slot-action engine's runtime state.
     engine: actions::Engine,
     /// Signals the Sentinel watcher that the sentinel list changed.
@@ -210,6 +215,7 @@ impl Coordinator {
         let table = Arc::new(table);
         let history = Mutex::new(std::collections::VecDeque::from([table.clone()]));
         let (table, _) = watch::channel(table);
+        let leases = leases::LeaseBook::new(settings.proxy.lease_ttl);
         Ok(Arc::new(Coordinator {
             settings,
             store,
@@ -225,7 +231,7 @@ impl Coordinator {
             sync_queued: tokio::sync::Notify::new(),
             slots_queued: tokio::sync::Notify::new(),
             history,
-            proxy_state: proxies::ProxyStates::default(),
+            leases,
             engine: actions::Engine::default(),
             stats: watch::channel(Arc::new(StatsRound::empty())).0,
             refresh: tokio::sync::Mutex::new(()),

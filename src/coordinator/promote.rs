@@ -8,7 +8,9 @@
 //! promotes the replica, demotes the old master while writes are still paused,
 //! and queues sync actions so the other replicas follow the new master.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use super::error::{not_found, precondition};
 use super::events::{Event, EventKind};

@@ -5,7 +5,9 @@
 //! group is promoting. Each step is persisted before the next starts, and the
 //! SLAVEOF transaction runs outside every coordinator lock.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::error::not_found;
 use super::groups::{check_not_promoting, existing, server_of};
