@@ -24,7 +24,7 @@ pub mod stats;
 pub mod sync;
 pub mod table;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 pub mod view;

@@ -130,7 +130,8 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    let health_task = tokio::spawn(follow_lock(
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(follow_lock(
         lock.state(),
         health,
         coordinator.clone(),
@@ -154,8 +155,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         },
     );
 
-    let signals = tokio::spawn(watch_signals(shutdown.clone()));
-    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(watch_signals(shutdown.clone()));
     tasks.spawn(
         StatsRefreshTask {
             coordinator: coordinator.clone(),
@@ -216,7 +216,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         .add_service(reflection_v1alpha)
         .add_service(pb::fast::topom_server::TopomServer::new(topom))
         .add_service(pb::proxy_control_server::ProxyControlServer::new(
-            ProxyControlService::new(coordinator.clone(), shutdown.clone()),
+            ProxyControlService::new(coordinator.clone(), shutdown.clone(), tasks.clone()),
         ))
         .serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
     (hooks.on_ready)(Ready { addr, metrics_addr });
@@ -234,8 +234,6 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
             }
         }
     };
-    signals.abort();
-    health_task.abort();
     tasks.wait().await;
     drop(coordinator);
     release(lock).await;
@@ -356,6 +354,8 @@ async fn watch_signals(shutdown: CancellationToken) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
+        // Stopped another way (the Shutdown RPC): nothing left to watch.
+        () = shutdown.cancelled() => return,
     }
     shutdown.cancel();
 }

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -74,10 +75,13 @@ impl RedisAdmin for FakeRedis {
     }
 }
 
-/// Stats probes: INFO as set by [`FakeProbe::set_info`]; other targets refuse.
+/// Stats probes: INFO as set by [`FakeProbe::set_info`]; other targets refuse,
+/// and [`FakeProbe::hang`]ed ones never answer.
 #[derive(Debug, Default)]
 pub struct FakeProbe {
     infos: Mutex<BTreeMap<String, InfoMap>>,
+    hung: Mutex<BTreeSet<String>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl FakeProbe {
@@ -85,11 +89,41 @@ impl FakeProbe {
     pub fn set_info(&self, addr: &str, info: InfoMap) {
         lock(&self.infos).insert(addr.to_owned(), info);
     }
+
+    /// `addr` accepts INFO and never answers.
+    pub fn hang(&self, addr: &str) {
+        lock(&self.hung).insert(addr.to_owned());
+    }
+
+    /// Probes of hung targets still running (not yet dropped).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a running probe until it is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<AtomicUsize>) -> InFlight {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl StatsProbe for FakeProbe {
     async fn server_info(&self, addr: &str, _timeout: Duration) -> Result<InfoMap, RedisError> {
+        if lock(&self.hung).contains(addr) {
+            let _counted = InFlight::new(&self.in_flight);
+            std::future::pending::<()>().await;
+        }
         lock(&self.infos)
             .get(addr)
             .cloned()

@@ -38,6 +38,21 @@ async fn a_server_that_does_not_answer_is_not_added() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cancelled_stats_round_leaves_no_probe_running() {
+    let h = harness(settings()).await;
+    h.group(1, &[A]).await;
+    h.probe.hang(A);
+    let round = h.coordinator.refresh_stats(Duration::from_secs(30));
+    let cut = tokio::time::timeout(Duration::from_secs(1), round).await;
+    assert!(cut.is_err(), "the round should still be waiting on A");
+    // Aborted tasks are dropped by the runtime: let it run them once.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(h.probe.in_flight(), 0, "a probe outlived its round");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stats_round_reports_each_server_on_its_own() {
     let h = harness(settings()).await;
     h.group(1, &[A, B]).await;
