@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Backend, Config};
-use crate::coordinator::actions::MigrationSettings;
 use crate::coordinator::proxies::ProxySettings;
+use crate::coordinator::slot_actions::MigrationSettings;
 use crate::coordinator::{Backends, Coordinator, HaSettings, SentinelSettings, Settings};
 use crate::grpc::auth::AuthLayer;
 use crate::grpc::{ProxyControlService, ServiceControl, TopomService, convert};

@@ -192,8 +192,7 @@ impl Coordinator {
             if epoch != &*current.epoch || rev > current.revision {
                 return None;
             }
-            let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            h.iter().find(|t| t.revision == rev).cloned()
+            self.published.recent(rev)
         });
         // One record, not a copy of every proxy: this runs once per proxy per
         // revision.

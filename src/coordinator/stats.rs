@@ -137,13 +137,13 @@ impl StatsRound {
 impl Coordinator {
     /// The latest round.
     pub fn stats(&self) -> Arc<StatsRound> {
-        self.stats.borrow().clone()
+        self.stats.latest.borrow().clone()
     }
 
     /// Follows the rounds: the receiver sees each completed round (a slow reader
     /// sees only the latest one).
     pub fn watch_stats(&self) -> tokio::sync::watch::Receiver<Arc<StatsRound>> {
-        self.stats.subscribe()
+        self.stats.latest.subscribe()
     }
 
     /// Checks a WatchStats filter against the topology: unknown groups and
@@ -174,7 +174,7 @@ impl Coordinator {
                 "timeout {timeout:?} is out of range: it must be > 0 and <= 60s"
             )));
         }
-        let _one_round_at_a_time = self.refresh.lock().await;
+        let _one_round_at_a_time = self.stats.refresh.lock().await;
         let (servers, sentinels) = {
             let cache = self.cache();
             let servers: Vec<(String, u32, u32)> = cache
@@ -197,7 +197,7 @@ impl Coordinator {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut server_tasks = Ordered::default();
         for (addr, _, _) in &servers {
-            let (probe, addr) = (self.probe.clone(), addr.clone());
+            let (probe, addr) = (self.backends.probe.clone(), addr.clone());
             server_tasks.spawn(async move {
                 let p = bounded(deadline, probe.server_info(&addr, timeout)).await;
                 let summary = match &p.outcome {
@@ -209,7 +209,7 @@ impl Coordinator {
         }
         let mut sentinel_tasks = Ordered::default();
         for addr in &sentinels {
-            let (probe, addr) = (self.probe.clone(), addr.clone());
+            let (probe, addr) = (self.backends.probe.clone(), addr.clone());
             let product = self.product().to_owned();
             sentinel_tasks.spawn(async move {
                 bounded(deadline, probe.sentinel_info(&addr, &product, timeout)).await
@@ -233,7 +233,7 @@ impl Coordinator {
             .collect();
         fill_lag(&mut stats);
         let round = Arc::new(StatsRound {
-            seq: self.stats.borrow().seq + 1,
+            seq: self.stats.latest.borrow().seq + 1,
             started,
             finished: SystemTime::now(),
             servers: stats,
@@ -247,8 +247,25 @@ impl Coordinator {
                 .collect(),
         });
         self.metrics.stats_round(&round);
-        self.stats.send_replace(round.clone());
+        self.stats.latest.send_replace(round.clone());
         Ok(round)
+    }
+}
+
+/// The latest stats round, and the one round running.
+pub(crate) struct Rounds {
+    /// The latest round.
+    pub(crate) latest: tokio::sync::watch::Sender<Arc<StatsRound>>,
+    /// Keeps rounds from overlapping.
+    pub(crate) refresh: tokio::sync::Mutex<()>,
+}
+
+impl Default for Rounds {
+    fn default() -> Self {
+        Rounds {
+            latest: tokio::sync::watch::channel(Arc::new(StatsRound::empty())).0,
+            refresh: tokio::sync::Mutex::new(()),
+        }
     }
 }
 

@@ -423,7 +423,7 @@ pub fn settings() -> Settings {
             barrier_timeout: Duration::from_secs(2),
             ..Default::default()
         },
-        migration: super::actions::MigrationSettings::default(),
+        migration: super::slot_actions::MigrationSettings::default(),
     }
 }
 
