@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::coordinator::actions::MigrationSettings;
 use crate::coordinator::proxies::ProxySettings;
+use crate::coordinator::slot_actions::MigrationSettings;
 use crate::coordinator::{HaSettings, SentinelSettings, Settings};
 use crate::model::{ForwardMethod, validate_product_name};
 use crate::units::{parse_bytes, parse_duration};

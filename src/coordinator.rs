@@ -8,29 +8,59 @@
 //! Redis I/O (probes) happens before the write mutex is taken, so a slow server
 //! never stalls other operations. A failed store write reloads the cache from the
 //! store, so the cache never shows what was not written.
+//!
+//! # Layout
+//!
+//! | file            | holds                                                          |
+//! |-----------------|----------------------------------------------------------------|
+//! | this one        | [`Coordinator`] and its parts, `open`, the mutation recipe     |
+//! | `settings`      | what the core is configured with                               |
+//! | `groups`        | groups and their servers                                       |
+//! | `slots`         | slot assignment and queueing slot actions                      |
+//! | `slot_actions`  | the slot-action engine (pending → … → done)                    |
+//! | `rebalance`     | the pure rebalance planner                                     |
+//! | `sync`          | sync actions (SLAVEOF transactions)                            |
+//! | `promote`       | planned switchover to a replica                                |
+//! | `sentinels`     | Sentinel admin and applying the masters they report            |
+//! | `events`        | the history of master changes, and the HA parts                |
+//! | `proxies`       | proxy registration, per-proxy table updates, the barrier       |
+//! | `leases`        | the lease book: nonces, acks, leases (pure, tokio's clock)     |
+//! | `table`         | the published slot table and its recent history                |
+//! | `view`          | the slot view a proxy serves (replica buckets, methods)        |
+//! | `stats`         | stats rounds                                                   |
+//! | `metrics`       | what `/metrics` shows of the core                              |
+//! | `error`         | the core's error                                               |
+//! | `testing`       | (tests only) fakes of the backends and a test harness          |
+//! | `tests/`        | (tests only) in-process tests over those fakes, paused time    |
 
-pub mod actions;
 mod error;
 pub mod events;
 mod groups;
+pub mod leases;
 pub mod metrics;
 pub mod promote;
 pub mod proxies;
 pub mod rebalance;
 pub mod sentinels;
+mod settings;
+pub mod slot_actions;
 mod slots;
 pub mod stats;
 pub mod sync;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use tokio::sync::watch;
 
 pub use error::{Error, ErrorCode, Result};
+pub use settings::{HaSettings, SentinelSettings, Settings};
 pub use stats::StatsRound;
 pub use table::SlotTable;
 
@@ -40,57 +70,6 @@ use crate::model::{
 };
 use crate::redis::{HaAdmin, Migrator, RedisAdmin, StatsProbe};
 use crate::store::{LockState, ProductData, Store, StoreBatch};
-
-/// Settings the core needs from the configuration.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The product coordinated.
-    pub product: String,
-    /// How proxies serve migrating keys (part of every slot view).
-    pub method: ForwardMethod,
-    /// Replication and high-availability settings.
-    pub ha: HaSettings,
-    /// Proxy lease and barrier settings.
-    pub proxy: proxies::ProxySettings,
-    /// Slot migration settings.
-    pub migration: actions::MigrationSettings,
-}
-
-/// Replication, promote and Sentinel settings.
-#[derive(Debug, Clone)]
-pub struct HaSettings {
-    /// The Redis password (`auth-pass` for the Sentinels).
-    pub product_auth: String,
-    /// Deadline of one SLAVEOF transaction.
-    pub sync_timeout: Duration,
-    /// How long a sync action waits for a replica's link to come up.
-    pub sync_link_timeout: Duration,
-    /// How long a promote waits for the replica to get close to the master.
-    pub promote_catchup_timeout: Duration,
-    /// The longest a promote pauses writes on the old master.
-    pub promote_max_write_pause: Duration,
-    /// Sentinel settings.
-    pub sentinel: SentinelSettings,
-}
-
-/// What `SENTINEL MONITOR` / `SENTINEL SET` are given.
-#[derive(Debug, Clone)]
-pub struct SentinelSettings {
-    /// Deadline of sentinel admin operations.
-    pub client_timeout: Duration,
-    /// `monitor` quorum.
-    pub quorum: u32,
-    /// `parallel-syncs`.
-    pub parallel_syncs: u32,
-    /// `down-after-milliseconds`.
-    pub down_after: Duration,
-    /// `failover-timeout`.
-    pub failover_timeout: Duration,
-    /// `notification-script` (when non-empty).
-    pub notification_script: String,
-    /// `client-reconfig-script` (when non-empty).
-    pub client_reconfig_script: String,
-}
 
 /// What the coordinator talks to.
 pub struct Backends {
@@ -111,44 +90,41 @@ pub struct Backends {
 /// The coordinator of one product.
 pub struct Coordinator {
     settings: Settings,
-    store: Store,
-    redis: Arc<dyn RedisAdmin>,
-    probe: Arc<dyn StatsProbe>,
-    ha: Arc<dyn HaAdmin>,
-    migrator: Arc<dyn Migrator>,
-    codis_migrator: Arc<dyn Migrator>,
-    /// Master switches and promotes.
-    events: events::Events,
-    /// Masters as the Sentinels last reported them.
-    ha_masters: Mutex<BTreeMap<u32, String>>,
-    /// Keeps promotes from interleaving.
-    promote: tokio::sync::Mutex<()>,
-    /// The last published tables, so a reconnecting proxy gets only the changes.
-    history: Mutex<std::collections::VecDeque<Arc<SlotTable>>>,
-    /// Proxies' stream state (not stored).
-    proxy_state: proxies::ProxyStates,
-    /// The slot-action engine's runtime state.
-    engine: actions::Engine,
-    /// Signals the Sentinel watcher that the sentinel list changed.
-    sentinels_changed: tokio::sync::Notify,
-    /// Wakes the sync task when a mutation queued a sync action.
-    sync_queued: tokio::sync::Notify,
-    /// Wakes the slot-action task when a mutation queued a slot action.
-    slots_queued: tokio::sync::Notify,
-    /// The latest stats round.
-    stats: watch::Sender<Arc<StatsRound>>,
-    /// Keeps stats rounds from overlapping.
-    refresh: tokio::sync::Mutex<()>,
     owner: TopomRecord,
+    /// What it talks to: the store, Redis, Sentinels, migrators.
+    backends: Backends,
     /// The records as last written; a std mutex, never held across `.await`.
     cache: Mutex<ProductData>,
     /// Serializes mutations across their store write (a tokio mutex: it is held
     /// across the store's `.await`, but never across Redis I/O).
     writes: tokio::sync::Mutex<()>,
-    table: watch::Sender<Arc<SlotTable>>,
     lock_state: watch::Receiver<LockState>,
+    /// The slot table as published to proxies.
+    published: table::Publication,
+    /// Proxies' stream state and leases (not stored).
+    leases: leases::LeaseBook,
+    /// The slot-action engine's runtime state.
+    engine: slot_actions::Engine,
+    /// Master changes, Sentinel reports, the promote mutex.
+    ha: events::HaState,
+    /// Stats rounds.
+    stats: stats::Rounds,
+    /// Wakes the background tasks when a mutation gave them work.
+    wake: Wakeups,
     /// What `/metrics` shows of the core's work.
     metrics: metrics::CoreMetrics,
+}
+
+/// One `Notify` per background task, each waited on by that task alone, so a
+/// permit stored while it is busy is not lost.
+#[derive(Debug, Default)]
+struct Wakeups {
+    /// The sentinel list changed (the Sentinel watcher).
+    sentinels: tokio::sync::Notify,
+    /// A sync action was queued (the sync task).
+    sync: tokio::sync::Notify,
+    /// A slot action was queued (the slot-action task).
+    slots: tokio::sync::Notify,
 }
 
 /// What a mutation writes. Built by a pure validation step, then written in one
@@ -175,44 +151,22 @@ impl Coordinator {
         owner: TopomRecord,
         lock_state: watch::Receiver<LockState>,
     ) -> Result<Arc<Coordinator>> {
-        let Backends {
-            store,
-            redis,
-            probe,
-            ha,
-            migrator,
-            codis_migrator,
-        } = backends;
-        let data = store.load().await?;
+        let data = backends.store.load().await?;
         let epoch: Arc<str> = new_epoch(&owner).into();
         let table = SlotTable::initial(epoch, &data.slots, &data.groups, settings.method);
-        let table = Arc::new(table);
-        let history = Mutex::new(std::collections::VecDeque::from([table.clone()]));
-        let (table, _) = watch::channel(table);
         Ok(Arc::new(Coordinator {
+            leases: leases::LeaseBook::new(settings.proxy.lease_ttl),
             settings,
-            store,
-            redis,
-            probe,
-            ha,
-            migrator,
-            codis_migrator,
-            events: events::Events::default(),
-            ha_masters: Mutex::new(BTreeMap::new()),
-            promote: tokio::sync::Mutex::new(()),
-            sentinels_changed: tokio::sync::Notify::new(),
-            sync_queued: tokio::sync::Notify::new(),
-            slots_queued: tokio::sync::Notify::new(),
-            history,
-            proxy_state: proxies::ProxyStates::default(),
-            engine: actions::Engine::default(),
-            stats: watch::channel(Arc::new(StatsRound::empty())).0,
-            refresh: tokio::sync::Mutex::new(()),
             owner,
+            backends,
             cache: Mutex::new(data),
             writes: tokio::sync::Mutex::new(()),
-            table,
             lock_state,
+            published: table::Publication::new(table),
+            engine: slot_actions::Engine::default(),
+            ha: events::HaState::default(),
+            stats: stats::Rounds::default(),
+            wake: Wakeups::default(),
             metrics: metrics::CoreMetrics::default(),
         }))
     }
@@ -234,23 +188,23 @@ impl Coordinator {
 
     /// Resolves when the list of Sentinels has changed since the last call.
     pub async fn sentinels_changed(&self) {
-        self.sentinels_changed.notified().await;
+        self.wake.sentinels.notified().await;
     }
 
     /// Returns once a mutation has queued a sync action (at once if one did
     /// since the last call): the sync task starts it now, not at its next tick.
     pub async fn sync_queued(&self) {
-        self.sync_queued.notified().await;
+        self.wake.sync.notified().await;
     }
 
     /// Returns once a mutation has queued a slot action (as [`Self::sync_queued`]).
     pub async fn slots_queued(&self) {
-        self.slots_queued.notified().await;
+        self.wake.slots.notified().await;
     }
 
     /// Recent master changes, oldest first.
     pub fn events(&self) -> Vec<events::Event> {
-        self.events.list()
+        self.ha.events.list()
     }
 
     /// Slot migration batches running now (promote waits for none).
@@ -270,12 +224,12 @@ impl Coordinator {
 
     /// The current slot table.
     pub fn table(&self) -> Arc<SlotTable> {
-        self.table.borrow().clone()
+        self.published.current()
     }
 
     /// Follows the slot table: the receiver sees every new revision.
     pub fn watch_table(&self) -> watch::Receiver<Arc<SlotTable>> {
-        self.table.subscribe()
+        self.published.subscribe()
     }
 
     /// Every group, by id.
@@ -301,7 +255,7 @@ impl Coordinator {
     /// INFO of any Redis server (it need not be a group member).
     pub async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>> {
         check_addr(addr)?;
-        Ok(self.redis.server_info(addr).await?)
+        Ok(self.backends.redis.server_info(addr).await?)
     }
 
     /// Drops the cache and reloads every record from the store, publishing a new
@@ -365,7 +319,7 @@ impl Coordinator {
         // Many plans change nothing (a task finding no work): not a write.
         let writes = !batch.is_empty();
         let started = std::time::Instant::now();
-        let written = self.store.commit(batch).await;
+        let written = self.backends.store.commit(batch).await;
         if writes {
             self.metrics.store_write(started.elapsed(), written.is_ok());
         }
@@ -395,10 +349,10 @@ impl Coordinator {
             .any(|m| m.state() == Some(SlotState::Pending));
         // One task each: a permit stored while it is busy is not lost.
         if queued_sync {
-            self.sync_queued.notify_one();
+            self.wake.sync.notify_one();
         }
         if queued_slots {
-            self.slots_queued.notify_one();
+            self.wake.slots.notify_one();
         }
         let mut cache = self.cache();
         for g in change.groups {
@@ -420,7 +374,7 @@ impl Coordinator {
         if let Some(s) = change.sentinel {
             if s.servers != cache.sentinel.servers {
                 // One watcher: a stored permit is never lost.
-                self.sentinels_changed.notify_one();
+                self.wake.sentinels.notify_one();
             }
             cache.sentinel = s;
         }
@@ -440,19 +394,11 @@ impl Coordinator {
             (None, false) => return,
         };
         tracing::debug!(revision = next.revision, "slot table published");
-        let next = Arc::new(next);
-        {
-            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            if h.len() == table::HISTORY {
-                h.pop_front();
-            }
-            h.push_back(next.clone());
-        }
-        self.table.send_replace(next);
+        self.published.publish(next);
     }
 
     async fn reload_locked(&self) -> Result<()> {
-        let data = self.store.load().await?;
+        let data = self.backends.store.load().await?;
         let mut cache = self.cache();
         *cache = data;
         self.publish(&cache, false);

@@ -108,8 +108,8 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         }
     };
 
-    let signals = tokio::spawn(watch_signals(shutdown.clone()));
     let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(watch_signals(shutdown.clone()));
     tasks.spawn(
         StatsRefreshTask {
             coordinator: coordinator.clone(),
@@ -166,8 +166,9 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         shutdown: shutdown.clone(),
         set_log_filter: hooks.set_log_filter,
         rpc_metrics: rpc_metrics.clone(),
+        tasks: tasks.clone(),
     })?;
-    let health_task = tokio::spawn(follow_lock(
+    tasks.spawn(follow_lock(
         lock.state(),
         health,
         coordinator.clone(),
@@ -191,8 +192,6 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
             }
         }
     };
-    signals.abort();
-    health_task.abort();
     tasks.wait().await;
     drop(coordinator);
     release(lock).await;
@@ -313,6 +312,8 @@ async fn watch_signals(shutdown: CancellationToken) {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
+        // Stopped another way (the Shutdown RPC): nothing left to watch.
+        () = shutdown.cancelled() => return,
     }
     shutdown.cancel();
 }

@@ -197,16 +197,72 @@ async fn corrupt_record_stops_startup_naming_the_path() {
 
 #[tokio::test]
 async fn shutdown_rpc_drains_and_releases_the_lock() {
-    let mut t = Topom::start().await;
+    // A grace longer than the exit wait below: a stream that ignored the
+    // shutdown would hold the process past it.
+    let mut t = Topom::start_with(Options {
+        config: vec!["shutdown_grace = \"60s\"".into()],
+        ..Default::default()
+    })
+    .await;
     let mut c = t.client().await;
+    // In flight during the shutdown: a proxy's open WatchSlots stream.
+    let mut proxy = pb::proxy_control_client::ProxyControlClient::new(t.channel().await);
+    proxy
+        .register_proxy(pb::RegisterProxyRequest {
+            proxy: Some(pb::Proxy {
+                token: "p1".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(pb::WatchSlotsRequest {
+        kind: Some(pb::watch_slots_request::Kind::Hello(pb::WatchHello {
+            token: "p1".into(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = proxy
+        .watch_slots(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().expect("the first update");
+
     c.shutdown(pb::ShutdownRequest {}).await.unwrap();
+    // The server ends the stream itself, cleanly (end of stream, status OK),
+    // while the client still holds its side open.
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await
+    .expect("the stream was not ended by the shutdown");
+    assert!(
+        ended.is_ok(),
+        "the stream broke instead of ending: {ended:?}"
+    );
     assert_eq!(
         t.wait_exit(Duration::from_secs(15)).await,
         Some(0),
         "log:\n{}",
         t.log()
     );
-    assert!(t.log().contains("ownership lock released"), "{}", t.log());
+    drop(tx);
+    let log = t.log();
+    assert!(log.contains("proxy stream closed"), "{log}");
+    assert!(
+        !log.contains("did not finish within shutdown_grace"),
+        "{log}"
+    );
+    assert!(log.contains("ownership lock released"), "{log}");
     // Released, so a successor starts at once.
     Topom::start_with(Options {
         data_dir: Some(t.data_dir.clone()),

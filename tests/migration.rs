@@ -465,13 +465,7 @@ async fn a_token_live_elsewhere_is_refused_and_stale_acks_are_ignored() {
     // An ack for a revision never sent changes nothing.
     let before = p.revision();
     let mut c = t.client().await;
-    let listed = c
-        .list_proxies(pb::ListProxiesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .proxies;
-    let applied = listed[0].status.as_ref().unwrap().applied_revision;
+    let applied = applied_of(&mut c, "dup").await;
     assert_eq!(applied, before);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(pb::WatchSlotsRequest {
@@ -500,36 +494,112 @@ async fn a_token_live_elsewhere_is_refused_and_stale_acks_are_ignored() {
     .await
     .unwrap();
     // A heartbeat after it: once it is answered, the forged ack was processed.
+    round_trip(&tx, &mut s, 77).await;
+    assert_eq!(
+        applied_of(&mut c, "dup").await,
+        applied,
+        "a forged ack is ignored"
+    );
+
+    // An ack for the revision just sent, with a nonce that is not the one sent
+    // with it, changes nothing either; the true nonce then counts.
+    client
+        .register_proxy(pb::RegisterProxyRequest {
+            proxy: Some(pb::Proxy {
+                token: "solo".into(),
+                admin_addr: "127.0.0.1:10".into(),
+                pid: 2,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello("solo")).await.unwrap();
+    let mut s = client
+        .watch_slots(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(topom::pb::watch_slots_response::Kind::Update(update)) =
+        s.message().await.unwrap().unwrap().kind
+    else {
+        panic!("the first message of a stream is an update");
+    };
+    assert!(update.revision > 0 && !update.nonce.is_empty());
+    tx.send(ack(update.revision, &format!("{}-forged", update.nonce)))
+        .await
+        .unwrap();
+    round_trip(&tx, &mut s, 78).await;
+    assert_eq!(
+        applied_of(&mut c, "solo").await,
+        0,
+        "an ack of the current revision with a wrong nonce is ignored"
+    );
+    tx.send(ack(update.revision, &update.nonce)).await.unwrap();
+    round_trip(&tx, &mut s, 79).await;
+    assert_eq!(applied_of(&mut c, "solo").await, update.revision);
+}
+
+fn hello(token: &str) -> pb::WatchSlotsRequest {
+    pb::WatchSlotsRequest {
+        kind: Some(topom::pb::watch_slots_request::Kind::Hello(
+            pb::WatchHello {
+                token: token.into(),
+                epoch: String::new(),
+                applied_revision: 0,
+            },
+        )),
+    }
+}
+
+fn ack(revision: u64, nonce: &str) -> pb::WatchSlotsRequest {
+    pb::WatchSlotsRequest {
+        kind: Some(topom::pb::watch_slots_request::Kind::Ack(pb::SlotsAck {
+            revision,
+            nonce: nonce.into(),
+        })),
+    }
+}
+
+/// Sends heartbeat `seq` and waits for its answer: topom handles a stream's
+/// messages in order, so everything sent before it has been processed.
+async fn round_trip(
+    tx: &tokio::sync::mpsc::Sender<pb::WatchSlotsRequest>,
+    s: &mut tonic::Streaming<pb::WatchSlotsResponse>,
+    seq: u64,
+) {
     tx.send(pb::WatchSlotsRequest {
         kind: Some(topom::pb::watch_slots_request::Kind::Heartbeat(
-            pb::ProxyHeartbeat { seq: 77 },
+            pb::ProxyHeartbeat { seq },
         )),
     })
     .await
     .unwrap();
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(5), s.message())
+        let m = tokio::time::timeout(Duration::from_secs(10), s.message())
             .await
             .expect("heartbeat answer")
             .unwrap()
             .unwrap();
         if let Some(topom::pb::watch_slots_response::Kind::Heartbeat(h)) = m.kind
-            && h.ack_seq == 77
+            && h.ack_seq == seq
         {
-            break;
+            return;
         }
     }
+}
+
+/// The revision proxy `token` has applied, as ListProxies shows it.
+async fn applied_of(c: &mut Client, token: &str) -> u64 {
     let listed = c
         .list_proxies(pb::ListProxiesRequest {})
         .await
         .unwrap()
         .into_inner()
         .proxies;
-    assert_eq!(
-        listed[0].status.as_ref().unwrap().applied_revision,
-        applied,
-        "a forged ack is ignored"
-    );
+    let p = listed.iter().find(|p| p.token == token).expect("listed");
+    p.status.as_ref().unwrap().applied_revision
 }
 
 /// Progress in GetStats, slot by slot (only slots with an entry).

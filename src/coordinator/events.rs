@@ -1,7 +1,7 @@
 //! A bounded history of what changed a group's master (Sentinel failovers,
 //! promotes), for operators.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -60,4 +60,15 @@ impl Events {
             .cloned()
             .collect()
     }
+}
+
+/// What the coordinator keeps about masters changing.
+#[derive(Debug, Default)]
+pub(crate) struct HaState {
+    /// Master switches and promotes.
+    pub(crate) events: Events,
+    /// Masters as the Sentinels last reported them.
+    pub(crate) masters: Mutex<BTreeMap<u32, String>>,
+    /// Keeps promotes from interleaving.
+    pub(crate) promote: tokio::sync::Mutex<()>,
 }

@@ -90,7 +90,7 @@ impl Coordinator {
                 .flat_map(|g| g.servers.iter().map(|s| (g.id, s.addr.clone())))
                 .collect()
         };
-        let identity = self.redis.probe(addr).await?;
+        let identity = self.backends.redis.probe(addr).await?;
         self.check_same_server(addr, &identity, &known).await?;
         self.mutate(|d| {
             let mut g = existing(d, id)?.clone();
@@ -148,9 +148,12 @@ impl Coordinator {
         if identity.resolved.is_empty() {
             return Ok(());
         }
-        let resolved =
-            futures::future::join_all(known.iter().map(|(_, other)| self.redis.resolve(other)))
-                .await;
+        let resolved = futures::future::join_all(
+            known
+                .iter()
+                .map(|(_, other)| self.backends.redis.resolve(other)),
+        )
+        .await;
         for ((gid, other), found) in known.iter().zip(resolved) {
             if let Some(shared) = found.iter().find(|a| identity.resolved.contains(a)) {
                 return Err(same(*gid, other, format!("both resolve to {shared}")));

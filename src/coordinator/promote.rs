@@ -8,7 +8,9 @@
 //! promotes the replica, demotes the old master while writes are still paused,
 //! and queues sync actions so the other replicas follow the new master.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
 
 use super::error::{not_found, precondition};
 use super::events::{Event, EventKind};
@@ -46,7 +48,7 @@ impl Coordinator {
     async fn run_promote(&self, gid: u32, addr: &str) -> Result<PromoteOutcome> {
         check_group_id(gid)?;
         check_addr(addr)?;
-        let _one_promote_at_a_time = self.promote.lock().await;
+        let _one_promote_at_a_time = self.ha.promote.lock().await;
         let started = Instant::now();
 
         // none → preparing → prepared: the group's slots become locked for proxies.
@@ -139,6 +141,7 @@ impl Coordinator {
             // held then fail with READONLY instead of being acknowledged and lost.
             if matches!(switched, CatchUp::Paused(_))
                 && let Err(e) = self
+                    .backends
                     .ha
                     .set_master(&old_master, Some(addr), self.settings.ha.sync_timeout)
                     .await
@@ -219,7 +222,7 @@ impl Coordinator {
             write_pause.as_secs_f64() * 1e3,
             started.elapsed().as_secs_f64() * 1e3
         ));
-        self.events.push(Event {
+        self.ha.events.push(Event {
             kind: EventKind::Promote,
             time: SystemTime::now(),
             group_id: gid,
@@ -237,11 +240,11 @@ impl Coordinator {
     async fn catch_up(&self, master: &str, replica: &str) -> Result<CatchUp> {
         let ha = &self.settings.ha;
         let probe = Duration::from_millis(500);
-        let r = self.ha.replication(replica, probe).await?;
+        let r = self.backends.ha.replication(replica, probe).await?;
         if r.get("role").map(String::as_str) == Some("master") {
             return Ok(CatchUp::AlreadySwitched);
         }
-        if let Err(e) = self.ha.replication(master, probe).await {
+        if let Err(e) = self.backends.ha.replication(master, probe).await {
             return Ok(CatchUp::MasterGone(e.to_string()));
         }
         // Phase 1: no pause; wait until the replica is linked and close behind.
@@ -268,7 +271,8 @@ impl Coordinator {
         // Phase 2: pause writes (Redis lifts the pause by itself if we vanish) and
         // wait for the offsets to meet.
         let paused = Instant::now();
-        self.ha
+        self.backends
+            .ha
             .pause_writes(master, ha.promote_max_write_pause, probe)
             .await?;
         let deadline = paused + ha.promote_max_write_pause;
@@ -291,8 +295,8 @@ impl Coordinator {
     /// Bytes the replica is behind the master (`i64::MAX` when not linked).
     async fn lag(&self, master: &str, replica: &str, timeout: Duration) -> Result<i64> {
         let (m, r) = tokio::join!(
-            self.ha.replication(master, timeout),
-            self.ha.replication(replica, timeout)
+            self.backends.ha.replication(master, timeout),
+            self.backends.ha.replication(replica, timeout)
         );
         let (m, r) = (m?, r?);
         let int = |i: &crate::model::InfoMap, k: &str| i.get(k).and_then(|v| v.parse::<i64>().ok());
@@ -310,7 +314,12 @@ impl Coordinator {
         let Some(since) = since else {
             return Duration::ZERO;
         };
-        if let Err(e) = self.ha.unpause(master, Duration::from_millis(500)).await {
+        if let Err(e) = self
+            .backends
+            .ha
+            .unpause(master, Duration::from_millis(500))
+            .await
+        {
             // CLIENT PAUSE has its own timeout, so the server unpauses anyway.
             tracing::warn!(master, error = %e, "could not unpause writes; the pause expires by itself");
         }

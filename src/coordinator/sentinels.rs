@@ -34,7 +34,8 @@ impl Coordinator {
         if self.sentinel().servers.iter().any(|s| s == addr) {
             return Err(exists(format!("sentinel {addr} is already configured")));
         }
-        self.ha
+        self.backends
+            .ha
             .sentinel_probe(addr, self.settings.ha.sentinel.client_timeout)
             .await?;
         self.mutate(|d| {
@@ -115,6 +116,7 @@ impl Coordinator {
     pub async fn sentinel_info(&self, addr: &str) -> Result<SentinelReport> {
         check_addr(addr)?;
         Ok(self
+            .backends
             .probe
             .sentinel_info(
                 addr,
@@ -133,10 +135,14 @@ impl Coordinator {
         }
         let name = self.monitor_name(gid);
         let t = self.settings.ha.sentinel.client_timeout;
-        for (addr, r) in servers
-            .iter()
-            .zip(join_all(servers.iter().map(|a| self.ha.sentinel_remove(a, &name, t))).await)
-        {
+        for (addr, r) in servers.iter().zip(
+            join_all(
+                servers
+                    .iter()
+                    .map(|a| self.backends.ha.sentinel_remove(a, &name, t)),
+            )
+            .await,
+        ) {
             if let Err(e) = r {
                 tracing::warn!(sentinel = %addr, group = gid, error = %e, "could not remove the group from a sentinel");
             }
@@ -182,7 +188,10 @@ impl Coordinator {
         let name = self.monitor_name(gid);
         let results = join_all(servers.iter().map(|a| async {
             // Replace, so the settings and the master are exactly ours.
-            self.ha.sentinel_remove(a, &name, s.client_timeout).await?;
+            self.backends
+                .ha
+                .sentinel_remove(a, &name, s.client_timeout)
+                .await?;
             let spec = MonitorSpec {
                 name: &name,
                 master_ip: &ip,
@@ -190,7 +199,10 @@ impl Coordinator {
                 quorum: s.quorum,
                 settings: &settings,
             };
-            self.ha.sentinel_monitor(a, &spec, s.client_timeout).await
+            self.backends
+                .ha
+                .sentinel_monitor(a, &spec, s.client_timeout)
+                .await
         }))
         .await;
         for r in results {
@@ -202,12 +214,12 @@ impl Coordinator {
     /// Removes every name of this product from one Sentinel.
     async fn unmonitor_all(&self, addr: &str) -> std::result::Result<(), RedisError> {
         let t = self.settings.ha.sentinel.client_timeout;
-        let masters = self.ha.sentinel_masters(addr, t).await?;
+        let masters = self.backends.ha.sentinel_masters(addr, t).await?;
         for m in masters {
             if let Some(name) = m.get("name")
                 && self.group_of_name(name).is_some()
             {
-                self.ha.sentinel_remove(addr, name, t).await?;
+                self.backends.ha.sentinel_remove(addr, name, t).await?;
             }
         }
         Ok(())
@@ -249,7 +261,12 @@ impl Coordinator {
             .sentinel
             .client_timeout
             .min(Duration::from_secs(5));
-        let answers = join_all(servers.iter().map(|a| self.ha.sentinel_masters(a, t))).await;
+        let answers = join_all(
+            servers
+                .iter()
+                .map(|a| self.backends.ha.sentinel_masters(a, t)),
+        )
+        .await;
         let ok: Vec<Vec<InfoMap>> = answers.into_iter().filter_map(|r| r.ok()).collect();
         if ok.len() < servers.len() / 2 + 1 {
             return Err(super::Error::Redis(RedisError::Reply {
@@ -298,7 +315,7 @@ impl Coordinator {
         announced: Option<Instant>,
     ) -> Result<Vec<u32>> {
         {
-            let mut seen = self.ha_masters.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = self.ha.masters.lock().unwrap_or_else(|p| p.into_inner());
             for (g, m) in masters {
                 seen.insert(*g, m.addr.clone());
             }
@@ -336,7 +353,7 @@ impl Coordinator {
             if let Some((old, new)) = change {
                 self.metrics.sentinel_switch();
                 let took = announced.map(|t| t.elapsed());
-                self.events.push(Event {
+                self.ha.events.push(Event {
                     kind: EventKind::MasterSwitch,
                     time: SystemTime::now(),
                     group_id: gid,
@@ -360,7 +377,8 @@ impl Coordinator {
 
     /// Masters as last reported by the Sentinels (group id → address).
     pub fn reported_masters(&self) -> BTreeMap<u32, String> {
-        self.ha_masters
+        self.ha
+            .masters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use futures::future::join_all;
+use tokio::task::{JoinError, JoinSet};
 
 use super::error::{invalid, not_found};
 use super::{Coordinator, Result};
@@ -137,13 +137,13 @@ impl StatsRound {
 impl Coordinator {
     /// The latest round.
     pub fn stats(&self) -> Arc<StatsRound> {
-        self.stats.borrow().clone()
+        self.stats.latest.borrow().clone()
     }
 
     /// Follows the rounds: the receiver sees each completed round (a slow reader
     /// sees only the latest one).
     pub fn watch_stats(&self) -> tokio::sync::watch::Receiver<Arc<StatsRound>> {
-        self.stats.subscribe()
+        self.stats.latest.subscribe()
     }
 
     /// Checks a WatchStats filter against the topology: unknown groups and
@@ -174,7 +174,7 @@ impl Coordinator {
                 "timeout {timeout:?} is out of range: it must be > 0 and <= 60s"
             )));
         }
-        let _one_round_at_a_time = self.refresh.lock().await;
+        let _one_round_at_a_time = self.stats.refresh.lock().await;
         let (servers, sentinels) = {
             let cache = self.cache();
             let servers: Vec<(String, u32, u32)> = cache
@@ -191,34 +191,32 @@ impl Coordinator {
         };
         let started = SystemTime::now();
         // One deadline for the whole round, and one task per target so that
-        // parsing the replies spreads over every core.
+        // parsing the replies spreads over every core. The tasks live in join
+        // sets: a round given up (its caller cancelled) aborts its probes
+        // instead of leaving them running.
         let deadline = tokio::time::Instant::now() + timeout;
-        let server_tasks: Vec<_> = servers
-            .iter()
-            .map(|(addr, _, _)| {
-                let (probe, addr) = (self.probe.clone(), addr.clone());
-                tokio::spawn(async move {
-                    let p = bounded(deadline, probe.server_info(&addr, timeout)).await;
-                    let summary = match &p.outcome {
-                        ProbeOutcome::Ok(info) => Some(summarize(info)),
-                        _ => None,
-                    };
-                    (p, summary)
-                })
-            })
-            .collect();
-        let sentinel_tasks: Vec<_> = sentinels
-            .iter()
-            .map(|addr| {
-                let (probe, addr) = (self.probe.clone(), addr.clone());
-                let product = self.product().to_owned();
-                tokio::spawn(async move {
-                    bounded(deadline, probe.sentinel_info(&addr, &product, timeout)).await
-                })
-            })
-            .collect();
+        let mut server_tasks = Ordered::default();
+        for (addr, _, _) in &servers {
+            let (probe, addr) = (self.backends.probe.clone(), addr.clone());
+            server_tasks.spawn(async move {
+                let p = bounded(deadline, probe.server_info(&addr, timeout)).await;
+                let summary = match &p.outcome {
+                    ProbeOutcome::Ok(info) => Some(summarize(info)),
+                    _ => None,
+                };
+                (p, summary)
+            });
+        }
+        let mut sentinel_tasks = Ordered::default();
+        for addr in &sentinels {
+            let (probe, addr) = (self.backends.probe.clone(), addr.clone());
+            let product = self.product().to_owned();
+            sentinel_tasks.spawn(async move {
+                bounded(deadline, probe.sentinel_info(&addr, &product, timeout)).await
+            });
+        }
         let (server_results, sentinel_results) =
-            tokio::join!(join_all(server_tasks), join_all(sentinel_tasks));
+            tokio::join!(server_tasks.join(), sentinel_tasks.join());
         let mut stats: Vec<ServerStats> = servers
             .into_iter()
             .zip(server_results)
@@ -235,7 +233,7 @@ impl Coordinator {
             .collect();
         fill_lag(&mut stats);
         let round = Arc::new(StatsRound {
-            seq: self.stats.borrow().seq + 1,
+            seq: self.stats.latest.borrow().seq + 1,
             started,
             finished: SystemTime::now(),
             servers: stats,
@@ -249,8 +247,71 @@ impl Coordinator {
                 .collect(),
         });
         self.metrics.stats_round(&round);
-        self.stats.send_replace(round.clone());
+        self.stats.latest.send_replace(round.clone());
         Ok(round)
+    }
+}
+
+/// The latest stats round, and the one round running.
+pub(crate) struct Rounds {
+    /// The latest round.
+    pub(crate) latest: tokio::sync::watch::Sender<Arc<StatsRound>>,
+    /// Keeps rounds from overlapping.
+    pub(crate) refresh: tokio::sync::Mutex<()>,
+}
+
+impl Default for Rounds {
+    fn default() -> Self {
+        Rounds {
+            latest: tokio::sync::watch::channel(Arc::new(StatsRound::empty())).0,
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Tasks joined in the order they were spawned (a [`JoinSet`] yields them as
+/// they finish).
+struct Ordered<T> {
+    set: JoinSet<T>,
+    index: BTreeMap<tokio::task::Id, usize>,
+}
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered {
+            set: JoinSet::new(),
+            index: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: Send + 'static> Ordered<T> {
+    fn spawn(&mut self, task: impl Future<Output = T> + Send + 'static) {
+        let id = self.set.spawn(task).id();
+        self.index.insert(id, self.index.len());
+    }
+
+    /// Each task's output, or why it has none.
+    async fn join(mut self) -> Vec<std::result::Result<T, String>> {
+        let mut out: Vec<Option<std::result::Result<T, JoinError>>> =
+            std::iter::repeat_with(|| None)
+                .take(self.index.len())
+                .collect();
+        while let Some(r) = self.set.join_next_with_id().await {
+            let id = match &r {
+                Ok((id, _)) => *id,
+                Err(e) => e.id(),
+            };
+            if let Some(&i) = self.index.get(&id) {
+                out[i] = Some(r.map(|(_, v)| v));
+            }
+        }
+        out.into_iter()
+            .map(|r| match r {
+                Some(r) => r.map_err(|e| e.to_string()),
+                None => Err("its task was never joined".to_owned()),
+            })
+            .collect()
     }
 }
 
@@ -271,7 +332,7 @@ async fn bounded<T>(
 }
 
 /// A probe task that panicked (a bug): shown as that target's error, not lost.
-fn crashed<T>(e: &tokio::task::JoinError) -> Probe<T> {
+fn crashed<T>(e: &str) -> Probe<T> {
     Probe {
         outcome: ProbeOutcome::Error(format!("probe failed: {e}")),
         time: SystemTime::now(),

@@ -5,7 +5,9 @@
 //! group is promoting. Each step is persisted before the next starts, and the
 //! SLAVEOF transaction runs outside every coordinator lock.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::error::not_found;
 use super::groups::{check_not_promoting, existing, server_of};
@@ -222,6 +224,7 @@ impl Coordinator {
     ) -> std::result::Result<Option<String>, String> {
         let ha = &self.settings.ha;
         let persisted = self
+            .backends
             .ha
             .set_master(addr, master, ha.sync_timeout)
             .await
@@ -238,7 +241,12 @@ impl Coordinator {
         let deadline = Instant::now() + ha.sync_link_timeout;
         let mut last = String::new();
         while Instant::now() < deadline {
-            match self.ha.replication(addr, Duration::from_secs(1)).await {
+            match self
+                .backends
+                .ha
+                .replication(addr, Duration::from_secs(1))
+                .await
+            {
                 // Up, or connected and receiving the initial copy (which may
                 // wait for repl-diskless-sync-delay and take long on big data).
                 Ok(info)
@@ -264,7 +272,12 @@ impl Coordinator {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         // Say why the link is down when we can see it ourselves.
-        let reach = match self.ha.replication(master, Duration::from_secs(1)).await {
+        let reach = match self
+            .backends
+            .ha
+            .replication(master, Duration::from_secs(1))
+            .await
+        {
             Ok(_) => String::new(),
             Err(e) => format!("; {e}"),
         };
@@ -282,7 +295,12 @@ impl Coordinator {
         let Some((host, port)) = replica.rsplit_once(':') else {
             return false;
         };
-        let Ok(info) = self.ha.replication(master, Duration::from_secs(1)).await else {
+        let Ok(info) = self
+            .backends
+            .ha
+            .replication(master, Duration::from_secs(1))
+            .await
+        else {
             return false;
         };
         info.iter()

@@ -1,8 +1,10 @@
 //! The published slot table: the stored mappings and their proxy view, stamped
 //! with a revision that grows with every change.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
 
 use crate::model::{ForwardMethod, Group, SlotMapping, SlotView};
 
@@ -83,4 +85,59 @@ fn views_of(
     // The proxy-independent view: no proxy, so replicas land in the "elsewhere"
     // bucket and no address needs resolving.
     slot_views(slots, groups, method, None, &|_| None)
+}
+
+/// The table as last published, and the recent ones: a proxy reconnecting with
+/// one of those gets only the slots that changed since.
+#[derive(Debug)]
+pub(crate) struct Publication {
+    current: watch::Sender<Arc<SlotTable>>,
+    history: Mutex<VecDeque<Arc<SlotTable>>>,
+}
+
+impl Publication {
+    /// Publishes `first`.
+    pub(crate) fn new(first: SlotTable) -> Publication {
+        let first = Arc::new(first);
+        Publication {
+            history: Mutex::new(VecDeque::from([first.clone()])),
+            current: watch::channel(first).0,
+        }
+    }
+
+    /// The current table.
+    pub(crate) fn current(&self) -> Arc<SlotTable> {
+        self.current.borrow().clone()
+    }
+
+    /// Follows the table: the receiver sees every new revision.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<SlotTable>> {
+        self.current.subscribe()
+    }
+
+    /// Makes `next` current, keeping the last [`HISTORY`] tables.
+    pub(crate) fn publish(&self, next: SlotTable) {
+        let next = Arc::new(next);
+        {
+            let mut h = self.history();
+            if h.len() == HISTORY {
+                h.pop_front();
+            }
+            h.push_back(next.clone());
+        }
+        self.current.send_replace(next);
+    }
+
+    /// A recent table of this epoch, by revision.
+    pub(crate) fn recent(&self, revision: u64) -> Option<Arc<SlotTable>> {
+        self.history()
+            .iter()
+            .find(|t| t.revision == revision)
+            .cloned()
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<SlotTable>>> {
+        // Pushes and pops leave the queue whole, so poisoning is moot.
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert;
@@ -25,14 +26,22 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ProxyControlService {
     coordinator: Arc<Coordinator>,
     shutdown: CancellationToken,
+    /// Where each stream's task runs, so shutdown can wait for them to end.
+    streams: TaskTracker,
 }
 
 impl ProxyControlService {
-    /// A service over `coordinator`; streams end when `shutdown` is cancelled.
-    pub fn new(coordinator: Arc<Coordinator>, shutdown: CancellationToken) -> Self {
+    /// A service over `coordinator`; streams end when `shutdown` is cancelled,
+    /// and their tasks run in `streams`.
+    pub fn new(
+        coordinator: Arc<Coordinator>,
+        shutdown: CancellationToken,
+        streams: TaskTracker,
+    ) -> Self {
         ProxyControlService {
             coordinator,
             shutdown,
+            streams,
         }
     }
 }
@@ -107,7 +116,7 @@ impl ProxyControl for ProxyControlService {
         let stream = self.coordinator.open_proxy_stream(&hello.token)?;
         stream.heard();
         let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(serve(
+        self.streams.spawn(serve(
             self.coordinator.clone(),
             stream,
             hello,

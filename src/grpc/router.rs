@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tonic_health::server::HealthReporter;
@@ -40,6 +41,8 @@ pub struct Edge<'a> {
     pub set_log_filter: LogFilterFn,
     /// Where call counts and latencies go.
     pub rpc_metrics: Arc<RpcMetrics>,
+    /// Tracks the proxies' stream tasks, so shutdown joins them.
+    pub tasks: TaskTracker,
 }
 
 /// The router to serve, and the health reporter its owner keeps current.
@@ -77,7 +80,7 @@ pub fn router(
         .add_service(v1alpha.build_v1alpha()?)
         .add_service(pb::fast::topom_server::TopomServer::new(topom))
         .add_service(pb::proxy_control_server::ProxyControlServer::new(
-            ProxyControlService::new(edge.coordinator, edge.shutdown),
+            ProxyControlService::new(edge.coordinator, edge.shutdown, edge.tasks),
         ));
     Ok((router, health))
 }

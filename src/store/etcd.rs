@@ -125,6 +125,8 @@ struct Inner {
     /// The lock that guards this store's writes, once one was taken.
     fence: Mutex<Option<Arc<Fence>>>,
     next_fence_id: AtomicU64,
+    /// Revokes of unused leases, joined when the lock is released.
+    background: tokio_util::task::TaskTracker,
 }
 
 /// What a held lock shares between its handle, its keep-alive task and the writes.
@@ -231,6 +233,7 @@ impl EtcdStore {
                 opts,
                 fence: Mutex::new(None),
                 next_fence_id: AtomicU64::new(1),
+                background: tokio_util::task::TaskTracker::new(),
             }),
         };
         // The connection is lazy: ask something now so a wrong address fails here,
@@ -458,7 +461,7 @@ impl EtcdStore {
     /// Revokes an unused lease without waiting; if that fails it expires anyway.
     fn revoke_in_background(&self, lease: i64) {
         let store = self.clone();
-        tokio::spawn(async move {
+        self.inner.background.spawn(async move {
             if let Err(e) = store.revoke(lease).await {
                 tracing::debug!(lease, error = %e, "cannot revoke an unused lease; it will expire");
             }
@@ -758,6 +761,10 @@ impl OwnershipLock for EtcdLock {
             .await
             .map(|_| ());
         let revoked = self.store.revoke(lease).await;
+        // Unused leases still being revoked: each call is bounded, and nothing
+        // of this store may outlive the release.
+        self.store.inner.background.close();
+        self.store.inner.background.wait().await;
         deleted.and(revoked)
     }
 }

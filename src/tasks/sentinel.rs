@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::coordinator::Coordinator;
@@ -39,7 +39,9 @@ impl SentinelWatchTask {
     /// Runs until `shutdown` is cancelled.
     pub async fn run(self, shutdown: CancellationToken) {
         let (tx, mut rx) = mpsc::channel::<Announcement>(1024);
-        let mut subscribers: BTreeMap<String, JoinHandle<()>> = BTreeMap::new();
+        // One subscriber per Sentinel, by address; the set owns (and joins) them.
+        let mut subscribers: BTreeMap<String, AbortHandle> = BTreeMap::new();
+        let mut running = JoinSet::new();
         // (group, new master) → the sentinels that announced it.
         let mut heard: BTreeMap<(u32, String), BTreeSet<String>> = BTreeMap::new();
         let mut tick = tokio::time::interval(RECONCILE);
@@ -48,10 +50,10 @@ impl SentinelWatchTask {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = self.coordinator.sentinels_changed() => {
-                    self.follow_sentinel_list(&mut subscribers, &tx, &shutdown);
+                    self.follow_sentinel_list(&mut subscribers, &mut running, &tx, &shutdown);
                 }
                 _ = tick.tick() => {
-                    self.follow_sentinel_list(&mut subscribers, &tx, &shutdown);
+                    self.follow_sentinel_list(&mut subscribers, &mut running, &tx, &shutdown);
                     if !subscribers.is_empty() && self.coordinator.is_online() {
                         self.reconcile(None).await;
                     }
@@ -73,15 +75,14 @@ impl SentinelWatchTask {
                 }
             }
         }
-        for h in subscribers.values() {
-            h.abort();
-        }
+        running.shutdown().await;
     }
 
     /// Starts a subscriber for each configured Sentinel and stops the others.
     fn follow_sentinel_list(
         &self,
-        subscribers: &mut BTreeMap<String, JoinHandle<()>>,
+        subscribers: &mut BTreeMap<String, AbortHandle>,
+        running: &mut JoinSet<()>,
         tx: &mpsc::Sender<Announcement>,
         shutdown: &CancellationToken,
     ) {
@@ -93,9 +94,11 @@ impl SentinelWatchTask {
             }
             keep
         });
+        // Reap the ended ones, so the set does not grow with resubscriptions.
+        while running.try_join_next().is_some() {}
         for addr in wanted {
             subscribers.entry(addr).or_insert_with_key(|addr| {
-                tokio::spawn(subscribe(
+                running.spawn(subscribe(
                     self.ha.clone(),
                     addr.clone(),
                     tx.clone(),

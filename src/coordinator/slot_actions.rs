@@ -353,9 +353,9 @@ impl Coordinator {
                 self.note_pass_start(source, moves.keys());
                 let progress = |t: &BTreeMap<u32, SlotPass>| self.note_progress(t, false);
                 let migrator = if *codis {
-                    &self.codis_migrator
+                    &self.backends.codis_migrator
                 } else {
-                    &self.migrator
+                    &self.backends.migrator
                 };
                 let r = migrator.migrate_pass(source, moves, opts, &progress).await;
                 self.engine.running.fetch_sub(1, Ordering::Relaxed);
