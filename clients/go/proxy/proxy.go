@@ -78,6 +78,7 @@ type Proxy struct {
 	backendCfg *backendConfig
 	metrics    *metrics
 	stats      stats
+	qps        qps
 	started    time.Time
 
 	backendConns atomic.Int64

@@ -207,6 +207,7 @@ func (s *session) fail(r *request, msg string) {
 // finishCounted finishes r and counts backend error replies.
 func (s *session) finishCounted(r *request, reply []byte) {
 	if len(reply) > 0 && reply[0] == '-' {
+		s.p.stats.redisErrors.Add(1)
 		s.p.countErr(r.cmd)
 	}
 	r.finish(reply)
