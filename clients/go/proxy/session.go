@@ -41,6 +41,7 @@ type session struct {
 	name     []byte
 	tx       *txState
 	keyBuf   []int
+	cutOff   bool // ended for bad input: linger on close
 }
 
 var sessionSeq atomic.Uint32
@@ -74,7 +75,25 @@ func (s *session) serve() {
 	if s.tx != nil {
 		s.tx.closeWatch()
 	}
+	if s.cutOff {
+		s.lingerClose()
+	}
 	s.nc.Close()
+}
+
+// lingerClose ends a session cut off for bad input so that the client reads
+// every reply and the error before EOF: closing a socket with unread input
+// makes the kernel send a reset, which discards replies not yet read. It
+// half-closes and throws away what the client still sends, bounded in time
+// and bytes.
+func (s *session) lingerClose() {
+	tc, ok := s.nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.CopyN(io.Discard, tc, 256<<20)
 }
 
 func (s *session) readLoop() {
@@ -115,6 +134,7 @@ func (s *session) readLoop() {
 }
 
 func (s *session) enqueueFinal(msg string) {
+	s.cutOff = true
 	r := &request{start: time.Now(), reply: replyError(msg), close: true}
 	s.inflight.Add(1)
 	s.queue <- r
@@ -132,24 +152,22 @@ func (s *session) writeLoop(done chan struct{}) {
 		if broken {
 			continue
 		}
+		if len(r.reply) > bw.Available() { // this write flushes
+			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
+		}
 		if _, err := bw.Write(r.reply); err != nil {
 			broken = true
 			s.nc.Close() // stops the reader too
 			continue
 		}
 		if r.close || len(s.queue) == 0 {
+			// Without a deadline a client that never reads would pin its
+			// queued replies (up to MaxPipeline) forever.
+			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
 			if err := bw.Flush(); err != nil {
 				broken = true
 				s.nc.Close()
 				continue
-			}
-		}
-		if r.close {
-			// Unblock a reader still waiting for input.
-			if tc, ok := s.nc.(*net.TCPConn); ok {
-				_ = tc.CloseRead()
-			} else {
-				s.nc.Close()
 			}
 		}
 	}

@@ -29,6 +29,7 @@ type config struct {
 	MaxPipeline  int
 	LockedHold   time.Duration
 	DrainGrace   time.Duration
+	WriteTimeout time.Duration
 	LogLevel     string
 }
 
@@ -47,6 +48,7 @@ func defineFlags(fs *flag.FlagSet, c *config) *string {
 	fs.IntVar(&c.MaxPipeline, "max-pipeline", 10000, "unanswered requests per session before it is closed")
 	fs.DurationVar(&c.LockedHold, "locked-hold", 5*time.Second, "how long a request waits on a locked (preparing) slot before 'being moved, retry'")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long open sessions may finish")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long is disconnected")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	return fs.String("config", "", "config file: 'key = value' lines with the flag names as keys (# comments)")
 }

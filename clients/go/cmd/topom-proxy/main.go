@@ -65,6 +65,7 @@ func run(cfg *config) error {
 		MaxPipeline:  cfg.MaxPipeline,
 		LockedHold:   cfg.LockedHold,
 		DrainGrace:   cfg.DrainGrace,
+		WriteTimeout: cfg.WriteTimeout,
 		Version:      version,
 		Logger:       log,
 	})
