@@ -238,7 +238,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	// Wake idle readers: sessions end after replying to what they have read.
 	for s := range p.sessions {
 		if tc, ok := s.nc.(*net.TCPConn); ok {
-			_ = tc.SetReadDeadline(time.Now())
+			_ = tc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
 	}
 	p.mu.Unlock()

@@ -46,6 +46,9 @@ type session struct {
 
 var sessionSeq atomic.Uint32
 
+// drainIdle is how long a session may be silent during shutdown before it ends.
+const drainIdle = 200 * time.Millisecond
+
 func newSession(p *Proxy, nc net.Conn) *session {
 	return &session{
 		p:      p,
@@ -98,8 +101,11 @@ func (s *session) lingerClose() {
 
 func (s *session) readLoop() {
 	for {
-		if s.p.draining.Load() && s.rr.Buffered() == 0 {
-			return
+		if s.p.draining.Load() {
+			// Shutting down: serve what the client keeps sending, end once
+			// it has been quiet for drainIdle.
+			s.cutOff = true
+			_ = s.nc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
 		args, raw, err := s.rr.ReadRequest()
 		if err != nil {

@@ -106,3 +106,13 @@ func expect(t *testing.T, c *testenv.Conn, want string, args ...string) {
 		t.Errorf("%s: got %q, want %q", strings.Join(args, " "), got, want)
 	}
 }
+
+func dialTopom(t *testing.T, addr string) *topom.Client {
+	t.Helper()
+	c, err := topom.Dial(addr, topom.WithCallTimeout(20*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
