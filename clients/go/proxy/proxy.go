@@ -125,8 +125,16 @@ func New(cfg Config) *Proxy {
 // Applier is the hook the topom SlotWatcher calls.
 func (p *Proxy) Applier() topom.Applier { return p.router }
 
+// SetLeaseCheck makes every request check live (the watcher's LeaseLive)
+// besides the fence flag: the fence comes from a timer that can fire late,
+// e.g. right after the process was stopped and continued. Call it before
+// serving.
+func (p *Proxy) SetLeaseCheck(live func() bool) { p.router.leaseLive = live }
+
 // Ready reports whether the proxy serves: it has a table and is not fenced.
-func (p *Proxy) Ready() bool { return p.router.synced.Load() && !p.router.fenced.Load() }
+func (p *Proxy) Ready() bool {
+	return p.router.synced.Load() && !p.router.fenced.Load() && (p.router.leaseLive == nil || p.router.leaseLive())
+}
 
 // Fenced reports whether the lease ran out.
 func (p *Proxy) Fenced() bool { return p.router.fenced.Load() }

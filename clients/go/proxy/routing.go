@@ -31,6 +31,8 @@ type router struct {
 	fenced   atomic.Bool
 	synced   atomic.Bool
 	revision atomic.Uint64
+	// leaseLive, when set, is checked per request (see SetLeaseCheck).
+	leaseLive func() bool
 
 	poolsMu sync.Mutex
 	pools   map[string]*backendPool
@@ -189,6 +191,9 @@ func (r *router) acquire(id int) (route, string) {
 		}
 		if !r.synced.Load() {
 			return route{}, errNoTable
+		}
+		if f := r.leaseLive; f != nil && !f() {
+			return route{}, errFenced
 		}
 		sr.mu.RLock()
 		if ch := sr.unlock; ch != nil {

@@ -104,6 +104,8 @@ func run(cfg *config) error {
 		Logger:  log,
 	})
 
+	p.SetLeaseCheck(w.LeaseLive)
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	wctx, cancelWatch := context.WithCancel(context.Background())
