@@ -52,7 +52,7 @@ func newMetrics(p *Proxy) *metrics {
 		backendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "backend_errors_total",
 			Help: "Requests failed because their backend was unreachable or its connection broke."}),
 		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "session_protocol_errors_total",
-			Help: "Sessions ended for bad input (malformed RESP, oversized request, pipeline too deep)."}),
+			Help: "Sessions ended for bad input (malformed RESP, oversized request)."}),
 		cmds: map[*command][2]prometheus.Counter{},
 	}
 	backends := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "backend_connections",

@@ -2,11 +2,9 @@
 // RESP2, pipelined backend connections shared per server, slot routing
 // with a per-slot barrier (it implements topom.Applier), multi-key
 // splitting, transactions on one slot, and the migration contract of
-// topom.v1.ForwardMethod.
-//
-// Work in progress (issue 13): this package builds and passes go vet, but no
-// test exercises it yet and no binary uses it. Do not rely on it before its
-// tests land.
+// topom.v1.ForwardMethod. cmd/topom-proxy wires it to a SlotWatcher; its
+// end-to-end tests (cmd/topom-proxy/*_test.go) run it against real topom
+// and redis-server processes.
 package proxy
 
 import (
@@ -27,7 +25,7 @@ type Config struct {
 	ProductAuth     string        // password sent to backends (AUTH)
 	SessionAuth     string        // password clients must send (AUTH); "" = none
 	BackendConns    int           // connections per backend server (default 2)
-	MaxPipeline     int           // unanswered requests per session before it is closed (default 10000)
+	MaxPipeline     int           // unanswered requests per session before the proxy stops reading from it (default 10000)
 	MaxRequestBytes int           // one request frame (default 64 MiB)
 	MaxArgs         int           // arguments of one request (default 1<<20)
 	LockedHold      time.Duration // how long a locked slot holds a request (default 5s)

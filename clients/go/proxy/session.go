@@ -31,17 +31,16 @@ func (r *request) finish(reply []byte) {
 // requests; a writer goroutine sends replies in request order, flushing only
 // when no further reply is ready.
 type session struct {
-	p        *Proxy
-	nc       net.Conn
-	id       uint32
-	rr       *requestReader
-	queue    chan *request
-	inflight atomic.Int64
-	authed   bool
-	name     []byte
-	tx       *txState
-	keyBuf   []int
-	cutOff   bool // ended for bad input: linger on close
+	p      *Proxy
+	nc     net.Conn
+	id     uint32
+	rr     *requestReader
+	queue  chan *request
+	authed bool
+	name   []byte
+	tx     *txState
+	keyBuf []int
+	cutOff bool // ended for bad input: linger on close
 }
 
 var sessionSeq atomic.Uint32
@@ -55,7 +54,7 @@ func newSession(p *Proxy, nc net.Conn) *session {
 		nc:     nc,
 		id:     sessionSeq.Add(1),
 		rr:     newRequestReader(nc, p.limits),
-		queue:  make(chan *request, p.cfg.MaxPipeline+2),
+		queue:  make(chan *request, p.cfg.MaxPipeline),
 		authed: p.cfg.SessionAuth == "",
 	}
 }
@@ -122,16 +121,11 @@ func (s *session) readLoop() {
 		if args == nil {
 			continue
 		}
-		if n := s.inflight.Add(1); n > int64(s.p.cfg.MaxPipeline) {
-			s.p.metrics.protocolErrors.Inc()
-			s.p.log.Info("session ended: pipeline too deep", "remote", s.nc.RemoteAddr().String(), "max", s.p.cfg.MaxPipeline)
-			s.enqueueFinal("ERR too many pipelined requests: more than " + itoa(s.p.cfg.MaxPipeline) +
-				" unanswered (raise --max-pipeline or read replies); closing the connection")
-			return
-		}
 		r := &request{start: time.Now()}
 		r.wg.Add(1)
 		s.dispatch(r, args, raw)
+		// Blocks while MaxPipeline replies wait to be written: the client
+		// is then not read from (TCP pushes back) until it reads.
 		s.queue <- r
 		if r.close {
 			return
@@ -142,7 +136,6 @@ func (s *session) readLoop() {
 func (s *session) enqueueFinal(msg string) {
 	s.cutOff = true
 	r := &request{start: time.Now(), reply: replyError(msg), close: true}
-	s.inflight.Add(1)
 	s.queue <- r
 }
 
@@ -153,7 +146,6 @@ func (s *session) writeLoop(done chan struct{}) {
 	broken := false
 	for r := range s.queue {
 		r.wg.Wait()
-		s.inflight.Add(-1)
 		m.latency.Observe(time.Since(r.start).Seconds())
 		if broken {
 			continue

@@ -45,7 +45,7 @@ func defineFlags(fs *flag.FlagSet, c *config) *string {
 	fs.StringVar(&c.ProductAuth, "product-auth", "", "password the proxy sends to backends (AUTH)")
 	fs.StringVar(&c.SessionAuth, "session-auth", "", "password clients must send (AUTH); empty: none")
 	fs.IntVar(&c.BackendConns, "backend-conns", 2, "pipelined connections per backend server")
-	fs.IntVar(&c.MaxPipeline, "max-pipeline", 10000, "unanswered requests per session before it is closed")
+	fs.IntVar(&c.MaxPipeline, "max-pipeline", 10000, "unanswered requests per session; beyond it the proxy stops reading from the client until it reads replies")
 	fs.DurationVar(&c.LockedHold, "locked-hold", 5*time.Second, "how long a request waits on a locked (preparing) slot before 'being moved, retry'")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long open sessions may finish")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long is disconnected")

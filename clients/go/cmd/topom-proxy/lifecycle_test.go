@@ -19,7 +19,7 @@ import (
 func TestRegistersWithItsAddressesAndIdentity(t *testing.T) {
 	cl := newCluster(t, 1, "")
 	conf := filepath.Join(t.TempDir(), "proxy.conf")
-	if err := os.WriteFile(conf, []byte("# topom-proxy settings\ndatacenter = \"dc-east\"\nproxy_id = \"p-conf\"\nmax-pipeline = 500\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("# topom-proxy settings\ndatacenter = \"dc-east\"\nproxy_id = \"p-conf\"\nsession_auth = \"s3cret\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := cl.proxy(t, "--config", conf, "--datacenter", "dc-flag")
@@ -47,24 +47,12 @@ func TestRegistersWithItsAddressesAndIdentity(t *testing.T) {
 	if got.GetPid() != uint32(p.Pid()) || got.GetHostname() != host || got.GetVersion() != "dev" {
 		t.Errorf("identity: pid %d host %q version %q", got.GetPid(), got.GetHostname(), got.GetVersion())
 	}
-	// max-pipeline = 500 from the file.
+	// session_auth from the file.
 	c := dial(t, p.Addr)
-	for i := 0; i < 20000; i++ {
-		_ = c.Send("PING")
-	}
-	go func() { _ = c.Flush() }()
-	for {
-		v, err := c.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if v.Kind == '-' {
-			if !strings.Contains(v.Err(), "more than 500 unanswered") {
-				t.Errorf("got %q", v.Err())
-			}
-			break
-		}
-	}
+	expect(t, c, "(error) NOAUTH Authentication required.", "GET", "k")
+	expect(t, c, "(error) WRONGPASS invalid username-password pair or user is disabled.", "AUTH", "nope")
+	expect(t, c, "OK", "AUTH", "s3cret")
+	expect(t, c, "(nil)", "GET", "k")
 }
 
 // Bad flags and files are refused at start with a message naming them.
