@@ -116,3 +116,15 @@ func dialTopom(t *testing.T, addr string) *topom.Client {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// assignAll gives every slot to group gid.
+func assignAll(t *testing.T, c *topom.Client, gid uint32) {
+	t.Helper()
+	ids := make([]int, topom.SlotCount)
+	for i := range ids {
+		ids[i] = i
+	}
+	if err := c.AssignSlots(context.Background(), gid, ids...); err != nil {
+		t.Fatalf("AssignSlots to group %d: %v", gid, err)
+	}
+}

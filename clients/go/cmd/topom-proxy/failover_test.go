@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	topom "github.com/topom/topom/clients/go"
 	"github.com/topom/topom/clients/go/internal/testenv"
 	"github.com/topom/topom/clients/go/topompb"
 )
@@ -44,13 +43,7 @@ sentinel_failover_timeout = "5s"
 			t.Fatal(err)
 		}
 	}
-	all := make([]int, topom.SlotCount)
-	for i := range all {
-		all[i] = i
-	}
-	if err := c.AssignSlots(ctx, 1, all...); err != nil {
-		t.Fatal(err)
-	}
+	assignAll(t, c, 1)
 	sentinels := []*testenv.Redis{testenv.StartSentinel(t), testenv.StartSentinel(t), testenv.StartSentinel(t)}
 	for _, s := range sentinels {
 		if _, err := c.Topom.AddSentinel(ctx, &topompb.AddSentinelRequest{Addr: s.Addr}); err != nil {

@@ -108,13 +108,7 @@ func TestStartsWithTopomDownAndServesWhenItComesUp(t *testing.T) {
 	if _, err := tc.Topom.AddGroupServer(ctx, &topompb.AddGroupServerRequest{GroupId: 1, Addr: r.Addr, NoSync: true}); err != nil {
 		t.Fatal(err)
 	}
-	ids := make([]int, 1024)
-	for i := range ids {
-		ids[i] = i
-	}
-	if err := tc.AssignSlots(ctx, 1, ids...); err != nil {
-		t.Fatal(err)
-	}
+	assignAll(t, tc, 1)
 	p.WaitReady(t, waitLong)
 	testenv.WaitFor(t, waitLong, "the proxy to serve slot 0's group", func() error {
 		v, err := c.Do("SET", "k", "v")

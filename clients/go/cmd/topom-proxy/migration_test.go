@@ -79,6 +79,22 @@ func isMoving(e string) bool {
 	return strings.HasPrefix(e, "ERR slot ") && strings.HasSuffix(e, " is being moved, retry")
 }
 
+// do runs one command, retrying it while it is refused as "being moved"
+// (a refused command was not applied).
+func (w *worker) do(c *testenv.Conn, args ...string) (testenv.Value, error) {
+	for {
+		v, err := c.Do(args...)
+		if err != nil {
+			return v, fmt.Errorf("%s %s: %w", args[0], args[1], err)
+		}
+		w.ops++
+		if !isMoving(v.Err()) {
+			return v, nil
+		}
+		w.moving++
+	}
+}
+
 func (w *worker) run(stop *atomic.Bool) error {
 	conns := make([]*testenv.Conn, len(w.proxies))
 	for i, a := range w.proxies {
@@ -94,36 +110,19 @@ func (w *worker) run(stop *atomic.Bool) error {
 		key := migKey(w.id + w.of*((n*7919)%(migrationKeys/w.of)))
 		val := fmt.Sprintf("w%d-%d", w.id, n)
 		wc, rc := conns[n%2], conns[(n+1)%2]
-		for { // retry a write refused as "being moved": it was not applied
-			v, err := wc.Do("SET", key, val)
-			if err != nil {
-				return fmt.Errorf("SET %s: %w", key, err)
-			}
-			w.ops++
-			if isMoving(v.Err()) {
-				w.moving++
-				continue
-			}
-			if v.String() != "OK" {
-				w.other = append(w.other, fmt.Sprintf("SET %s: %v", key, v))
-			}
-			break
+		v, err := w.do(wc, "SET", key, val)
+		if err != nil {
+			return err
+		}
+		if v.String() != "OK" {
+			w.other = append(w.other, fmt.Sprintf("SET %s: %v", key, v))
 		}
 		w.last[key] = val
-		for {
-			v, err := rc.Do("GET", key)
-			if err != nil {
-				return fmt.Errorf("GET %s: %w", key, err)
-			}
-			w.ops++
-			if isMoving(v.Err()) {
-				w.moving++
-				continue
-			}
-			if v.Str != val {
-				w.other = append(w.other, fmt.Sprintf("GET %s after SET %s through the other proxy: %v", key, val, v))
-			}
-			break
+		if v, err = w.do(rc, "GET", key); err != nil {
+			return err
+		}
+		if v.Str != val {
+			w.other = append(w.other, fmt.Sprintf("GET %s after SET %s through the other proxy: %v", key, val, v))
 		}
 	}
 	return nil
@@ -138,13 +137,7 @@ func (w *worker) run(stop *atomic.Bool) error {
 func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 	cl := newCluster(t, 2, "")
 	ctx := context.Background()
-	all := make([]int, topom.SlotCount)
-	for i := range all {
-		all[i] = i
-	}
-	if err := cl.c.AssignSlots(ctx, 1, all...); err != nil {
-		t.Fatal(err)
-	}
+	assignAll(t, cl.c, 1)
 	p1, p2, p3 := cl.proxy(t), cl.proxy(t), cl.proxy(t)
 	start := time.Now()
 	load(t, p1.Addr, migrationKeys)
