@@ -41,6 +41,27 @@ type session struct {
 	tx     *txState
 	keyBuf []int
 	cutOff bool // ended for bad input: linger on close
+	// dirty lists the backend connections written to since the last flush:
+	// they are flushed once the client's buffered input is consumed (one
+	// write per backend per client batch) and before the reader blocks.
+	dirty []*backendConn
+}
+
+func (s *session) markDirty(c *backendConn) {
+	for _, d := range s.dirty {
+		if d == c {
+			return
+		}
+	}
+	s.dirty = append(s.dirty, c)
+}
+
+func (s *session) flushDirty() {
+	for i, c := range s.dirty {
+		c.flush()
+		s.dirty[i] = nil
+	}
+	s.dirty = s.dirty[:0]
 }
 
 var sessionSeq atomic.Uint32
@@ -99,6 +120,7 @@ func (s *session) lingerClose() {
 }
 
 func (s *session) readLoop() {
+	defer s.flushDirty() // the writer waits for these replies
 	for {
 		if s.p.draining.Load() {
 			// Shutting down: serve what the client keeps sending, end once
@@ -124,9 +146,17 @@ func (s *session) readLoop() {
 		r := &request{start: time.Now()}
 		r.wg.Add(1)
 		s.dispatch(r, args, raw)
-		// Blocks while MaxPipeline replies wait to be written: the client
-		// is then not read from (TCP pushes back) until it reads.
-		s.queue <- r
+		select {
+		case s.queue <- r:
+		default:
+			// MaxPipeline replies wait to be written: the client is not
+			// read from (TCP pushes back) until it reads.
+			s.flushDirty()
+			s.queue <- r
+		}
+		if s.rr.Buffered() == 0 {
+			s.flushDirty()
+		}
 		if r.close {
 			return
 		}
@@ -260,16 +290,18 @@ func crossSlot(name string, a, b int) string {
 // forward sends raw to the slot's backend, or follows the migration
 // contract when the slot is migrating, and calls done with the reply.
 func (s *session) forward(slot int, raw []byte, keys [][]byte, done func([]byte)) {
-	rt, msg := s.p.router.acquire(slot)
+	rt, msg := s.p.router.acquire(slot, s.flushDirty)
 	if msg != "" {
 		done(replyError(msg))
 		return
 	}
 	if rt.from != nil {
+		s.flushDirty() // the migration path waits on backends
 		s.p.forwardMigrating(rt, raw, keys, s.id, done)
 		return
 	}
-	rt.backend.pick(s.id).send(&call{data: raw, replies: 1, done: func(reply []byte, err error) {
+	c := rt.backend.pick(s.id)
+	if c.write(&call{data: raw, replies: 1, done: func(reply []byte, err error) {
 		rt.done()
 		if err != nil {
 			s.p.metrics.backendErrors.Inc()
@@ -277,5 +309,7 @@ func (s *session) forward(slot int, raw []byte, keys [][]byte, done func([]byte)
 			return
 		}
 		done(reply)
-	}})
+	}}) {
+		s.markDirty(c)
+	}
 }

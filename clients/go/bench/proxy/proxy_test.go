@@ -9,6 +9,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,7 +134,16 @@ func BenchmarkProxy(b *testing.B) {
 
 	tp := testenv.StartTopom(b, testenv.TopomOptions{})
 	setupTopom(b, tp.Addr, viaTopom.Addr)
-	p := testenv.StartProxy(b, tp.Addr, strings.Fields(os.Getenv("PROXY_FLAGS"))...)
+	flags := strings.Fields(os.Getenv("PROXY_FLAGS"))
+	profDir := os.Getenv("PROFILE_DIR") // CPU profiles of topom-proxy, one per -P
+	if profDir != "" {
+		flags = append(flags, "--pprof")
+	}
+	if g := os.Getenv("PROXY_GOMAXPROCS"); g != "" {
+		b.Setenv("GOMAXPROCS", g) // inherited by topom-proxy only: codis-proxy sets its own from --ncpu
+	}
+	p := testenv.StartProxy(b, tp.Addr, flags...)
+	os.Unsetenv("GOMAXPROCS")
 	p.WaitReady(b, 60*time.Second)
 	codis := startCodisProxy(b, viaCodis.Addr)
 
@@ -145,7 +156,15 @@ func BenchmarkProxy(b *testing.B) {
 	for round := 0; round < rounds; round++ {
 		for _, pl := range []int{1, 16} {
 			for _, tg := range targets {
-				for test, r := range redisBenchmark(b, tg.addr, n, clients, pl) {
+				var prof chan struct{}
+				if profDir != "" && tg.name == "topom-proxy" && round == 0 {
+					prof = profile(b, p.Admin, filepath.Join(profDir, fmt.Sprintf("cpu-P%d.pprof", pl)))
+				}
+				res := redisBenchmark(b, tg.addr, n, clients, pl)
+				if prof != nil {
+					<-prof
+				}
+				for test, r := range res {
 					all[key{tg.name, test, pl}] = append(all[key{tg.name, test, pl}], r)
 					b.Logf("round %d -P %-2d %-11s %s %9.0f ops/s p50 %.3f ms p99 %.3f ms", round+1, pl, tg.name, test, r.rps, r.p50, r.p99)
 				}
@@ -185,4 +204,27 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// profile fetches a CPU profile of the next 5 s from the proxy's admin port
+// into path; the channel closes when it is written.
+func profile(b *testing.B, admin, path string) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get("http://" + admin + "/debug/pprof/profile?seconds=5")
+		if err != nil {
+			b.Logf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			b.Logf("profile: %v", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return done
 }

@@ -31,6 +31,7 @@ type config struct {
 	DrainGrace   time.Duration
 	WriteTimeout time.Duration
 	LogLevel     string
+	Pprof        bool
 }
 
 func defineFlags(fs *flag.FlagSet, c *config) *string {
@@ -50,6 +51,7 @@ func defineFlags(fs *flag.FlagSet, c *config) *string {
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long open sessions may finish")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long is disconnected")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
 	return fs.String("config", "", "config file: 'key = value' lines with the flag names as keys (# comments)")
 }
 

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -112,7 +113,7 @@ func run(cfg *config) error {
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); _ = w.Run(wctx) }()
 
-	admin := &http.Server{Handler: p.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminHandler(p, cfg.Pprof), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin server", "err", err)
@@ -143,6 +144,21 @@ func run(cfg *config) error {
 	_ = admin.Shutdown(shutCtx)
 	log.Info("topom-proxy stopped")
 	return runErr
+}
+
+// adminHandler is the proxy's /metrics and /healthz, plus the profiler
+// when asked for (it is off by default: it exposes internals).
+func adminHandler(p *proxy.Proxy, withPprof bool) http.Handler {
+	if !withPprof {
+		return p.AdminHandler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", p.AdminHandler())
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // advertised is the address to register: the flag if set, else the bound
