@@ -19,6 +19,17 @@ type call struct {
 	replies int // 1 unless a transaction is sent as one block
 	done    func(reply []byte, err error)
 	all     [][]byte // every reply, when replies > 1
+	// req, when set, is the plain request this call is embedded in: it is
+	// finished without a closure (the common path, one allocation fewer).
+	req *request
+}
+
+func (cl *call) finish(reply []byte, err error) {
+	if r := cl.req; r != nil {
+		r.s.backendDone(r, reply, err)
+		return
+	}
+	cl.done(reply, err)
 }
 
 // BackendError names the backend that failed a request.
@@ -118,7 +129,7 @@ func (c *backendConn) write(cl *call) bool {
 	select {
 	case <-c.tried:
 	case <-c.quit:
-		cl.done(nil, &BackendError{Addr: c.pool.addr, Err: errClosed})
+		cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: errClosed})
 		return false
 	}
 	c.mu.Lock()
@@ -129,14 +140,14 @@ func (c *backendConn) write(cl *call) bool {
 		if e := c.downErr.Load(); e != nil {
 			err = *e
 		}
-		cl.done(nil, &BackendError{Addr: c.pool.addr, Err: err})
+		cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: err})
 		return false
 	}
 	select {
 	case lc.pending <- cl:
 	default:
 		c.mu.Unlock()
-		cl.done(nil, &BackendError{Addr: c.pool.addr, Err: errTooDeep})
+		cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: errTooDeep})
 		return false
 	}
 	if _, err := lc.bw.Write(cl.data); err != nil {
@@ -246,7 +257,7 @@ func (c *backendConn) serve(lc *liveConn, br *bufio.Reader) error {
 	var err error
 	for cl := range lc.pending { // ends once endLive closed it and it is drained
 		if err != nil {
-			cl.done(nil, &BackendError{Addr: c.pool.addr, Err: err})
+			cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: err})
 			continue
 		}
 		var reply []byte
@@ -256,12 +267,12 @@ func (c *backendConn) serve(lc *liveConn, br *bufio.Reader) error {
 			}
 		}
 		if err != nil {
-			cl.done(nil, &BackendError{Addr: c.pool.addr, Err: err})
+			cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: err})
 			lc.nc.Close()
 			c.endLive(lc, err)
 			continue
 		}
-		cl.done(reply, nil)
+		cl.finish(reply, nil)
 	}
 	if err == nil {
 		err = errClosed

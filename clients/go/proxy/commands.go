@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // How the proxy handles a command.
@@ -43,6 +45,8 @@ type command struct {
 	readonly bool
 	subs     map[string]*command // container commands (OBJECT, XINFO, ...)
 	metric   string              // label used in metrics ("other" when unknown)
+	// counters caches the command's two metric series (set once).
+	counters atomic.Pointer[[2]prometheus.Counter]
 }
 
 // commandTable is immutable once published; the proxy swaps it atomically

@@ -20,6 +20,10 @@ type request struct {
 	cmd   *command
 	start time.Time
 	close bool // end the session after this reply
+	// For a request forwarded as is: its session, route and backend call.
+	s  *session
+	rt route
+	cl call
 }
 
 func (r *request) finish(reply []byte) {
@@ -241,8 +245,37 @@ func (s *session) dispatch(r *request, args [][]byte, raw []byte) {
 			s.fail(r, msg)
 			return
 		}
-		s.forward(slot, raw, s.keysOf(c, args), func(reply []byte) { s.finishCounted(r, reply) })
+		s.forwardRequest(r, slot, c, args, raw)
 	}
+}
+
+// forwardRequest is forward for one plain request, without closures.
+func (s *session) forwardRequest(r *request, slot int, c *command, args [][]byte, raw []byte) {
+	rt, msg := s.p.router.acquire(slot, s.flushDirty)
+	if msg != "" {
+		s.finishCounted(r, replyError(msg))
+		return
+	}
+	if rt.from != nil {
+		s.flushDirty() // the migration path waits on backends
+		s.p.forwardMigrating(rt, raw, s.keysOf(c, args), s.id, func(reply []byte) { s.finishCounted(r, reply) })
+		return
+	}
+	r.s, r.rt = s, rt
+	r.cl = call{data: raw, replies: 1, req: r}
+	if bc := rt.backend.pick(s.id); bc.write(&r.cl) {
+		s.markDirty(bc)
+	}
+}
+
+// backendDone completes a request sent by forwardRequest.
+func (s *session) backendDone(r *request, reply []byte, err error) {
+	r.rt.done()
+	if err != nil {
+		s.p.metrics.backendErrors.Inc()
+		reply = replyError("ERR " + err.Error())
+	}
+	s.finishCounted(r, reply)
 }
 
 func (s *session) fail(r *request, msg string) {
