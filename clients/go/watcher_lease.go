@@ -2,8 +2,13 @@ package topom
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// leaseBase anchors lease deadlines kept as atomic offsets; time.Since uses
+// the monotonic clock, so a wall-clock jump cannot extend a lease.
+var leaseBase = time.Now()
 
 // lease is the proxy's side of the lease of proxy.proto: each ProxyHeartbeat's
 // send time is remembered by seq; when topom's ServerHeartbeat echoes seq the
@@ -16,6 +21,9 @@ type lease struct {
 	sent     map[uint64]time.Time // seq → send time, for heartbeats not yet echoed
 	deadline time.Time            // zero: never held
 	renewed  chan struct{}        // signalled (non-blocking) on every renewal
+	// until mirrors deadline (ns after leaseBase, 0 = never held) so the
+	// data path can check the lease per request without the mutex.
+	until atomic.Int64
 }
 
 func newLease() *lease {
@@ -67,6 +75,7 @@ func (l *lease) renewFrom(at time.Time) {
 func (l *lease) renewTo(d time.Time) {
 	if d.After(l.deadline) {
 		l.deadline = d
+		l.until.Store(int64(d.Sub(leaseBase)))
 	}
 	select {
 	case l.renewed <- struct{}{}:
@@ -87,3 +96,15 @@ func (l *lease) live(now time.Time) (bool, time.Time) {
 	defer l.mu.Unlock()
 	return !l.deadline.IsZero() && now.Before(l.deadline), l.deadline
 }
+
+// holds reports, without locking, whether the lease holds now.
+func (l *lease) holds() bool {
+	u := l.until.Load()
+	return u != 0 && int64(time.Since(leaseBase)) < u
+}
+
+// LeaseLive reports whether the lease holds at this instant. The watcher
+// fences from a timer, which can run late (a stopped or starved process);
+// a proxy checks this per request so that it never serves on a lapsed lease
+// even before the fence has run.
+func (w *SlotWatcher) LeaseLive() bool { return w.lease.holds() }

@@ -269,6 +269,10 @@ func TestWatcherFencesWhenTopomStops(t *testing.T) {
 		if _, err := w.Table(); !errors.Is(err, topom.ErrFenced) {
 			return fmt.Errorf("Table() error %v, want ErrFenced", err)
 		}
+		// The state turns fenced just before Applier.Fence is called.
+		if rec.fenceCount() == 0 {
+			return fmt.Errorf("Applier.Fence not called yet")
+		}
 		return nil
 	})
 	if w.State() != topom.StateFenced || w.Ready() || rec.fenceCount() != 1 {

@@ -15,10 +15,10 @@ func (p *Proxy) AdminHandler() http.Handler {
 		switch {
 		case p.draining.Load():
 			http.Error(w, "shutting down", http.StatusServiceUnavailable)
-		case p.router.fenced.Load():
-			http.Error(w, "fenced: lease with topom ran out, waiting to re-sync", http.StatusServiceUnavailable)
 		case !p.router.synced.Load():
 			http.Error(w, "no slot table from topom yet", http.StatusServiceUnavailable)
+		case p.router.fenced.Load() || (p.router.leaseLive != nil && !p.router.leaseLive()):
+			http.Error(w, "fenced: lease with topom ran out, waiting to re-sync", http.StatusServiceUnavailable)
 		default:
 			fmt.Fprintf(w, "serving revision %d\n", p.router.revision.Load())
 		}

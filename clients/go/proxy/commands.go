@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // How the proxy handles a command.
@@ -43,6 +45,8 @@ type command struct {
 	readonly bool
 	subs     map[string]*command // container commands (OBJECT, XINFO, ...)
 	metric   string              // label used in metrics ("other" when unknown)
+	// counters caches the command's two metric series (set once).
+	counters atomic.Pointer[[2]prometheus.Counter]
 }
 
 // commandTable is immutable once published; the proxy swaps it atomically
@@ -271,8 +275,15 @@ func finish(cmds map[string]*command) *commandTable {
 		c.metric = strings.ReplaceAll(name, "|", "_")
 		for sn, sc := range c.subs {
 			sc.metric = strings.ReplaceAll(sn, "|", "_")
-			if why, ok := refusals[sn]; ok {
+			switch why, ok := refusals[sn]; {
+			case c.kind == kindRefused: // CONFIG GET is refused as CONFIG is
+				sc.kind, sc.refusal = kindRefused, c.refusal
+			case ok:
 				sc.kind, sc.refusal = kindRefused, why
+			case sc.kind == kindKeys && len(sc.specs) == 0:
+				sc.kind = kindRefused
+				sc.refusal = strings.ToUpper(strings.ReplaceAll(sn, "|", " ")) +
+					" is not supported by the proxy: it names no key, so no single server answers for the cluster"
 			}
 		}
 		if c.kind == kindKeys && len(c.specs) == 0 && c.subs == nil && c.name != "sort" {

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"sync"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -21,9 +19,6 @@ type metrics struct {
 	movingErrors   prometheus.Counter
 	backendErrors  prometheus.Counter
 	protocolErrors prometheus.Counter
-
-	mu   sync.RWMutex
-	cmds map[*command][2]prometheus.Counter
 }
 
 func newMetrics(p *Proxy) *metrics {
@@ -52,8 +47,7 @@ func newMetrics(p *Proxy) *metrics {
 		backendErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "backend_errors_total",
 			Help: "Requests failed because their backend was unreachable or its connection broke."}),
 		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "session_protocol_errors_total",
-			Help: "Sessions ended for bad input (malformed RESP, oversized request, pipeline too deep)."}),
-		cmds: map[*command][2]prometheus.Counter{},
+			Help: "Sessions ended for bad input (malformed RESP, oversized request)."}),
 	}
 	backends := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "backend_connections",
 		Help: "Backend connections open now."}, func() float64 { return float64(p.backendConns.Load()) })
@@ -66,21 +60,16 @@ func newMetrics(p *Proxy) *metrics {
 // Registry exposes the registry for the admin handler.
 func (p *Proxy) Registry() *prometheus.Registry { return p.metrics.reg }
 
-func (m *metrics) counters(c *command) [2]prometheus.Counter {
-	m.mu.RLock()
-	cs, ok := m.cmds[c]
-	m.mu.RUnlock()
-	if ok {
+func (m *metrics) counters(c *command) *[2]prometheus.Counter {
+	if cs := c.counters.Load(); cs != nil {
 		return cs
 	}
 	label := c.metric
 	if label == "" {
 		label = "other"
 	}
-	cs = [2]prometheus.Counter{m.commands.WithLabelValues(label), m.errors.WithLabelValues(label)}
-	m.mu.Lock()
-	m.cmds[c] = cs
-	m.mu.Unlock()
+	cs := &[2]prometheus.Counter{m.commands.WithLabelValues(label), m.errors.WithLabelValues(label)}
+	c.counters.Store(cs)
 	return cs
 }
 

@@ -19,8 +19,9 @@ const methodSemiAsync = topompb.ForwardMethod_FORWARD_METHOD_SEMI_ASYNC
 //   - codis-server, SYNC: SLOTSMGRTTAGONE each key (it moves the key and
 //     every key sharing its {tag}), then the command to the target;
 //   - codis-server, SEMI_ASYNC: SLOTSMGRT-EXEC-WRAPPER on the source, which
-//     answers 0 (not on the source: send to the target), 1 (being moved:
-//     retry after a short, growing wait) or 2 (it ran the command: its reply).
+//     answers 0 (the key is being moved: retry after a short, growing wait),
+//     1 (not on the source: send to the target) or 2 (it ran the command:
+//     its reply).
 //
 // It runs in the session's reader, like codis-proxy: the session's later
 // requests wait, so one client's commands keep their order. rt's ref is
@@ -132,7 +133,7 @@ func (p *Proxy) semiAsync(rt route, src *backendConn, raw []byte, hkey []byte, s
 		}
 		code, _, _ := parseReply(pr.elems[0])
 		switch code.n {
-		case 0: // not on the source (any more): the target serves it
+		case 1: // not on the source (any more): the target serves it
 			p.sendTarget(rt, raw, seed, done)
 			return
 		case 2: // the source ran it
@@ -140,7 +141,7 @@ func (p *Proxy) semiAsync(rt route, src *backendConn, raw []byte, hkey []byte, s
 			done(append([]byte(nil), pr.elems[1]...))
 			return
 		}
-		// 1: the key is being moved right now.
+		// 0: the key is being moved right now.
 		if time.Now().After(deadline) {
 			rt.done()
 			p.metrics.movingErrors.Inc()

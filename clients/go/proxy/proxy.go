@@ -2,11 +2,9 @@
 // RESP2, pipelined backend connections shared per server, slot routing
 // with a per-slot barrier (it implements topom.Applier), multi-key
 // splitting, transactions on one slot, and the migration contract of
-// topom.v1.ForwardMethod.
-//
-// Work in progress (issue 13): this package builds and passes go vet, but no
-// test exercises it yet and no binary uses it. Do not rely on it before its
-// tests land.
+// topom.v1.ForwardMethod. cmd/topom-proxy wires it to a SlotWatcher; its
+// end-to-end tests (cmd/topom-proxy/*_test.go) run it against real topom
+// and redis-server processes.
 package proxy
 
 import (
@@ -27,12 +25,13 @@ type Config struct {
 	ProductAuth     string        // password sent to backends (AUTH)
 	SessionAuth     string        // password clients must send (AUTH); "" = none
 	BackendConns    int           // connections per backend server (default 2)
-	MaxPipeline     int           // unanswered requests per session before it is closed (default 10000)
+	MaxPipeline     int           // unanswered requests per session before the proxy stops reading from it (default 10000)
 	MaxRequestBytes int           // one request frame (default 64 MiB)
 	MaxArgs         int           // arguments of one request (default 1<<20)
 	LockedHold      time.Duration // how long a locked slot holds a request (default 5s)
 	MigrateTimeout  time.Duration // MIGRATE / SLOTSMGRTTAGONE timeout (default 3s)
 	DrainGrace      time.Duration // Shutdown waits this long for sessions (default 10s)
+	WriteTimeout    time.Duration // a client that reads none of its replies for this long is dropped (default 30s)
 	Version         string
 	Logger          *slog.Logger
 }
@@ -59,6 +58,9 @@ func (c *Config) defaults() {
 	if c.DrainGrace <= 0 {
 		c.DrainGrace = 10 * time.Second
 	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -78,6 +80,7 @@ type Proxy struct {
 	backendCfg *backendConfig
 	metrics    *metrics
 	stats      stats
+	qps        qps
 	started    time.Time
 
 	backendConns atomic.Int64
@@ -120,8 +123,16 @@ func New(cfg Config) *Proxy {
 // Applier is the hook the topom SlotWatcher calls.
 func (p *Proxy) Applier() topom.Applier { return p.router }
 
+// SetLeaseCheck makes every request check live (the watcher's LeaseLive)
+// besides the fence flag: the fence comes from a timer that can fire late,
+// e.g. right after the process was stopped and continued. Call it before
+// serving.
+func (p *Proxy) SetLeaseCheck(live func() bool) { p.router.leaseLive = live }
+
 // Ready reports whether the proxy serves: it has a table and is not fenced.
-func (p *Proxy) Ready() bool { return p.router.synced.Load() && !p.router.fenced.Load() }
+func (p *Proxy) Ready() bool {
+	return p.router.synced.Load() && !p.router.fenced.Load() && (p.router.leaseLive == nil || p.router.leaseLive())
+}
 
 // Fenced reports whether the lease ran out.
 func (p *Proxy) Fenced() bool { return p.router.fenced.Load() }
@@ -233,7 +244,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	// Wake idle readers: sessions end after replying to what they have read.
 	for s := range p.sessions {
 		if tc, ok := s.nc.(*net.TCPConn); ok {
-			_ = tc.SetReadDeadline(time.Now())
+			_ = tc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
 	}
 	p.mu.Unlock()

@@ -35,6 +35,7 @@ type Limits struct {
 type requestReader struct {
 	br     *bufio.Reader
 	limits Limits
+	offs   []int // scratch: argument offsets in the frame being read
 }
 
 func newRequestReader(r io.Reader, limits Limits) *requestReader {
@@ -103,7 +104,8 @@ func (rr *requestReader) readMultiBulk() ([][]byte, []byte, error) {
 	raw := make([]byte, 0, 64)
 	raw = append(raw, line...)
 	raw = append(raw, '\r', '\n')
-	offs := make([]int, 0, 2*n)
+	offs := rr.offs[:0]
+	defer func() { rr.offs = offs[:0] }()
 	for i := int64(0); i < n; i++ {
 		h, err := rr.readLine(64)
 		if err != nil {

@@ -31,6 +31,8 @@ type router struct {
 	fenced   atomic.Bool
 	synced   atomic.Bool
 	revision atomic.Uint64
+	// leaseLive, when set, is checked per request (see SetLeaseCheck).
+	leaseLive func() bool
 
 	poolsMu sync.Mutex
 	pools   map[string]*backendPool
@@ -174,8 +176,9 @@ type route struct {
 func (rt route) done() { rt.sr.refs.Done() }
 
 // acquire waits while the slot is locked (up to the hold timeout) and
-// returns its route with a ref held, or an error reply.
-func (r *router) acquire(id int) (route, string) {
+// returns its route with a ref held, or an error reply. beforeWait, if set,
+// runs before it waits (a session flushes its buffered backend writes).
+func (r *router) acquire(id int, beforeWait func()) (route, string) {
 	sr := &r.slots[id]
 	var timer *time.Timer
 	defer func() {
@@ -190,10 +193,16 @@ func (r *router) acquire(id int) (route, string) {
 		if !r.synced.Load() {
 			return route{}, errNoTable
 		}
+		if f := r.leaseLive; f != nil && !f() {
+			return route{}, errFenced
+		}
 		sr.mu.RLock()
 		if ch := sr.unlock; ch != nil {
 			sr.mu.RUnlock()
 			if timer == nil {
+				if beforeWait != nil {
+					beforeWait()
+				}
 				timer = time.NewTimer(r.p.cfg.LockedHold)
 			}
 			select {

@@ -20,6 +20,10 @@ type request struct {
 	cmd   *command
 	start time.Time
 	close bool // end the session after this reply
+	// For a request forwarded as is: its session, route and backend call.
+	s  *session
+	rt route
+	cl call
 }
 
 func (r *request) finish(reply []byte) {
@@ -31,19 +35,43 @@ func (r *request) finish(reply []byte) {
 // requests; a writer goroutine sends replies in request order, flushing only
 // when no further reply is ready.
 type session struct {
-	p        *Proxy
-	nc       net.Conn
-	id       uint32
-	rr       *requestReader
-	queue    chan *request
-	inflight atomic.Int64
-	authed   bool
-	name     []byte
-	tx       *txState
-	keyBuf   []int
+	p      *Proxy
+	nc     net.Conn
+	id     uint32
+	rr     *requestReader
+	queue  chan *request
+	authed bool
+	name   []byte
+	tx     *txState
+	keyBuf []int
+	cutOff bool // ended for bad input: linger on close
+	// dirty lists the backend connections written to since the last flush:
+	// they are flushed once the client's buffered input is consumed (one
+	// write per backend per client batch) and before the reader blocks.
+	dirty []*backendConn
+}
+
+func (s *session) markDirty(c *backendConn) {
+	for _, d := range s.dirty {
+		if d == c {
+			return
+		}
+	}
+	s.dirty = append(s.dirty, c)
+}
+
+func (s *session) flushDirty() {
+	for i, c := range s.dirty {
+		c.flush()
+		s.dirty[i] = nil
+	}
+	s.dirty = s.dirty[:0]
 }
 
 var sessionSeq atomic.Uint32
+
+// drainIdle is how long a session may be silent during shutdown before it ends.
+const drainIdle = 200 * time.Millisecond
 
 func newSession(p *Proxy, nc net.Conn) *session {
 	return &session{
@@ -51,7 +79,7 @@ func newSession(p *Proxy, nc net.Conn) *session {
 		nc:     nc,
 		id:     sessionSeq.Add(1),
 		rr:     newRequestReader(nc, p.limits),
-		queue:  make(chan *request, p.cfg.MaxPipeline+2),
+		queue:  make(chan *request, p.cfg.MaxPipeline),
 		authed: p.cfg.SessionAuth == "",
 	}
 }
@@ -74,13 +102,35 @@ func (s *session) serve() {
 	if s.tx != nil {
 		s.tx.closeWatch()
 	}
+	if s.cutOff {
+		s.lingerClose()
+	}
 	s.nc.Close()
 }
 
+// lingerClose ends a session cut off for bad input so that the client reads
+// every reply and the error before EOF: closing a socket with unread input
+// makes the kernel send a reset, which discards replies not yet read. It
+// half-closes and throws away what the client still sends, bounded in time
+// and bytes.
+func (s *session) lingerClose() {
+	tc, ok := s.nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.CopyN(io.Discard, tc, 256<<20)
+}
+
 func (s *session) readLoop() {
+	defer s.flushDirty() // the writer waits for these replies
 	for {
-		if s.p.draining.Load() && s.rr.Buffered() == 0 {
-			return
+		if s.p.draining.Load() {
+			// Shutting down: serve what the client keeps sending, end once
+			// it has been quiet for drainIdle.
+			s.cutOff = true
+			_ = s.nc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
 		args, raw, err := s.rr.ReadRequest()
 		if err != nil {
@@ -97,17 +147,20 @@ func (s *session) readLoop() {
 		if args == nil {
 			continue
 		}
-		if n := s.inflight.Add(1); n > int64(s.p.cfg.MaxPipeline) {
-			s.p.metrics.protocolErrors.Inc()
-			s.p.log.Info("session ended: pipeline too deep", "remote", s.nc.RemoteAddr().String(), "max", s.p.cfg.MaxPipeline)
-			s.enqueueFinal("ERR too many pipelined requests: more than " + itoa(s.p.cfg.MaxPipeline) +
-				" unanswered (raise --max-pipeline or read replies); closing the connection")
-			return
-		}
 		r := &request{start: time.Now()}
 		r.wg.Add(1)
 		s.dispatch(r, args, raw)
-		s.queue <- r
+		select {
+		case s.queue <- r:
+		default:
+			// MaxPipeline replies wait to be written: the client is not
+			// read from (TCP pushes back) until it reads.
+			s.flushDirty()
+			s.queue <- r
+		}
+		if s.rr.Buffered() == 0 {
+			s.flushDirty()
+		}
 		if r.close {
 			return
 		}
@@ -115,8 +168,8 @@ func (s *session) readLoop() {
 }
 
 func (s *session) enqueueFinal(msg string) {
+	s.cutOff = true
 	r := &request{start: time.Now(), reply: replyError(msg), close: true}
-	s.inflight.Add(1)
 	s.queue <- r
 }
 
@@ -127,10 +180,12 @@ func (s *session) writeLoop(done chan struct{}) {
 	broken := false
 	for r := range s.queue {
 		r.wg.Wait()
-		s.inflight.Add(-1)
 		m.latency.Observe(time.Since(r.start).Seconds())
 		if broken {
 			continue
+		}
+		if len(r.reply) > bw.Available() { // this write flushes
+			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
 		}
 		if _, err := bw.Write(r.reply); err != nil {
 			broken = true
@@ -138,18 +193,13 @@ func (s *session) writeLoop(done chan struct{}) {
 			continue
 		}
 		if r.close || len(s.queue) == 0 {
+			// Without a deadline a client that never reads would pin its
+			// queued replies (up to MaxPipeline) forever.
+			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
 			if err := bw.Flush(); err != nil {
 				broken = true
 				s.nc.Close()
 				continue
-			}
-		}
-		if r.close {
-			// Unblock a reader still waiting for input.
-			if tc, ok := s.nc.(*net.TCPConn); ok {
-				_ = tc.CloseRead()
-			} else {
-				s.nc.Close()
 			}
 		}
 	}
@@ -195,8 +245,37 @@ func (s *session) dispatch(r *request, args [][]byte, raw []byte) {
 			s.fail(r, msg)
 			return
 		}
-		s.forward(slot, raw, s.keysOf(c, args), func(reply []byte) { s.finishCounted(r, reply) })
+		s.forwardRequest(r, slot, c, args, raw)
 	}
+}
+
+// forwardRequest is forward for one plain request, without closures.
+func (s *session) forwardRequest(r *request, slot int, c *command, args [][]byte, raw []byte) {
+	rt, msg := s.p.router.acquire(slot, s.flushDirty)
+	if msg != "" {
+		s.finishCounted(r, replyError(msg))
+		return
+	}
+	if rt.from != nil {
+		s.flushDirty() // the migration path waits on backends
+		s.p.forwardMigrating(rt, raw, s.keysOf(c, args), s.id, func(reply []byte) { s.finishCounted(r, reply) })
+		return
+	}
+	r.s, r.rt = s, rt
+	r.cl = call{data: raw, replies: 1, req: r}
+	if bc := rt.backend.pick(s.id); bc.write(&r.cl) {
+		s.markDirty(bc)
+	}
+}
+
+// backendDone completes a request sent by forwardRequest.
+func (s *session) backendDone(r *request, reply []byte, err error) {
+	r.rt.done()
+	if err != nil {
+		s.p.metrics.backendErrors.Inc()
+		reply = replyError("ERR " + err.Error())
+	}
+	s.finishCounted(r, reply)
 }
 
 func (s *session) fail(r *request, msg string) {
@@ -207,6 +286,7 @@ func (s *session) fail(r *request, msg string) {
 // finishCounted finishes r and counts backend error replies.
 func (s *session) finishCounted(r *request, reply []byte) {
 	if len(reply) > 0 && reply[0] == '-' {
+		s.p.stats.redisErrors.Add(1)
 		s.p.countErr(r.cmd)
 	}
 	r.finish(reply)
@@ -243,16 +323,18 @@ func crossSlot(name string, a, b int) string {
 // forward sends raw to the slot's backend, or follows the migration
 // contract when the slot is migrating, and calls done with the reply.
 func (s *session) forward(slot int, raw []byte, keys [][]byte, done func([]byte)) {
-	rt, msg := s.p.router.acquire(slot)
+	rt, msg := s.p.router.acquire(slot, s.flushDirty)
 	if msg != "" {
 		done(replyError(msg))
 		return
 	}
 	if rt.from != nil {
+		s.flushDirty() // the migration path waits on backends
 		s.p.forwardMigrating(rt, raw, keys, s.id, done)
 		return
 	}
-	rt.backend.pick(s.id).send(&call{data: raw, replies: 1, done: func(reply []byte, err error) {
+	c := rt.backend.pick(s.id)
+	if c.write(&call{data: raw, replies: 1, done: func(reply []byte, err error) {
 		rt.done()
 		if err != nil {
 			s.p.metrics.backendErrors.Inc()
@@ -260,5 +342,7 @@ func (s *session) forward(slot int, raw []byte, keys [][]byte, done func([]byte)
 			return
 		}
 		done(reply)
-	}})
+	}}) {
+		s.markDirty(c)
+	}
 }

@@ -143,7 +143,7 @@ func (s *session) watch(r *request, c *command, args [][]byte) {
 		s.fail(r, txCrossSlot(s.tx.watch.slot, slot))
 		return
 	}
-	rt, emsg := s.p.router.acquire(slot)
+	rt, emsg := s.p.router.acquire(slot, s.flushDirty)
 	if emsg != "" {
 		s.fail(r, emsg)
 		return
@@ -219,7 +219,7 @@ func (s *session) exec(r *request, tx *txState) {
 		r.finish([]byte("*0\r\n"))
 		return
 	}
-	rt, msg := s.p.router.acquire(slot)
+	rt, msg := s.p.router.acquire(slot, s.flushDirty)
 	if msg != "" {
 		s.fail(r, msg)
 		return

@@ -4,10 +4,14 @@
 package testenv
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -143,4 +147,51 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startAnnounced starts bin and waits until a line of its stdout matches
+// re (the "LISTENING addr" line servers print once they serve); it returns
+// the process, killed at the end of the test, and the submatches.
+func startAnnounced(t testing.TB, name, bin string, args []string, dir string, re *regexp.Regexp, timeout time.Duration) (*proc, []string) {
+	t.Helper()
+	stdoutR, stdoutW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := start(name, bin, args, dir, filepath.Join(dir, name+".log"), stdoutW)
+	stdoutW.Close() // only the child writes now; we see EOF when it exits
+	if err != nil {
+		stdoutR.Close()
+		t.Fatal(err)
+	}
+	p.cleanup(t)
+
+	found := make(chan []string, 1)
+	eof := make(chan []string, 1)
+	go func() {
+		defer stdoutR.Close()
+		var other []string
+		sent := false
+		sc := bufio.NewScanner(stdoutR)
+		for sc.Scan() {
+			line := strings.TrimRight(sc.Text(), "\r")
+			if m := re.FindStringSubmatch(line); m != nil && !sent {
+				found <- m
+				sent = true
+			} else if len(other) < 20 {
+				other = append(other, line)
+			}
+		}
+		eof <- other
+	}()
+	select {
+	case m := <-found:
+		return p, m
+	case other := <-eof:
+		<-p.done
+		t.Fatalf("%s %v exited without announcing itself (%v); stdout: %q; log:\n%s", name, args, p.waitErr, other, p.logTail(4<<10))
+	case <-time.After(timeout):
+		t.Fatalf("%s printed no LISTENING line within %s; log:\n%s", name, timeout, p.logTail(4<<10))
+	}
+	return nil, nil
 }

@@ -163,3 +163,6 @@ func (r *Redis) Do(args ...string) (string, error) {
 		return line, nil
 	}
 }
+
+// Kill sends SIGKILL (kill -9) and waits for the exit.
+func (r *Redis) Kill() { r.kill() }

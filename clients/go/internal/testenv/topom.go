@@ -1,13 +1,11 @@
 package testenv
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -108,49 +106,11 @@ func StartTopom(t testing.TB, opts TopomOptions) *Topom {
 	}
 	args = append(args, opts.Args...)
 
-	stdoutR, stdoutW, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
+	p, m := startAnnounced(t, "topom", bin, args, tmp, listeningLine, TopomStartTimeout)
+	if _, port, err := net.SplitHostPort(m[1]); err != nil || port == "0" {
+		t.Fatalf("topom printed a bad LISTENING address %q", m[1])
 	}
-	p, err := start("topom", bin, args, tmp, filepath.Join(tmp, "topom.log"), stdoutW)
-	stdoutW.Close() // only the child writes now; we see EOF when it exits
-	if err != nil {
-		stdoutR.Close()
-		t.Fatal(err)
-	}
-	p.cleanup(t)
-
-	addrCh := make(chan string, 1)
-	eof := make(chan []string, 1)
-	go func() {
-		defer stdoutR.Close()
-		var other []string
-		sent := false
-		sc := bufio.NewScanner(stdoutR)
-		for sc.Scan() {
-			line := strings.TrimRight(sc.Text(), "\r")
-			if m := listeningLine.FindStringSubmatch(line); m != nil && !sent {
-				addrCh <- m[1]
-				sent = true
-			} else if len(other) < 20 {
-				other = append(other, line)
-			}
-		}
-		eof <- other
-	}()
-	select {
-	case addr := <-addrCh:
-		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
-			t.Fatalf("topom printed a bad LISTENING address %q", addr)
-		}
-		return &Topom{proc: p, Addr: addr, Opts: opts, t: t}
-	case other := <-eof:
-		<-p.done
-		t.Fatalf("topom %v exited without a LISTENING line (%v); stdout: %q; log:\n%s", args, p.waitErr, other, p.logTail(4<<10))
-	case <-time.After(TopomStartTimeout):
-		t.Fatalf("topom printed no LISTENING line within %s; log:\n%s", TopomStartTimeout, p.logTail(4<<10))
-	}
-	return nil
+	return &Topom{proc: p, Addr: m[1], Opts: opts, t: t}
 }
 
 // Stop sends SIGTERM and fails the test unless topom exits with status 0.

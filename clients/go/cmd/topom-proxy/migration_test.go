@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	topom "github.com/topom/topom/clients/go"
+	"github.com/topom/topom/clients/go/internal/testenv"
+	"github.com/topom/topom/clients/go/topompb"
+)
+
+const migrationKeys = 100_000
+
+func migKey(i int) string { return fmt.Sprintf("key:%d", i) }
+
+// load writes key:0..n-1 = v0-i through the proxy, pipelined.
+func load(t *testing.T, addr string, n int) {
+	t.Helper()
+	c := dial(t, addr)
+	for lo := 0; lo < n; lo += 2000 {
+		hi := min(lo+2000, n)
+		for i := lo; i < hi; i++ {
+			_ = c.Send("SET", migKey(i), fmt.Sprintf("v0-%d", i))
+		}
+		if err := c.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for i := lo; i < hi; i++ {
+			if v, err := c.Receive(); err != nil || v.String() != "OK" {
+				t.Fatalf("loading %s: %v %v", migKey(i), v, err)
+			}
+		}
+	}
+}
+
+// dump returns every key and string value on a redis-server.
+func dump(t *testing.T, r *testenv.Redis) map[string]string {
+	t.Helper()
+	c := dial(t, r.Addr)
+	keys, err := c.Do("KEYS", "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string, len(keys.Arr))
+	for lo := 0; lo < len(keys.Arr); lo += 1000 {
+		args := []string{"MGET"}
+		for _, k := range keys.Arr[lo:min(lo+1000, len(keys.Arr))] {
+			args = append(args, k.Str)
+		}
+		vals, err := c.Do(args...)
+		if err != nil || len(vals.Arr) != len(args)-1 {
+			t.Fatalf("MGET on %s: %v %v", r.Addr, vals.Err(), err)
+		}
+		for j, v := range vals.Arr {
+			out[args[j+1]] = v.Str
+		}
+	}
+	return out
+}
+
+// worker writes and reads its own keys (index ≡ id mod workers) through the
+// proxies: each SET through one proxy is read back through the other, and
+// the last acknowledged value per key is remembered.
+type worker struct {
+	id, of  int
+	proxies []string
+	last    map[string]string
+	ops     int
+	moving  int      // "being moved, retry" answers (retried)
+	other   []string // any other error: the test fails
+}
+
+func isMoving(e string) bool {
+	return strings.HasPrefix(e, "ERR slot ") && strings.HasSuffix(e, " is being moved, retry")
+}
+
+// do runs one command, retrying it while it is refused as "being moved"
+// (a refused command was not applied).
+func (w *worker) do(c *testenv.Conn, args ...string) (testenv.Value, error) {
+	for {
+		v, err := c.Do(args...)
+		if err != nil {
+			return v, fmt.Errorf("%s %s: %w", args[0], args[1], err)
+		}
+		w.ops++
+		if !isMoving(v.Err()) {
+			return v, nil
+		}
+		w.moving++
+	}
+}
+
+func (w *worker) run(stop *atomic.Bool) error {
+	conns := make([]*testenv.Conn, len(w.proxies))
+	for i, a := range w.proxies {
+		c, err := testenv.Dial(a)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	w.last = map[string]string{}
+	for n := 0; !stop.Load(); n++ {
+		key := migKey(w.id + w.of*((n*7919)%(migrationKeys/w.of)))
+		val := fmt.Sprintf("w%d-%d", w.id, n)
+		wc, rc := conns[n%2], conns[(n+1)%2]
+		v, err := w.do(wc, "SET", key, val)
+		if err != nil {
+			return err
+		}
+		if v.String() != "OK" {
+			w.other = append(w.other, fmt.Sprintf("SET %s: %v", key, v))
+		}
+		w.last[key] = val
+		if v, err = w.do(rc, "GET", key); err != nil {
+			return err
+		}
+		if v.Str != val {
+			w.other = append(w.other, fmt.Sprintf("GET %s after SET %s through the other proxy: %v", key, val, v))
+		}
+	}
+	return nil
+}
+
+// 512 of 1024 slots move from group 1 to group 2 while a checked load runs
+// through two proxies, and a third proxy is stopped (SIGSTOP) throughout.
+// Afterwards every key is on the group owning its slot, none lost, none
+// stale; the only errors are the bounded "being moved" kind. The stopped
+// proxy does not hold the migration up past its lease, and once continued
+// it serves nothing from its stale table.
+func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
+	cl := newCluster(t, 2, "")
+	ctx := context.Background()
+	assignAll(t, cl.c, 1)
+	p1, p2, p3 := cl.proxy(t), cl.proxy(t), cl.proxy(t)
+	start := time.Now()
+	load(t, p1.Addr, migrationKeys)
+	t.Logf("loaded %d keys through the proxy in %s", migrationKeys, time.Since(start).Round(time.Millisecond))
+
+	// The stopped proxy has a session open with a key of a moving slot read.
+	stale := dial(t, p3.Addr)
+	probe := keyIn("key:", 0, 512)
+	expect(t, stale, "v0-"+strings.TrimPrefix(probe, "key:"), "GET", probe)
+	if err := p3.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p3.Cont() })
+
+	var stop atomic.Bool
+	workers := make([]*worker, 6)
+	var wg sync.WaitGroup
+	errs := make([]error, len(workers))
+	for i := range workers {
+		workers[i] = &worker{id: i, of: len(workers), proxies: []string{p1.Addr, p2.Addr}}
+		wg.Add(1)
+		go func(i int) { defer wg.Done(); errs[i] = workers[i].run(&stop) }(i)
+	}
+	start = time.Now()
+	r, err := cl.c.Topom.CreateSlotActionRange(ctx, &topompb.CreateSlotActionRangeRequest{Begin: 0, End: 511, TargetGroupId: 2})
+	if err != nil {
+		stop.Store(true)
+		wg.Wait()
+		t.Fatal(err)
+	}
+	if len(r.GetSlotIds()) != 512 {
+		t.Errorf("queued %d slots", len(r.GetSlotIds()))
+	}
+	testenv.WaitFor(t, 300*time.Second, "512 slots to reach group 2", func() error {
+		ls, err := cl.c.ListSlots(ctx)
+		if err != nil {
+			return err
+		}
+		left := 0
+		for _, m := range ls.GetMappings()[:512] {
+			if m.GetGroupId() != 2 || m.GetAction() != nil {
+				left++
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d slots still moving", left)
+		}
+		return nil
+	})
+	took := time.Since(start)
+	// Keep the load on a little past the end: the last tables must serve too.
+	time.Sleep(500 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	ops, moving := 0, 0
+	last := map[string]string{}
+	for i, w := range workers {
+		if errs[i] != nil {
+			t.Fatalf("worker %d: %v", i, errs[i])
+		}
+		for _, o := range w.other[:min(len(w.other), 10)] {
+			t.Errorf("worker %d: %s", i, o)
+		}
+		if len(w.other) > 0 {
+			t.Errorf("worker %d: %d unexpected replies in all", i, len(w.other))
+		}
+		ops += w.ops
+		moving += w.moving
+		for k, v := range w.last {
+			last[k] = v
+		}
+	}
+	t.Logf("512 slots moved in %s under load: %d requests through 2 proxies, %d answered \"being moved, retry\" (retried), %d keys rewritten",
+		took.Round(time.Millisecond), ops, moving, len(last))
+	if ops < 1000 {
+		t.Errorf("the load made too little progress: %d requests", ops)
+	}
+	if moving > ops/20 {
+		t.Errorf("%d of %d requests were refused as being moved, want at most 5%%", moving, ops)
+	}
+
+	onA, onB := dump(t, cl.groups[0]), dump(t, cl.groups[1])
+	if len(onA)+len(onB) != migrationKeys {
+		t.Errorf("%d + %d keys on the groups, want %d: keys lost or duplicated", len(onA), len(onB), migrationKeys)
+	}
+	misplaced := 0
+	for k := range onA {
+		if topom.SlotOf([]byte(k)) < 512 {
+			misplaced++
+		}
+	}
+	for k := range onB {
+		if topom.SlotOf([]byte(k)) >= 512 {
+			misplaced++
+		}
+	}
+	if misplaced > 0 {
+		t.Errorf("%d keys on a group that does not own their slot", misplaced)
+	}
+	wrong := 0
+	for i := 0; i < migrationKeys; i++ {
+		k := migKey(i)
+		want, ok := last[k]
+		if !ok {
+			want = fmt.Sprintf("v0-%d", i)
+		}
+		got, okA := onA[k]
+		if !okA {
+			got = onB[k]
+		}
+		if got != want {
+			if wrong < 10 {
+				t.Errorf("%s = %q, want the last acknowledged write %q", k, got, want)
+			}
+			wrong++
+		}
+	}
+	if wrong > 0 {
+		t.Errorf("%d keys lost or stale", wrong)
+	}
+
+	// The stopped proxy: continued, its open session must never be served
+	// from the table it had (the probe's slot moved to group 2 meanwhile).
+	if err := p3.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	want := onB[probe]
+	fencedSeen := false
+	testenv.WaitFor(t, waitLong, "the continued proxy to re-sync", func() error {
+		v, err := stale.Do("GET", probe)
+		if err != nil {
+			t.Fatalf("GET through the continued proxy: %v", err)
+		}
+		switch {
+		case v.Err() == "ERR proxy is fenced: its lease with topom ran out; it serves nothing until it has re-synced":
+			fencedSeen = true
+			return fmt.Errorf("fenced")
+		case v.Kind == '-':
+			t.Fatalf("GET through the continued proxy: %v", v)
+		case v.Str != want:
+			t.Fatalf("the continued proxy served %q for %s, want %q: a stale table", v, probe, want)
+		}
+		return nil
+	})
+	if !fencedSeen {
+		t.Log("the continued proxy had re-synced before the first request was read")
+	}
+	p3.WaitReady(t, waitLong)
+}
