@@ -269,6 +269,10 @@ func TestWatcherFencesWhenTopomStops(t *testing.T) {
 		if _, err := w.Table(); !errors.Is(err, topom.ErrFenced) {
 			return fmt.Errorf("Table() error %v, want ErrFenced", err)
 		}
+		// Lookups fail first; the Applier hears of it just after.
+		if n := rec.fenceCount(); n == 0 {
+			return errors.New("Applier.Fence not called yet")
+		}
 		return nil
 	})
 	if w.State() != topom.StateFenced || w.Ready() || rec.fenceCount() != 1 {
