@@ -2,6 +2,7 @@ package topom
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -12,7 +13,11 @@ import (
 // allocates only the slots it changes, a reset keeps every slot whose routing
 // is the same, and the base table is never touched.
 func TestApplySharesUnchangedSlots(t *testing.T) {
-	base, err := Apply(nil, fullReset("e1", 5, "127.0.0.1:6379"))
+	reset := fullReset("e1", 5, "127.0.0.1:6379")
+	for _, p := range reset.Slots { // as decoded: one copy per slot
+		p.BackendAddr = strings.Clone(p.BackendAddr)
+	}
+	base, err := Apply(nil, reset)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +64,7 @@ func TestApplySharesUnchangedSlots(t *testing.T) {
 }
 
 // TestApplyDeltaBytes bounds what a one-slot delta allocates: the 1024
-// pointers and one Slot, far below a copy of every Slot (≈ 80 KB).
+// pointers and one Slot (≈ 9.5 KB), far below a copy of every Slot (≈ 90 KB).
 func TestApplyDeltaBytes(t *testing.T) {
 	tb, err := Apply(nil, fullReset("e1", 1, "127.0.0.1:6379"))
 	if err != nil {
@@ -80,7 +85,8 @@ func TestApplyDeltaBytes(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / n
-	if limit := uint64(SlotCount*8 + 4096); per > limit {
+	// The margin covers other goroutines allocating meanwhile.
+	if limit := uint64(3 * SlotCount * 8); per > limit {
 		t.Errorf("a one-slot delta allocated %d bytes, want at most %d", per, limit)
 	}
 	t.Logf("a one-slot delta allocates %d bytes", per)
