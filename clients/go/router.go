@@ -4,6 +4,9 @@ package topom
 // offline) and the slot itself.
 func (t *Table) Backend(key []byte) (string, *Slot) {
 	s := t.Slot(key)
+	if s == nil { // only in a table not built by Apply
+		return "", nil
+	}
 	return s.Backend, s
 }
 
@@ -15,10 +18,10 @@ func (t *Table) Backend(key []byte) (string, *Slot) {
 // choose among the bucket's addresses (nil: the first), so callers can spread
 // reads.
 func (t *Table) ReadBackend(slot int, preferReplica bool, pick func(n int) int) string {
-	if slot < 0 || slot >= SlotCount {
+	if slot < 0 || slot >= SlotCount || t.Slots[slot] == nil {
 		return ""
 	}
-	s := &t.Slots[slot]
+	s := t.Slots[slot]
 	if !preferReplica || s.Locked || s.Migrating() {
 		return s.Backend
 	}

@@ -70,8 +70,8 @@ func TestApplyValidation(t *testing.T) {
 
 func TestReadBackend(t *testing.T) {
 	tb := &Table{}
-	tb.Slots[1] = Slot{ID: 1, Backend: "m:1", ReplicaGroups: [][]string{{}, {"r1:1", "r2:1"}, {"far:1"}}}
-	tb.Slots[2] = Slot{ID: 2, Backend: "m:1", MigrateFrom: "src:1", ReplicaGroups: [][]string{{"r:1"}}}
+	tb.Slots[1] = &Slot{ID: 1, Backend: "m:1", ReplicaGroups: [][]string{{}, {"r1:1", "r2:1"}, {"far:1"}}}
+	tb.Slots[2] = &Slot{ID: 2, Backend: "m:1", MigrateFrom: "src:1", ReplicaGroups: [][]string{{"r:1"}}}
 	if got := tb.ReadBackend(1, false, nil); got != "m:1" {
 		t.Errorf("no replica preference: %q", got)
 	}

@@ -304,15 +304,16 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 		return false, fmt.Errorf("WatchSlots hello to %s: %w", addr, err)
 	}
 
-	// One sender: acks/nacks from the receive loop, heartbeats and stats.
-	out := make(chan *topompb.WatchSlotsRequest, 16)
+	// ACKs and NACKs go out from this loop directly (no hop to another
+	// goroutine per update); heartbeats and stats from the beat goroutine.
+	tx := &streamSender{stream: stream}
 	sendErr := make(chan error, 1)
 	go func() {
-		sendErr <- w.send(sctx, stream, out, hb)
+		sendErr <- w.beat(sctx, tx, hb)
 	}()
 
 	first := true
-	var nacked error
+	var nacked, ackErr error
 	for {
 		m, err := stream.Recv()
 		if nacked != nil && err != nil {
@@ -320,12 +321,15 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 		}
 		if err != nil {
 			w.c.streamFailed(addr, err, stream.Trailer())
-			select {
-			case se := <-sendErr:
-				if se != nil && ctx.Err() == nil {
-					err = fmt.Errorf("%w (send: %v)", err, se)
+			se := ackErr
+			if se == nil {
+				select {
+				case se = <-sendErr:
+				default:
 				}
-			default:
+			}
+			if se != nil && ctx.Err() == nil {
+				err = fmt.Errorf("%w (send: %v)", err, se)
 			}
 			return heard, fmt.Errorf("WatchSlots on %s: %w", addr, err)
 		}
@@ -346,10 +350,9 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 				continue // draining: this stream's deltas no longer fit our table
 			}
 			reply, ok := w.apply(k.Update)
-			select {
-			case out <- reply:
-			case <-sctx.Done():
-				return heard, fmt.Errorf("WatchSlots on %s: %w", addr, context.Cause(sctx))
+			if err := tx.send(reply); err != nil && ackErr == nil {
+				// The stream is broken: the next Recv fails with its status.
+				ackErr = err
 			}
 			if !ok {
 				// topom computes the next delta from the revision it sent, which
@@ -357,55 +360,8 @@ func (w *SlotWatcher) session(ctx context.Context) (heard bool, err error) {
 				// from what we applied. Not resetting the backoff keeps a
 				// persistent refusal from looping fast.
 				nacked = fmt.Errorf("refused the update to revision %d; resuming from revision %d", k.Update.GetRevision(), w.appliedRevision())
-				close(out)
+				tx.closeSend()
 			}
-		}
-	}
-}
-
-// send writes out's messages, a numbered heartbeat every hb and stats every
-// StatsInterval, until ctx ends or a send fails.
-func (w *SlotWatcher) send(ctx context.Context, stream topompb.ProxyControl_WatchSlotsClient, out <-chan *topompb.WatchSlotsRequest, hb time.Duration) error {
-	defer func() { _ = stream.CloseSend() }()
-	beat := time.NewTicker(hb)
-	defer beat.Stop()
-	var statsC <-chan time.Time
-	if w.cfg.Stats != nil {
-		st := time.NewTicker(w.cfg.StatsInterval)
-		defer st.Stop()
-		statsC = st.C
-	}
-	var seq uint64
-	heartbeat := func() error {
-		seq++
-		w.lease.heartbeatSent(seq, time.Now())
-		return stream.Send(&topompb.WatchSlotsRequest{Kind: &topompb.WatchSlotsRequest_Heartbeat{Heartbeat: &topompb.ProxyHeartbeat{Seq: seq}}})
-	}
-	if err := heartbeat(); err != nil {
-		return err
-	}
-	for {
-		var err error
-		select {
-		case <-ctx.Done():
-			return nil
-		case m, ok := <-out:
-			if !ok {
-				return stream.CloseSend()
-			}
-			err = stream.Send(m)
-		case <-beat.C:
-			err = heartbeat()
-		case <-statsC:
-			if s := w.cfg.Stats(); s != nil {
-				if s.Time == nil {
-					s.Time = timestamppb.Now()
-				}
-				err = stream.Send(&topompb.WatchSlotsRequest{Kind: &topompb.WatchSlotsRequest_Stats{Stats: s}})
-			}
-		}
-		if err != nil {
-			return err
 		}
 	}
 }
@@ -454,6 +410,9 @@ func (w *SlotWatcher) apply(u *topompb.SlotsUpdate) (*topompb.WatchSlotsRequest,
 // maybeServe moves to StateServing when a table is applied (a fresh one after
 // a fence) and the lease is live.
 func (w *SlotWatcher) maybeServe() {
+	if w.State() == StateServing { // the common case, after every update
+		return
+	}
 	w.mu.Lock()
 	st := WatcherState(w.state.Load())
 	live, _ := w.lease.live(time.Now())

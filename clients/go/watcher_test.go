@@ -269,9 +269,9 @@ func TestWatcherFencesWhenTopomStops(t *testing.T) {
 		if _, err := w.Table(); !errors.Is(err, topom.ErrFenced) {
 			return fmt.Errorf("Table() error %v, want ErrFenced", err)
 		}
-		// The state turns fenced just before Applier.Fence is called.
-		if rec.fenceCount() == 0 {
-			return fmt.Errorf("Applier.Fence not called yet")
+		// Lookups fail first; the Applier hears of it just after.
+		if n := rec.fenceCount(); n == 0 {
+			return errors.New("Applier.Fence not called yet")
 		}
 		return nil
 	})

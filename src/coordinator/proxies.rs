@@ -11,7 +11,6 @@
 //! already run out and it has stopped serving every slot: no proxy can still be
 //! routing with a table older than R while topom acts on R.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,12 +183,19 @@ impl Coordinator {
             }
             self.published.recent(rev)
         });
-        // One record, not a copy of every proxy: this runs once per proxy per
-        // revision.
-        let proxy = self.cache().proxies.get(token).cloned().unwrap_or_default();
-        let host_ip = addr_host(&proxy.admin_addr).parse::<IpAddr>().ok();
+        // Only what places the proxy, not a copy of its record: this runs once
+        // per proxy per revision.
+        let (datacenter, host_ip) = self
+            .cache()
+            .proxies
+            .get(token)
+            .map(|p| {
+                let ip = addr_host(&p.admin_addr).parse::<IpAddr>().ok();
+                (p.datacenter.clone(), ip)
+            })
+            .unwrap_or_default();
         let place = ProxyPlace {
-            datacenter: &proxy.datacenter,
+            datacenter: &datacenter,
             host_ip,
         };
         let resolve = |h: &str| h.parse::<IpAddr>().ok();
@@ -204,10 +210,10 @@ impl Coordinator {
         };
         let (reset, slots) = match &base {
             Some(old) => {
-                let changed = changed_slots(old, &current);
-                let slots = changed
-                    .into_iter()
-                    .filter_map(|id| {
+                let slots = current
+                    .changed_since(old)
+                    .iter()
+                    .filter_map(|&id| {
                         let new = view(&current, id);
                         (view(old, id) != new).then_some(new)
                     })
@@ -338,25 +344,4 @@ impl Drop for ProxyStream {
     fn drop(&mut self) {
         self.coordinator.leases.closed(&self.token);
     }
-}
-
-/// Slots whose view may differ between two tables: their mapping changed, or a
-/// group they refer to changed.
-fn changed_slots(old: &SlotTable, new: &SlotTable) -> BTreeSet<usize> {
-    let groups_changed: BTreeSet<u32> = old
-        .groups
-        .keys()
-        .chain(new.groups.keys())
-        .filter(|g| old.groups.get(g) != new.groups.get(g))
-        .copied()
-        .collect();
-    (0..new.mappings.len())
-        .filter(|&i| {
-            let (a, b) = (&old.mappings[i], &new.mappings[i]);
-            a != b
-                || [b.group_id, b.action.map_or(0, |x| x.target_id)]
-                    .iter()
-                    .any(|g| groups_changed.contains(g))
-        })
-        .collect()
 }

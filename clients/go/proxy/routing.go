@@ -52,7 +52,7 @@ func (r *router) Apply(prev, next *topom.Table) error {
 	}
 	// Open connections to new servers before the switch.
 	for _, id := range changed {
-		s := &next.Slots[id]
+		s := next.Slots[id]
 		r.retain(s.Backend)
 		r.retain(s.MigrateFrom)
 	}
@@ -63,7 +63,7 @@ func (r *router) Apply(prev, next *topom.Table) error {
 		sem <- struct{}{}
 		go func(id int) {
 			defer func() { <-sem; wg.Done() }()
-			r.switchSlot(id, next.Slots[id])
+			r.switchSlot(id, *next.Slots[id])
 		}(id)
 	}
 	wg.Wait()

@@ -3,7 +3,8 @@
 //	TOPOM_BIN=/work/bin/topom go test -run '^$' -bench Watchers -benchtime 1x ./bench/watchers/
 //
 // It is not run by CI (go test without -bench skips it). WATCHERS and CHANGES
-// override the counts (defaults 1000 and 25).
+// override the counts (defaults 1000 and 25); CHANGES_CPUPROFILE=FILE
+// profiles this process during the changes only.
 package watchers
 
 import (
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,6 +129,7 @@ func BenchmarkWatchers(b *testing.B) {
 
 	var lat, firsts []time.Duration
 	topomCPU0, goCPU0, wall0 := cpuOf(tp.Pid()), cpuOf(os.Getpid()), time.Now()
+	stopProfile := profileChanges(b)
 	b.ResetTimer()
 	for i := 0; i < changes; i++ {
 		ls, err := admin.ListSlots(ctx)
@@ -171,6 +174,7 @@ func BenchmarkWatchers(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	stopProfile()
 	wall := time.Since(wall0)
 	b.Logf("during the changes (%s wall): topom used %s CPU, this process %s",
 		wall.Round(time.Millisecond), (cpuOf(tp.Pid()) - topomCPU0).Round(time.Millisecond), (cpuOf(os.Getpid()) - goCPU0).Round(time.Millisecond))
@@ -184,6 +188,29 @@ func BenchmarkWatchers(b *testing.B) {
 	b.ReportMetric(float64(p(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(perProxy, "heap-B/watcher")
+}
+
+// profileChanges starts a CPU profile of this process into the file named by
+// CHANGES_CPUPROFILE, if set: unlike -cpuprofile it leaves out the
+// registration of every watcher and their first snapshots.
+func profileChanges(b *testing.B) (stop func()) {
+	path := os.Getenv("CHANGES_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // cpuOf returns the user+system CPU time of process pid (Linux /proc, 100 Hz ticks).
