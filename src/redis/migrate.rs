@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::dial::{bounded, dial};
+use super::client::{Conn, host_port};
+use super::dial::{bounded, connect};
 use super::info::dbs_with_keys;
-use super::resp::{RespConn, Value};
+use super::reply::Value;
 use super::{MigrateOptions, Migrator, RedisError, SlotPass};
 use crate::model::MAX_SLOTS;
 use crate::model::slot_of;
@@ -161,20 +162,11 @@ struct Target {
 impl Target {
     /// Splits `host:port` at the last `:`; `[v6]:port` loses its brackets.
     fn parse(addr: &str) -> Result<Target, RedisError> {
-        let bad = || RedisError::Connect {
-            addr: addr.to_owned(),
-            reason: "not a host:port address".into(),
-        };
-        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-        let host = host.strip_prefix('[').unwrap_or(host);
-        let host = host.strip_suffix(']').unwrap_or(host);
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(bad());
-        }
+        let (host, port) = host_port(addr)?;
         Ok(Target {
             addr: addr.to_owned(),
             host: host.to_owned(),
-            port: port.to_owned(),
+            port: port.to_string(),
         })
     }
 }
@@ -388,7 +380,7 @@ impl Pass<'_> {
 /// Walks a db with SCAN and hands full batches to the mover.
 struct Scanner {
     /// To the source, `SELECT`ed to the db being scanned.
-    conn: RespConn,
+    conn: Conn,
     queues: Queues,
     settings: Settings,
 }
@@ -470,10 +462,10 @@ struct Mover<'a> {
     settings: Settings,
     targets: Vec<Target>,
     /// To the source, `SELECT`ed to `db`.
-    conn: RespConn,
+    conn: Conn,
     /// To targets, for the `EXISTS` check of a conflict: opened on first need,
     /// with the db they have selected.
-    target_conns: HashMap<usize, (RespConn, u32)>,
+    target_conns: HashMap<usize, (Conn, u32)>,
     db: u32,
     totals: &'a mut BTreeMap<u32, SlotPass>,
     progress: &'a (dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
@@ -650,12 +642,6 @@ impl Mover<'_> {
     fn slot(&mut self, slot: u32) -> &mut SlotPass {
         self.totals.entry(slot).or_default()
     }
-}
-
-/// A new connection to `addr`, authenticated when `auth` is set, all within
-/// `timeout`.
-async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-    bounded(addr, timeout, dial(addr, auth, timeout)).await
 }
 
 #[cfg(test)]
