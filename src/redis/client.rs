@@ -274,3 +274,137 @@ pub(crate) fn command(args: &[&[u8]]) -> Cmd {
     }
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// A listener whose first connection gets `script[i]` written after the
+    /// client's i-th write, then is held open until the client leaves (or
+    /// closed at once when `close` is set).
+    async fn scripted(script: &'static [&'static [u8]], close: bool) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            for part in script {
+                let _ = sock.read(&mut buf).await;
+                let _ = sock.write_all(part).await;
+            }
+            if !close {
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+            }
+        });
+        addr
+    }
+
+    async fn conn(script: &'static [&'static [u8]], close: bool) -> Conn {
+        Conn::connect(&scripted(script, close).await, T)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn error_replies_keep_the_connection() {
+        let mut c = conn(&[b"-ERR unknown command 'X'\r\n", b"+PONG\r\n"], false).await;
+        match c.call(&[b"X"]).await {
+            Err(RedisError::Reply { reason, addr }) => {
+                assert_eq!(reason, "ERR unknown command 'X'");
+                assert_eq!(addr, c.addr());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.is_broken());
+        assert_eq!(
+            c.call(&[b"PING"]).await.unwrap(),
+            Value::Simple("PONG".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn auth_errors() {
+        const NOAUTH: &[&[u8]] = &[b"-NOAUTH Authentication required.\r\n"];
+        const WRONGPASS: &[&[u8]] = &[b"-WRONGPASS invalid username-password pair\r\n"];
+        for reply in [NOAUTH, WRONGPASS] {
+            let mut c = conn(reply, false).await;
+            let r = c.call(&[b"PING"]).await;
+            assert!(matches!(r, Err(RedisError::Auth { .. })), "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_breaks_the_connection() {
+        let mut c = conn(&[b"@@@\r\n"], false).await;
+        match c.call(&[b"PING"]).await {
+            Err(RedisError::Reply { reason, .. }) => {
+                assert!(reason.contains("protocol"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.is_broken());
+        match c.call(&[b"PING"]).await {
+            Err(RedisError::Connect { reason, .. }) => {
+                assert!(reason.contains("unusable"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_mid_reply_says_so() {
+        let mut c = conn(&[b"$10\r\nabc"], true).await;
+        match c.call(&[b"GET", b"k"]).await {
+            Err(RedisError::Connect { reason, .. }) => {
+                assert!(reason.contains("middle"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.is_broken());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_call_breaks_the_connection() {
+        // Reads, never answers.
+        let mut c = conn(&[], false).await;
+        let r = tokio::time::timeout(Duration::from_millis(50), c.call(&[b"PING"])).await;
+        assert!(r.is_err(), "the call should have timed out");
+        assert!(c.is_broken());
+    }
+
+    #[tokio::test]
+    async fn pipelines_keep_error_replies() {
+        let mut c = conn(&[b"+OK\r\n-ERR no\r\n:3\r\n"], false).await;
+        let replies = c
+            .pipeline(&[&[b"MULTI"], &[b"X"], &[b"EXEC"]])
+            .await
+            .unwrap();
+        assert_eq!(
+            replies,
+            [
+                Value::Simple("OK".into()),
+                Value::Error("ERR no".into()),
+                Value::Int(3)
+            ]
+        );
+        assert!(!c.is_broken());
+    }
+
+    #[tokio::test]
+    async fn notices_a_peer_close() {
+        let mut c = conn(&[b"+PONG\r\n"], true).await;
+        assert_eq!(
+            c.call(&[b"PING"]).await.unwrap(),
+            Value::Simple("PONG".into())
+        );
+        let deadline = Instant::now() + T;
+        while !c.is_closed_by_peer() {
+            assert!(Instant::now() < deadline, "the close was never noticed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
