@@ -36,9 +36,9 @@ use futures::future::try_join_all;
 use super::client::{Conn, host_port};
 use super::dial::{bounded, connect};
 use super::info::dbs_with_keys;
+use super::migrate::{SlotTarget, slot_targets};
 use super::reply::Value;
 use super::{MigrateOptions, Migrator, RedisError, SlotPass};
-use crate::model::MAX_SLOTS;
 
 /// codis-server bounds each socket operation towards the target by the timeout
 /// argument, so one call may take somewhat longer; our deadline adds this much
@@ -249,31 +249,13 @@ impl Target {
     }
 }
 
-/// A slot to drain and the index of its target.
-type SlotTarget = (u32, usize);
-
 /// The distinct targets of `moves` and the slots with their target, in slot
 /// order. Slots out of range are left out (codis-server would refuse them, and
 /// no key hashes there); they report `found == 0`.
 fn parse_targets(
     moves: &BTreeMap<u32, String>,
 ) -> Result<(Vec<Target>, Vec<SlotTarget>), RedisError> {
-    let mut targets: Vec<Target> = Vec::new();
-    let mut slots = Vec::new();
-    for (&slot, addr) in moves {
-        if slot as usize >= MAX_SLOTS {
-            continue;
-        }
-        let index = match targets.iter().position(|t| t.addr == *addr) {
-            Some(i) => i,
-            None => {
-                targets.push(Target::parse(addr)?);
-                targets.len() - 1
-            }
-        };
-        slots.push((slot, index));
-    }
-    Ok((targets, slots))
+    slot_targets(moves, Target::parse)
 }
 
 /// Work for one connection: drain `slots` in `db`, in order.

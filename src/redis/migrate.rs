@@ -25,6 +25,8 @@ use async_trait::async_trait;
 
 mod plan;
 
+pub(crate) use plan::{SlotTarget, slot_targets};
+
 use plan::{Keyed, Migrated, Queues, Target, classify, migrate_args, split_by_size};
 
 use super::client::Conn;

@@ -29,6 +29,33 @@ impl Target {
     }
 }
 
+/// A slot to drain and the index of its target.
+pub(crate) type SlotTarget = (u32, usize);
+
+/// The distinct targets of `moves`, each parsed once by `parse`, and every
+/// slot in range with the index of its target, in slot order. Slots out of
+/// range are left out: no key hashes there (both migrators share this).
+pub(crate) fn slot_targets<T>(
+    moves: &BTreeMap<u32, String>,
+    parse: impl Fn(&str) -> Result<T, RedisError>,
+) -> Result<(Vec<T>, Vec<SlotTarget>), RedisError> {
+    let mut addrs: Vec<&str> = Vec::new();
+    let mut targets = Vec::new();
+    let mut slots = Vec::new();
+    for (&slot, addr) in moves.range(..MAX_SLOTS as u32) {
+        let index = match addrs.iter().position(|a| a == addr) {
+            Some(i) => i,
+            None => {
+                targets.push(parse(addr)?);
+                addrs.push(addr);
+                targets.len() - 1
+            }
+        };
+        slots.push((slot, index));
+    }
+    Ok((targets, slots))
+}
+
 /// A key and its slot, as queued.
 pub(super) type Keyed = (Vec<u8>, u32);
 
@@ -48,20 +75,10 @@ impl Queues {
         moves: &BTreeMap<u32, String>,
         batch_keys: usize,
     ) -> Result<(Vec<Target>, Queues), RedisError> {
-        let mut targets: Vec<Target> = Vec::new();
+        let (targets, slots) = slot_targets(moves, Target::parse)?;
         let mut slot_target = vec![None; MAX_SLOTS];
-        for (&slot, addr) in moves {
-            let Some(entry) = slot_target.get_mut(slot as usize) else {
-                continue;
-            };
-            let index = match targets.iter().position(|t| t.addr == *addr) {
-                Some(i) => i,
-                None => {
-                    targets.push(Target::parse(addr)?);
-                    targets.len() - 1
-                }
-            };
-            *entry = Some(index);
+        for (slot, index) in slots {
+            slot_target[slot as usize] = Some(index);
         }
         let queues = Queues {
             slot_target,
