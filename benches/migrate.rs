@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use common::redis::RedisServer;
 use topom::model::slot_of;
-use topom::redis::{MigrateOptions, Migrator, PlainMigrator, RespConn, SlotPass, Value};
+use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Value};
 
 /// Slots moved from A to B.
 const MOVED_SLOTS: u32 = 512;
@@ -57,8 +57,8 @@ fn key(i: u64) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
 }
 
-async fn connect(server: &RedisServer) -> RespConn {
-    RespConn::connect(&server.addr(), T).await.expect("connect")
+async fn connect(server: &RedisServer) -> Conn {
+    Conn::connect(&server.addr(), T).await.expect("connect")
 }
 
 /// Loads `n` keys on `server` with pipelined MSETs; returns how many fall in
@@ -138,7 +138,7 @@ async fn client_load(addr: String, rate: u64, stop: Arc<AtomicBool>) -> Vec<Dura
         .filter(|k| slot_of(k) >= MOVED_SLOTS)
         .take(1000)
         .collect();
-    let mut c = RespConn::connect(&addr, T).await.expect("connect");
+    let mut c = Conn::connect(&addr, T).await.expect("connect");
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate.max(1) as u32);
     // A request held up by a MIGRATE is not followed by a burst of catch-up ones.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

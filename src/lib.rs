@@ -10,10 +10,12 @@
 //! | module          | holds                                                                  |
 //! |-----------------|------------------------------------------------------------------------|
 //! | [`config`]      | the TOML config (Codis key names): typed fields, defaults, validate()  |
-//! | [`model`]       | pure data: slots, groups, proxies, sentinels, stats; Codis JSON names  |
+//! | [`model`]       | pure data: slots, groups, proxies, sentinels, stats, `Addr`; Codis JSON|
 //! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store; keys  |
-//! | [`redis`]       | talking to Redis: add-server probe, INFO rounds, SLAVEOF transaction,  |
-//! |                 | Sentinel admin and `+switch-master`, plain-Redis and codis migrators   |
+//! | [`redis`]       | every Redis/Sentinel conversation, on the `redis` crate: add-server    |
+//! |                 | probe, INFO rounds, replication (SLAVEOF), Sentinel admin and          |
+//! |                 | `+switch-master`, plain-Redis and codis migrators; one `Conn`, one     |
+//! |                 | `Dialer` (AUTH), a byte budget per reply, one error classifier         |
 //! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases; |
 //! |                 | its errors carry an `ErrorCode` the transport maps                     |
 //! | [`tasks`]       | background loops: stats refresh, sync engine, slot-action engine,      |

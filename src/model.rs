@@ -3,6 +3,7 @@
 //! Serde names follow the Codis dashboard's JSON (`group_id`, `target_id`, `server`,
 //! ...), so an existing Codis store reads as-is. No I/O and no async here.
 
+mod addr;
 mod group;
 mod hash;
 mod proxy;
@@ -12,6 +13,7 @@ mod stats;
 mod time;
 mod topom;
 
+pub use addr::{Addr, AddrError};
 pub use group::{Group, GroupServer, PromoteState, Promoting, ServerKind, SyncAction, SyncState};
 pub use hash::{hash_tag, slot_of};
 pub use proxy::Proxy;
@@ -48,23 +50,10 @@ pub fn validate_product_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks that `addr` is `host:port` with a non-empty host and a port in 1..=65535.
+/// Checks that `addr` is `host:port` with a non-empty host and a port in 1..=65535
+/// (see [`Addr::parse`]).
 pub fn validate_addr(addr: &str) -> Result<(), String> {
-    let Some((host, port)) = addr.rsplit_once(':') else {
-        return Err(format!("address {addr:?} is not host:port"));
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!(
-            "address {addr:?} is not host:port: the host is missing or invalid"
-        ));
-    }
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!(
-            "address {addr:?} is not host:port: the port must be 1..65535"
-        )),
-    }
+    Addr::split(addr).map(drop).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

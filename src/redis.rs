@@ -1,16 +1,37 @@
-//! Talking to Redis servers: connections with deadlines, INFO parsing, the
-//! add-server probe. The coordinator uses the [`RedisAdmin`] trait; `server` wires in
-//! [`Connector`], the real implementation.
+//! Talking to Redis servers and Sentinels. The coordinator sees only the traits
+//! here ([`RedisAdmin`], [`StatsProbe`], [`HaAdmin`], [`Migrator`]); `server`
+//! wires in the real implementations.
+//!
+//! Every conversation runs on the `redis` crate:
+//!
+//! ```text
+//! admin (add-server probe, GetServerInfo)  stats (INFO rounds)
+//! ha ─► replication (SLAVEOF, roles)        migrate (MIGRATE), codis (SLOTSMGRT*)
+//!    └► sentinel (SENTINEL *, +switch-master subscriptions)
+//!          │ all of them
+//!          ▼
+//! pool (idle connections per address) ─► dial::Dialer (AUTH, connect deadline)
+//!          ▼
+//! client::Conn (one exchange at a time; the one error classifier)
+//!          ▼
+//! redis crate (RESP, multiplexed connection, pub/sub) ─► budget (bytes per reply)
+//! ```
+//!
+//! `reply` holds the [`Value`] callers match on and shared decoders; `info`
+//! parses INFO text.
 
+mod admin;
+mod budget;
+mod client;
 mod codis;
-mod conn;
 mod dial;
 mod ha;
 mod info;
 mod migrate;
 mod pool;
+mod replication;
 mod reply;
-mod resp;
+mod sentinel;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -18,14 +39,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use admin::Connector;
+pub use client::Conn;
 pub use codis::{CodisMigrator, CodisMode};
-pub use conn::Connector;
+pub use dial::Dialer;
 pub use ha::PooledHa;
 pub use info::parse_info;
 pub use migrate::PlainMigrator;
 pub use pool::Pool;
-pub use resp::{Limits, RespConn, Value};
-pub use resp::{Push, Subscription};
+pub use reply::Value;
 pub use stats::PooledProbe;
 
 use crate::model::{InfoMap, SentinelReport, ServerKind};

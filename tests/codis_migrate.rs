@@ -16,7 +16,7 @@ use common::ports::free_port;
 use common::redis::RedisServer;
 use topom::model::{hash_tag, slot_of};
 use topom::redis::{
-    CodisMigrator, CodisMode, MigrateOptions, Migrator, RedisError, RespConn, SlotPass, Value,
+    CodisMigrator, CodisMode, Conn, MigrateOptions, Migrator, RedisError, SlotPass, Value,
 };
 
 /// The deadline of commands where the test is not about deadlines.
@@ -69,8 +69,8 @@ async fn cluster(password: &str) -> Cluster {
 }
 
 /// A connection to `server` on `db`.
-async fn client(server: &RedisServer, password: &str, db: u32) -> RespConn {
-    let mut c = RespConn::connect(&server.addr(), T).await.expect("connect");
+async fn client(server: &RedisServer, password: &str, db: u32) -> Conn {
+    let mut c = Conn::connect(&server.addr(), T).await.expect("connect");
     if !password.is_empty() {
         c.call(&[b"AUTH", password.as_bytes()]).await.expect("AUTH");
     }
@@ -81,7 +81,7 @@ async fn client(server: &RedisServer, password: &str, db: u32) -> RespConn {
 }
 
 /// Runs `cmds` in pipelines of 1,000; panics on an error reply.
-async fn pipe(c: &mut RespConn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
+async fn pipe(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
     let mut replies = Vec::with_capacity(cmds.len());
     for chunk in cmds.chunks(1000) {
         let args: Vec<Vec<&[u8]>> = chunk
@@ -169,7 +169,7 @@ async fn seed(server: &RedisServer, password: &str, data: &[Spec]) {
 }
 
 /// Every key of the connection's db.
-async fn keys_of(c: &mut RespConn) -> BTreeSet<String> {
+async fn keys_of(c: &mut Conn) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     let mut cursor = b"0".to_vec();
     loop {

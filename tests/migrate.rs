@@ -13,9 +13,7 @@ use tokio::net::TcpListener;
 use common::ports::free_port;
 use common::redis::RedisServer;
 use topom::model::slot_of;
-use topom::redis::{
-    MigrateOptions, Migrator, PlainMigrator, RedisError, RespConn, SlotPass, Value,
-};
+use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, RedisError, SlotPass, Value};
 
 /// The deadline of commands where the test is not about deadlines.
 const T: Duration = Duration::from_secs(5);
@@ -31,8 +29,8 @@ fn opts() -> MigrateOptions {
 }
 
 /// A connection to `server`, authenticated with `password` (empty: none), on `db`.
-async fn client(server: &RedisServer, password: &str, db: u32) -> RespConn {
-    let mut c = RespConn::connect(&server.addr(), T).await.expect("connect");
+async fn client(server: &RedisServer, password: &str, db: u32) -> Conn {
+    let mut c = Conn::connect(&server.addr(), T).await.expect("connect");
     if !password.is_empty() {
         c.call(&[b"AUTH", password.as_bytes()]).await.expect("AUTH");
     }
@@ -43,7 +41,7 @@ async fn client(server: &RedisServer, password: &str, db: u32) -> RespConn {
 }
 
 /// Runs `cmds` in pipelines of 1,000; panics on an error reply.
-async fn pipe(c: &mut RespConn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
+async fn pipe(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
     let mut replies = Vec::with_capacity(cmds.len());
     for chunk in cmds.chunks(1000) {
         let args: Vec<Vec<&[u8]>> = chunk
@@ -163,7 +161,7 @@ struct Seen {
 }
 
 /// Reads every key of `specs` in `db` from `c`: `None` for a missing key.
-async fn snapshot(c: &mut RespConn, specs: &[&Spec]) -> Vec<Option<Seen>> {
+async fn snapshot(c: &mut Conn, specs: &[&Spec]) -> Vec<Option<Seen>> {
     let mut cmds = Vec::new();
     for s in specs {
         let k = s.key.as_slice();

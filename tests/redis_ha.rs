@@ -18,7 +18,7 @@ use common::redis::RedisServer;
 use common::sentinel::SentinelServer;
 use common::wait_until;
 use topom::model::InfoMap;
-use topom::redis::{HaAdmin, Persisted, PooledHa, RedisError, RespConn, SwitchMaster, Value};
+use topom::redis::{Conn, HaAdmin, Persisted, PooledHa, RedisError, SwitchMaster, Value};
 
 /// The per-call deadline where the test is not about deadlines.
 const T: Duration = Duration::from_secs(5);
@@ -54,8 +54,8 @@ async fn wait_link_up(ha: &PooledHa, addr: &str) -> Duration {
 }
 
 /// A plain client of `addr` (authenticating with `password` if given).
-async fn client(addr: &str, password: Option<&str>) -> RespConn {
-    let mut c = RespConn::connect(addr, T).await.expect("connect");
+async fn client(addr: &str, password: Option<&str>) -> Conn {
+    let mut c = Conn::connect(addr, T).await.expect("connect");
     if let Some(p) = password {
         c.call(&[b"AUTH", p.as_bytes()]).await.expect("AUTH");
     }
@@ -240,7 +240,7 @@ async fn set_master_refused_while_queueing() {
 }
 
 /// Whether `CLIENT LIST` (asked on `c`) shows a client held on a `SET`.
-async fn a_set_is_held(c: &mut RespConn) -> bool {
+async fn a_set_is_held(c: &mut Conn) -> bool {
     let Ok(list) = c.call(&[b"CLIENT", b"LIST"]).await else {
         return false;
     };
@@ -472,7 +472,7 @@ async fn the_subscribe_handshake_is_bounded() {
 /// Whether the Sentinel at `addr` lists a subscribed client whose last command
 /// was our heartbeat `PING`.
 async fn heartbeat_seen(addr: &str) -> bool {
-    let Ok(mut c) = RespConn::connect(addr, T).await else {
+    let Ok(mut c) = Conn::connect(addr, T).await else {
         return false;
     };
     let Ok(list) = c.call(&[b"CLIENT", b"LIST"]).await else {

@@ -381,3 +381,71 @@ async fn sentinel_info_of_an_old_sentinel() {
     assert_eq!(group.replicas.len(), 1);
     assert_eq!(group.replicas[0]["port"], "6380");
 }
+
+/// A listener that answers the first command of each connection with `header`
+/// and then streams `item` until the client hangs up; `sent` counts the bytes
+/// the client let through (what it had to buffer, at most).
+async fn streaming_server(
+    header: &'static [u8],
+    item: &'static [u8],
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let addr = fake_server(move |mut sock| {
+        let counter = counter.clone();
+        async move {
+            if !read_request(&mut sock).await || sock.write_all(header).await.is_err() {
+                return;
+            }
+            let chunk: Vec<u8> = item.iter().copied().cycle().take(64 << 10).collect();
+            while sock.write_all(&chunk).await.is_ok() {
+                counter.fetch_add(chunk.len(), Ordering::Relaxed);
+            }
+        }
+    })
+    .await;
+    (addr, sent)
+}
+
+/// The address an operator types for add-server may be anything: a 512 MB bulk
+/// header or an endless array is cut off at the probe's reply budget (1 MiB),
+/// long before the deadline, and says so.
+#[tokio::test]
+async fn a_hostile_add_server_target_is_cut_off() {
+    use std::sync::atomic::Ordering;
+    use topom::redis::{Connector, RedisAdmin};
+    // Far above what the budget allows, far below what 512 MB would need.
+    const MAX_SENT: usize = 64 << 20;
+    let deadline = Duration::from_secs(30);
+    for (header, item) in [
+        (&b"$536870912\r\n"[..], &b"x"[..]),
+        (b"*2147483647\r\n", b":1\r\n"),
+    ] {
+        let (addr, sent) = streaming_server(header, item).await;
+        let connector = Connector::new("", deadline);
+        let started = Instant::now();
+        let probed = connector.probe(&addr).await;
+        let info = connector.server_info(&addr).await;
+        let took = started.elapsed();
+        for r in [probed.map(drop), info.map(drop)] {
+            match r {
+                Err(e @ RedisError::Reply { .. }) => {
+                    let shown = e.to_string();
+                    assert!(shown.contains(&addr), "{shown}");
+                    assert!(
+                        shown.contains("reply exceeds the limit of 1048576 bytes"),
+                        "{shown}"
+                    );
+                }
+                other => panic!("{header:?}: expected a reply error, got {other:?}"),
+            }
+        }
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent < MAX_SENT, "{header:?}: the client took {sent} bytes");
+        assert!(took < deadline / 2, "{header:?}: took {took:?}");
+        let header = String::from_utf8_lossy(header);
+        eprintln!("{header:?}: cut off after {took:?}, {sent} bytes sent");
+    }
+}

@@ -413,13 +413,17 @@ fn same_server(reported: &str, configured: &str) -> bool {
     if reported == configured {
         return true;
     }
-    let port = |a: &str| a.rsplit_once(':').map(|(_, p)| p.to_owned());
-    let host = |a: &str| a.rsplit_once(':').map(|(h, _)| h.to_owned());
-    port(reported) == port(configured)
-        && matches!(
-            (host(reported).as_deref(), host(configured).as_deref()),
-            (Some("127.0.0.1"), Some("localhost")) | (Some("::1"), Some("localhost"))
-        )
+    use crate::model::Addr;
+    match (Addr::split(reported), Addr::split(configured)) {
+        (Ok((reported, rport)), Ok((configured, cport))) => {
+            rport == cport
+                && matches!(
+                    (reported, configured),
+                    ("127.0.0.1", "localhost") | ("::1", "localhost")
+                )
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]

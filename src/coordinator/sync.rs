@@ -292,9 +292,10 @@ impl Coordinator {
     /// Whether `master`'s `INFO replication` lists `replica` (by port, and by
     /// host unless the master sees it through another address).
     async fn master_lists(&self, master: &str, replica: &str) -> bool {
-        let Some((host, port)) = replica.rsplit_once(':') else {
+        let Ok((host, port)) = crate::model::Addr::split(replica) else {
             return false;
         };
+        let port = port.to_string();
         let Ok(info) = self
             .backends
             .ha
@@ -310,7 +311,8 @@ impl Coordinator {
                     v.split(',')
                         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 };
-                field("port") == Some(port) && (field("ip") == Some(host) || host == "localhost")
+                field("port") == Some(port.as_str())
+                    && (field("ip") == Some(host) || host == "localhost")
             })
     }
 }

@@ -99,10 +99,7 @@ pub fn slot_views(
 /// This is the string [`slot_view`] hands to its `resolve` closure, so callers can
 /// pre-resolve or cache by it.
 pub fn addr_host(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _port)| host);
-    host.strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host)
+    crate::model::Addr::split(addr).map_or(addr, |(host, _port)| host)
 }
 
 /// master(g): index 0 of group g, or "" when the group is missing or empty.

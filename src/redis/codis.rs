@@ -33,11 +33,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::future::try_join_all;
 
-use super::dial::{bounded, dial};
+use super::client::{Conn, host_port};
+use super::dial::{bounded, connect};
 use super::info::dbs_with_keys;
-use super::resp::{RespConn, Value};
+use super::migrate::{SlotTarget, slot_targets};
+use super::reply::Value;
 use super::{MigrateOptions, Migrator, RedisError, SlotPass};
-use crate::model::MAX_SLOTS;
 
 /// codis-server bounds each socket operation towards the target by the timeout
 /// argument, so one call may take somewhat longer; our deadline adds this much
@@ -239,17 +240,7 @@ struct Target {
 impl Target {
     /// Splits `host:port` at the last `:`; `[v6]:port` loses its brackets.
     fn parse(addr: &str) -> Result<Target, RedisError> {
-        let bad = || RedisError::Connect {
-            addr: addr.to_owned(),
-            reason: "not a host:port address".into(),
-        };
-        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-        let host = host.strip_prefix('[').unwrap_or(host);
-        let host = host.strip_suffix(']').unwrap_or(host);
-        let port = port.parse::<u16>().map_err(|_| bad())?;
-        if host.is_empty() || port == 0 {
-            return Err(bad());
-        }
+        let (host, port) = host_port(addr)?;
         Ok(Target {
             addr: addr.to_owned(),
             host: host.to_owned(),
@@ -258,31 +249,13 @@ impl Target {
     }
 }
 
-/// A slot to drain and the index of its target.
-type SlotTarget = (u32, usize);
-
 /// The distinct targets of `moves` and the slots with their target, in slot
 /// order. Slots out of range are left out (codis-server would refuse them, and
 /// no key hashes there); they report `found == 0`.
 fn parse_targets(
     moves: &BTreeMap<u32, String>,
 ) -> Result<(Vec<Target>, Vec<SlotTarget>), RedisError> {
-    let mut targets: Vec<Target> = Vec::new();
-    let mut slots = Vec::new();
-    for (&slot, addr) in moves {
-        if slot as usize >= MAX_SLOTS {
-            continue;
-        }
-        let index = match targets.iter().position(|t| t.addr == *addr) {
-            Some(i) => i,
-            None => {
-                targets.push(Target::parse(addr)?);
-                targets.len() - 1
-            }
-        };
-        slots.push((slot, index));
-    }
-    Ok((targets, slots))
+    slot_targets(moves, Target::parse)
 }
 
 /// Work for one connection: drain `slots` in `db`, in order.
@@ -438,7 +411,7 @@ struct Pass<'a> {
 impl Pass<'_> {
     /// Takes units until none are left, on one connection (`conn`, or a new
     /// one on first need).
-    async fn worker(&self, mut conn: Option<RespConn>) -> Result<(), RedisError> {
+    async fn worker(&self, mut conn: Option<Conn>) -> Result<(), RedisError> {
         let mut selected = None;
         while let Some(unit) = self.shared.next_unit() {
             let c = match &mut conn {
@@ -462,7 +435,7 @@ impl Pass<'_> {
     /// selected db, pausing `interval` between calls.
     async fn drain(
         &self,
-        conn: &mut RespConn,
+        conn: &mut Conn,
         db: u32,
         slot: u32,
         target: &Target,
@@ -512,12 +485,6 @@ impl Pass<'_> {
             }
         }
     }
-}
-
-/// A new connection to `addr`, authenticated when `auth` is set, all within
-/// `timeout`.
-async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-    bounded(addr, timeout, dial(addr, auth, timeout)).await
 }
 
 #[cfg(test)]

@@ -23,12 +23,17 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::dial::{bounded, dial};
+mod plan;
+
+pub(crate) use plan::{SlotTarget, slot_targets};
+
+use plan::{Keyed, Migrated, Queues, Target, classify, migrate_args, split_by_size};
+
+use super::client::Conn;
+use super::dial::{bounded, connect};
 use super::info::dbs_with_keys;
-use super::resp::{RespConn, Value};
+use super::reply::Value;
 use super::{MigrateOptions, Migrator, RedisError, SlotPass};
-use crate::model::MAX_SLOTS;
-use crate::model::slot_of;
 
 /// Redis's own MIGRATE timeout is per socket operation, so a whole batch may
 /// legitimately take somewhat longer than it; our deadline adds this much
@@ -150,208 +155,6 @@ impl From<&MigrateOptions> for Settings {
     }
 }
 
-/// A target master, with its address split the way MIGRATE wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Target {
-    addr: String,
-    host: String,
-    port: String,
-}
-
-impl Target {
-    /// Splits `host:port` at the last `:`; `[v6]:port` loses its brackets.
-    fn parse(addr: &str) -> Result<Target, RedisError> {
-        let bad = || RedisError::Connect {
-            addr: addr.to_owned(),
-            reason: "not a host:port address".into(),
-        };
-        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-        let host = host.strip_prefix('[').unwrap_or(host);
-        let host = host.strip_suffix(']').unwrap_or(host);
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(bad());
-        }
-        Ok(Target {
-            addr: addr.to_owned(),
-            host: host.to_owned(),
-            port: port.to_owned(),
-        })
-    }
-}
-
-/// A key and its slot, as queued.
-type Keyed = (Vec<u8>, u32);
-
-/// Keys waiting to be moved, one queue per target.
-#[derive(Debug)]
-struct Queues {
-    /// Slot → index in `pending` (and in the target list), for migrating slots.
-    slot_target: Vec<Option<usize>>,
-    pending: Vec<Vec<Keyed>>,
-    batch_keys: usize,
-}
-
-impl Queues {
-    /// The distinct targets of `moves` (in slot order) and empty queues for
-    /// them. Slots out of range are ignored: no key hashes there.
-    fn new(
-        moves: &BTreeMap<u32, String>,
-        batch_keys: usize,
-    ) -> Result<(Vec<Target>, Queues), RedisError> {
-        let mut targets: Vec<Target> = Vec::new();
-        let mut slot_target = vec![None; MAX_SLOTS];
-        for (&slot, addr) in moves {
-            let Some(entry) = slot_target.get_mut(slot as usize) else {
-                continue;
-            };
-            let index = match targets.iter().position(|t| t.addr == *addr) {
-                Some(i) => i,
-                None => {
-                    targets.push(Target::parse(addr)?);
-                    targets.len() - 1
-                }
-            };
-            *entry = Some(index);
-        }
-        let queues = Queues {
-            slot_target,
-            pending: vec![Vec::new(); targets.len()],
-            batch_keys: batch_keys.max(1),
-        };
-        Ok((targets, queues))
-    }
-
-    /// Queues `key` if its slot is migrating; a queue that reaches the batch
-    /// size is handed back, emptied, as (target, batch).
-    fn push(&mut self, key: Vec<u8>) -> Option<(usize, Vec<Keyed>)> {
-        let slot = slot_of(&key);
-        let target = self.slot_target.get(slot as usize).copied().flatten()?;
-        let queue = &mut self.pending[target];
-        queue.push((key, slot));
-        (queue.len() >= self.batch_keys).then(|| (target, std::mem::take(queue)))
-    }
-
-    /// Every non-empty queue, emptied, as (target, batch).
-    fn drain(&mut self) -> Vec<(usize, Vec<Keyed>)> {
-        self.pending
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(t, q)| (t, std::mem::take(q)))
-            .collect()
-    }
-}
-
-/// A batch split by `MEMORY USAGE`: (key, slot, bytes).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct BySize {
-    small: Vec<(Vec<u8>, u32, u64)>,
-    big: Vec<(Vec<u8>, u32, u64)>,
-}
-
-/// Splits `batch` by the `MEMORY USAGE` replies (one per key, in order). A nil
-/// reply means the key is gone (expired, or moved by a proxy): dropped.
-fn split_by_size(
-    addr: &str,
-    batch: Vec<Keyed>,
-    sizes: Vec<Value>,
-    big_value_bytes: u64,
-) -> Result<BySize, RedisError> {
-    let mut out = BySize::default();
-    for ((key, slot), size) in batch.into_iter().zip(sizes) {
-        let bytes = match size {
-            Value::Nil => continue,
-            Value::Int(n) => u64::try_from(n).unwrap_or(0),
-            other => {
-                return Err(RedisError::Reply {
-                    addr: addr.to_owned(),
-                    reason: format!("unexpected reply to MEMORY USAGE: {other:?}"),
-                });
-            }
-        };
-        if big_value_bytes > 0 && bytes > big_value_bytes {
-            out.big.push((key, slot, bytes));
-        } else {
-            out.small.push((key, slot, bytes));
-        }
-    }
-    Ok(out)
-}
-
-/// `MIGRATE <host> <port> "" <db> <timeout_ms> [AUTH <pw>] KEYS <keys...>`.
-fn migrate_args<'a, 'k: 'a>(
-    target: &'a Target,
-    db: &'a [u8],
-    timeout_ms: &'a [u8],
-    auth: &'a str,
-    keys: impl IntoIterator<Item = &'k [u8]>,
-) -> Vec<&'a [u8]> {
-    let mut args: Vec<&[u8]> = vec![
-        b"MIGRATE",
-        target.host.as_bytes(),
-        target.port.as_bytes(),
-        b"",
-        db,
-        timeout_ms,
-    ];
-    if !auth.is_empty() {
-        args.extend([&b"AUTH"[..], auth.as_bytes()]);
-    }
-    args.push(b"KEYS");
-    args.extend(keys.into_iter().map(|k| -> &'a [u8] { k }));
-    args
-}
-
-/// How a MIGRATE went, when it did not fail the pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Migrated {
-    /// `+OK`: every key that still existed was moved.
-    Ok,
-    /// `+NOKEY`: none of the keys existed any more.
-    NoKey,
-    /// A key exists on the target (`BUSYKEY`); in a multi-key MIGRATE the
-    /// other keys may or may not have moved.
-    Busy,
-}
-
-/// Judges a MIGRATE reply. Auth and I/O errors name the target (the source
-/// reports the target's reply); anything else fails the pass as a reply error.
-fn classify(
-    source: &str,
-    target: &str,
-    reply: Result<Value, RedisError>,
-) -> Result<Migrated, RedisError> {
-    let reason = match reply {
-        Ok(Value::Simple(s)) if s == "OK" => return Ok(Migrated::Ok),
-        Ok(Value::Simple(s)) if s == "NOKEY" => return Ok(Migrated::NoKey),
-        Ok(other) => format!("unexpected reply to MIGRATE: {other:?}"),
-        Err(RedisError::Reply { reason, .. }) => reason,
-        Err(e) => return Err(e),
-    };
-    let target = target.to_owned();
-    if reason.contains("BUSYKEY") {
-        Ok(Migrated::Busy)
-    } else if reason.starts_with("IOERR") {
-        Err(RedisError::Connect {
-            addr: target,
-            reason: format!("MIGRATE from {source}: {reason}"),
-        })
-    } else if ["NOAUTH", "WRONGPASS", "AUTH", "invalid password"]
-        .iter()
-        .any(|w| reason.contains(w))
-    {
-        Err(RedisError::Auth {
-            addr: target,
-            reason: format!("MIGRATE from {source}: {reason}"),
-        })
-    } else {
-        Err(RedisError::Reply {
-            addr: source.to_owned(),
-            reason: format!("MIGRATE to {target}: {reason}"),
-        })
-    }
-}
-
 // === connections ===
 
 /// Batches on their way from the scanner to the mover: enough for the scan
@@ -388,7 +191,7 @@ impl Pass<'_> {
 /// Walks a db with SCAN and hands full batches to the mover.
 struct Scanner {
     /// To the source, `SELECT`ed to the db being scanned.
-    conn: RespConn,
+    conn: Conn,
     queues: Queues,
     settings: Settings,
 }
@@ -470,10 +273,10 @@ struct Mover<'a> {
     settings: Settings,
     targets: Vec<Target>,
     /// To the source, `SELECT`ed to `db`.
-    conn: RespConn,
+    conn: Conn,
     /// To targets, for the `EXISTS` check of a conflict: opened on first need,
     /// with the db they have selected.
-    target_conns: HashMap<usize, (RespConn, u32)>,
+    target_conns: HashMap<usize, (Conn, u32)>,
     db: u32,
     totals: &'a mut BTreeMap<u32, SlotPass>,
     progress: &'a (dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
@@ -652,15 +455,10 @@ impl Mover<'_> {
     }
 }
 
-/// A new connection to `addr`, authenticated when `auth` is set, all within
-/// `timeout`.
-async fn connect(addr: &str, auth: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-    bounded(addr, timeout, dial(addr, auth, timeout)).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::slot_of;
 
     fn moves(pairs: &[(u32, &str)]) -> BTreeMap<u32, String> {
         pairs.iter().map(|&(s, a)| (s, a.to_owned())).collect()

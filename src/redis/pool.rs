@@ -1,4 +1,4 @@
-//! Per-address pools of idle [`RespConn`]s (Codis dashboard §5.7).
+//! Per-address pools of idle [`Conn`]s (Codis dashboard §5.7).
 //!
 //! Per address the pool keeps a short list of idle connections, freshest first.
 //! [`Pool::call`] takes the freshest one that is not stale (idle longer than the
@@ -11,9 +11,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use redis::Cmd;
+
 use super::RedisError;
-use super::dial::dial;
-use super::resp::{Limits, RespConn, Value};
+use super::client::{Conn, command};
+use super::dial::Dialer;
+use super::reply::Value;
 
 /// Idle connections kept per address. Probes are one at a time per address, so
 /// a few cover overlapping rounds; more would only hold sockets and buffers.
@@ -28,7 +31,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 struct Idle {
     /// Per address, freshest first.
-    lists: HashMap<String, VecDeque<RespConn>>,
+    lists: HashMap<String, VecDeque<Conn>>,
     /// When stale connections of all addresses were last dropped.
     last_sweep: Instant,
 }
@@ -37,13 +40,12 @@ struct Idle {
 ///
 /// One pool per purpose: e.g. stats (with `product_auth`) and HA (no auth).
 pub struct Pool {
-    /// Sent with `AUTH` on every new connection; empty means none.
-    password: String,
+    /// Opens connections, with `AUTH` when it holds a password.
+    dialer: Dialer,
     /// An idle connection older than this is dropped instead of reused (zero:
     /// never). Servers may close idle clients, and a fresh dial is cheap next to
     /// a failed probe.
     idle_timeout: Duration,
-    limits: Limits,
     /// The interval of the automatic sweep ([`SWEEP_EVERY`]; shorter in tests).
     sweep_every: Duration,
     /// A std mutex: it guards only list operations, never an `.await`.
@@ -54,7 +56,7 @@ pub struct Pool {
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("auth", &!self.password.is_empty())
+            .field("dialer", &self.dialer)
             .field("idle_timeout", &self.idle_timeout)
             .field("idle", &self.idle_count())
             .finish_non_exhaustive()
@@ -66,21 +68,14 @@ impl Pool {
     /// and are dropped after `timeout` idle (zero: never).
     pub fn new(password: &str, timeout: Duration) -> Pool {
         Pool {
-            password: password.to_owned(),
+            dialer: Dialer::new(password),
             idle_timeout: timeout,
-            limits: Limits::default(),
             sweep_every: SWEEP_EVERY,
             idle: Mutex::new(Idle {
                 lists: HashMap::new(),
                 last_sweep: Instant::now(),
             }),
         }
-    }
-
-    /// Replaces the reply limits for connections dialled from now on.
-    pub fn with_limits(mut self, limits: Limits) -> Pool {
-        self.limits = limits;
-        self
     }
 
     /// Runs one command on `addr`, reusing an idle connection when there is one.
@@ -92,12 +87,22 @@ impl Pool {
         args: &[&[u8]],
         timeout: Duration,
     ) -> Result<Value, RedisError> {
+        self.call_cmd(addr, &command(args), timeout).await
+    }
+
+    /// [`Pool::call`] with a command built once by the caller (hot paths).
+    pub async fn call_cmd(
+        &self,
+        addr: &str,
+        cmd: &Cmd,
+        timeout: Duration,
+    ) -> Result<Value, RedisError> {
         let exchange = async {
             let mut conn = match self.take(addr) {
                 Some(conn) => conn,
-                None => self.dial(addr, timeout).await?,
+                None => self.dialer.dial(addr, timeout).await?,
             };
-            let result = conn.call(args).await;
+            let result = conn.call_cmd(cmd).await;
             Ok::<_, RedisError>((conn, result))
         };
         match tokio::time::timeout(timeout, exchange).await {
@@ -130,7 +135,7 @@ impl Pool {
     }
 
     /// Moves the stale connections of every address to `evicted`.
-    fn sweep(&self, idle: &mut Idle, now: Instant, evicted: &mut Vec<RespConn>) {
+    fn sweep(&self, idle: &mut Idle, now: Instant, evicted: &mut Vec<Conn>) {
         for list in idle.lists.values_mut() {
             // Freshest first, so the stale ones are at the back.
             while list.back().is_some_and(|c| self.is_stale(c, now)) {
@@ -142,7 +147,7 @@ impl Pool {
     }
 
     /// The freshest usable idle connection to `addr`, if any.
-    fn take(&self, addr: &str) -> Option<RespConn> {
+    fn take(&self, addr: &str) -> Option<Conn> {
         let now = Instant::now();
         let mut discarded = Vec::new();
         let found = loop {
@@ -170,7 +175,7 @@ impl Pool {
     }
 
     /// Keeps `conn` for reuse if its last call completed and there is room.
-    fn put(&self, conn: RespConn) {
+    fn put(&self, conn: Conn) {
         if conn.is_broken() {
             return;
         }
@@ -192,14 +197,7 @@ impl Pool {
         drop(dropped);
     }
 
-    /// A new connection to `addr`, authenticated when the pool has a password.
-    async fn dial(&self, addr: &str, timeout: Duration) -> Result<RespConn, RedisError> {
-        let mut conn = dial(addr, &self.password, timeout).await?;
-        conn.set_limits(self.limits);
-        Ok(conn)
-    }
-
-    fn is_stale(&self, conn: &RespConn, now: Instant) -> bool {
+    fn is_stale(&self, conn: &Conn, now: Instant) -> bool {
         !self.idle_timeout.is_zero()
             && now.saturating_duration_since(conn.last_used()) >= self.idle_timeout
     }

@@ -2,16 +2,23 @@
 //! each Sentinel monitors for the product, over pooled connections.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::info::parse_info;
 use super::pool::Pool;
-use super::reply::{records, unexpected};
-use super::resp::Value;
+use super::reply::{Value, records, unexpected};
 use super::{RedisError, StatsProbe};
 use crate::model::{InfoMap, SentinelGroup, SentinelReport};
+
+/// `INFO all`, built once: it is sent to every group server every second.
+static INFO_ALL: LazyLock<redis::Cmd> = LazyLock::new(|| {
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg("all");
+    cmd
+});
 
 /// Probes over two pools: group servers with `product_auth`, Sentinels without
 /// a password.
@@ -104,7 +111,7 @@ impl PooledProbe {
 #[async_trait]
 impl StatsProbe for PooledProbe {
     async fn server_info(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError> {
-        let reply = self.servers.call(addr, &[b"INFO", b"all"], timeout).await?;
+        let reply = self.servers.call_cmd(addr, &INFO_ALL, timeout).await?;
         Ok(parse_info(&text(addr, "INFO all", reply)?))
     }
 

@@ -3,7 +3,7 @@
 //! codis-server migrator and probe send.
 //!
 //! ```text
-//! client ──RESP──► FakeCodis ──RespConn──► backing redis-server
+//! client ──RESP──► FakeCodis ──Conn──► backing redis-server
 //!                     │ SLOTSMGRTTAGSLOT[-ASYNC] <fake host> <fake port> ...
 //!                     └─ MIGRATE ... KEYS ... ──► the backing of the fake at host:port
 //! ```
@@ -36,7 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 use topom::model::{MAX_SLOTS, hash_tag, slot_of};
-use topom::redis::{RedisError, RespConn, Value};
+use topom::redis::{Conn, RedisError, Value};
 
 /// The deadline of the fake's own calls to its backing redis (MIGRATE gets its
 /// command's timeout on top).
@@ -157,7 +157,7 @@ struct Inner {
 async fn serve(sock: TcpStream, inner: Arc<Inner>) {
     let (read, mut write) = sock.into_split();
     let mut read = BufReader::new(read);
-    let Ok(mut backing) = RespConn::connect(&inner.backing.addr, BACKING_TIMEOUT).await else {
+    let Ok(mut backing) = Conn::connect(&inner.backing.addr, BACKING_TIMEOUT).await else {
         return;
     };
     let mut db = 0u32;
@@ -172,7 +172,7 @@ async fn serve(sock: TcpStream, inner: Arc<Inner>) {
     }
 }
 
-async fn handle(inner: &Inner, backing: &mut RespConn, db: &mut u32, args: &[Vec<u8>]) -> Value {
+async fn handle(inner: &Inner, backing: &mut Conn, db: &mut u32, args: &[Vec<u8>]) -> Value {
     let name = args
         .first()
         .map(|a| String::from_utf8_lossy(a).to_ascii_uppercase())
@@ -214,7 +214,7 @@ async fn handle(inner: &Inner, backing: &mut RespConn, db: &mut u32, args: &[Vec
 
 /// Runs `args` on the backing redis; error replies come back as
 /// [`Value::Error`] with the backing's text.
-async fn forward(backing: &mut RespConn, args: &[Vec<u8>]) -> Value {
+async fn forward(backing: &mut Conn, args: &[Vec<u8>]) -> Value {
     let argv: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
     match tokio::time::timeout(BACKING_TIMEOUT, backing.call(&argv)).await {
         Ok(Ok(v)) => v,
@@ -271,7 +271,7 @@ impl Migration {
         })
     }
 
-    async fn run(&self, inner: &Inner, backing: &mut RespConn, db: u32) -> Value {
+    async fn run(&self, inner: &Inner, backing: &mut Conn, db: u32) -> Value {
         // Held for the whole async batch, as codis-server's per-db client is.
         let _busy = match self.numkeys {
             Some(_) => match DbBusy::claim(&inner.stats, db) {
@@ -351,7 +351,7 @@ impl Drop for DbBusy<'_> {
 }
 
 /// Every key of `slot` in the backing's current db.
-async fn slot_keys(backing: &mut RespConn, slot: u32) -> Result<Vec<Vec<u8>>, Value> {
+async fn slot_keys(backing: &mut Conn, slot: u32) -> Result<Vec<Vec<u8>>, Value> {
     let mut keys = Vec::new();
     let mut cursor = b"0".to_vec();
     loop {

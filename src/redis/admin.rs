@@ -1,70 +1,66 @@
-//! One-shot connections with a deadline, and the real [`RedisAdmin`].
+//! The real [`RedisAdmin`]: the add-server probe and `GetServerInfo`, each on
+//! a one-shot connection under one deadline.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
+use super::client::{Conn, OVERSIZED};
+use super::dial::{Dialer, bounded};
 use super::info::{parse_info, version_tuple};
+use super::reply::{Value, unexpected};
 use super::{RedisAdmin, RedisError, ServerIdentity};
-use crate::model::ServerKind;
+use crate::model::{Addr, ServerKind};
 
-/// Opens connections to Redis servers with `product_auth` and a deadline.
+/// What an address under probe may send per exchange: `INFO server` and
+/// `SLOTSINFO` are a few KiB, and an operator's typo must not cost more.
+const PROBE_REPLY_BUDGET: usize = 1 << 20;
+
+/// Talks to group servers with `product_auth` and a deadline.
 #[derive(Debug, Clone)]
 pub struct Connector {
-    password: String,
+    dialer: Dialer,
     timeout: Duration,
 }
 
 impl Connector {
-    /// Connections authenticate with `password` (empty: none); every command and the
-    /// connect itself are bounded by `timeout` (connect: min(1 s, timeout)).
+    /// Connections authenticate with `password` (empty: none); every exchange,
+    /// connect included, is bounded by `timeout` (connect: min(1 s, timeout)).
     pub fn new(password: impl Into<String>, timeout: Duration) -> Connector {
         Connector {
-            password: password.into(),
+            dialer: Dialer::new(&password.into()).with_reply_budget(PROBE_REPLY_BUDGET),
             timeout,
         }
     }
 
-    /// Connects to `addr` (`host:port`).
-    pub async fn connect(&self, addr: &str) -> Result<MultiplexedConnection, RedisError> {
-        let (host, port) = split_addr(addr)?;
-        let mut settings = RedisConnectionInfo::default().set_skip_set_lib_name();
-        if !self.password.is_empty() {
-            settings = settings.set_password(&self.password);
-        }
-        let info = ConnectionAddr::Tcp(host, port)
-            .into_connection_info()
-            .map_err(|e| connect_error(addr, &e))?
-            .set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(|e| connect_error(addr, &e))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout.min(Duration::from_secs(1))))
-            .set_response_timeout(Some(self.timeout));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| classify(addr, self.timeout, &e))
+    /// Connects to `addr` (`host:port`), authenticated.
+    pub async fn connect(&self, addr: &str) -> Result<Conn, RedisError> {
+        self.dialer.dial(addr, self.timeout).await
     }
 
-    /// Runs one command on `conn`, mapping errors to [`RedisError`].
-    pub async fn query<T: redis::FromRedisValue>(
-        &self,
-        addr: &str,
-        conn: &mut MultiplexedConnection,
-        cmd: &redis::Cmd,
-    ) -> Result<T, RedisError> {
-        match tokio::time::timeout(self.timeout, cmd.query_async(conn)).await {
-            Ok(r) => r.map_err(|e| classify(addr, self.timeout, &e)),
-            Err(_) => Err(RedisError::Timeout {
-                addr: addr.to_owned(),
-                timeout: self.timeout,
-            }),
+    /// Runs one command on `conn` within the timeout.
+    async fn query(&self, conn: &mut Conn, args: &[&[u8]]) -> Result<Value, RedisError> {
+        let addr = conn.addr().to_owned();
+        bounded(&addr, self.timeout, conn.call(args)).await
+    }
+
+    /// The text of a bulk reply to `args`.
+    async fn query_text(&self, conn: &mut Conn, args: &[&[u8]]) -> Result<String, RedisError> {
+        let reply = self.query(conn, args).await?;
+        match &reply {
+            Value::Bulk(_) | Value::Simple(_) => Ok(reply.to_text().unwrap_or_default()),
+            other => Err(unexpected(conn.addr(), &label(args), other)),
         }
     }
+}
+
+fn label(args: &[&[u8]]) -> String {
+    args.iter()
+        .map(|a| String::from_utf8_lossy(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[async_trait]
@@ -82,7 +78,11 @@ impl RedisAdmin for Connector {
         };
         // A connection that broke or a reply the client could not parse: look at
         // what the port really says, within what is left of the deadline.
+        // A reply over the budget is already plain about what happened.
+        let oversized =
+            matches!(&error, RedisError::Reply { reason, .. } if reason.starts_with(OVERSIZED));
         if matches!(error, RedisError::Connect { .. } | RedisError::Reply { .. })
+            && !oversized
             && let Some(left) = self.timeout.checked_sub(started.elapsed())
             && let Some(answer) = sniff(addr, left).await
         {
@@ -95,7 +95,7 @@ impl RedisAdmin for Connector {
     }
 
     async fn resolve(&self, addr: &str) -> Vec<SocketAddr> {
-        let Ok((host, port)) = split_addr(addr) else {
+        let Ok((host, port)) = Addr::split(addr) else {
             return Vec::new();
         };
         match tokio::time::timeout(self.timeout, tokio::net::lookup_host((host, port))).await {
@@ -106,9 +106,7 @@ impl RedisAdmin for Connector {
 
     async fn server_info(&self, addr: &str) -> Result<BTreeMap<String, String>, RedisError> {
         let mut conn = self.connect(addr).await?;
-        let text: String = self
-            .query(addr, &mut conn, redis::cmd("INFO").arg("all"))
-            .await?;
+        let text = self.query_text(&mut conn, &[b"INFO", b"all"]).await?;
         let mut info = parse_info(&text);
         if info.get("role").map(String::as_str) == Some("slave")
             && let (Some(h), Some(p)) = (info.get("master_host"), info.get("master_port"))
@@ -116,15 +114,13 @@ impl RedisAdmin for Connector {
             let master = format!("{h}:{p}");
             info.insert("master_addr".into(), master);
         }
-        let maxmemory: Vec<String> = self
-            .query(
-                addr,
-                &mut conn,
-                redis::cmd("CONFIG").arg("GET").arg("maxmemory"),
-            )
+        let maxmemory = self
+            .query(&mut conn, &[b"CONFIG", b"GET", b"maxmemory"])
             .await?;
-        if let Some(v) = maxmemory.get(1) {
-            info.insert("maxmemory".into(), v.clone());
+        if let Value::Array(pair) = &maxmemory
+            && let Some(v) = pair.get(1).and_then(Value::to_text)
+        {
+            info.insert("maxmemory".into(), v);
         }
         Ok(info)
     }
@@ -135,11 +131,14 @@ impl Connector {
         let resolved = self.resolve(addr).await;
         let mut conn = self.connect(addr).await?;
         // codis-server answers SLOTSINFO; plain Redis says "unknown command".
-        let slotsinfo: Result<redis::Value, RedisError> =
-            self.query(addr, &mut conn, &redis::cmd("SLOTSINFO")).await;
-        let text: String = self
-            .query(addr, &mut conn, redis::cmd("INFO").arg("server"))
-            .await?;
+        let slotsinfo = self.query(&mut conn, &[b"SLOTSINFO"]).await;
+        // An error reply means plain Redis; a failure is the probe's answer.
+        if let Err(e) = slotsinfo.as_ref()
+            && conn.is_broken()
+        {
+            return Err(e.clone());
+        }
+        let text = self.query_text(&mut conn, &[b"INFO", b"server"]).await?;
         let info = parse_info(&text);
         let run_id = info.get("run_id").cloned().unwrap_or_default();
         if slotsinfo.is_ok() {
@@ -172,7 +171,8 @@ impl Connector {
 async fn sniff(addr: &str, within: Duration) -> Option<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let talk = async {
-        let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (host, port) = Addr::split(addr).ok()?;
+        let mut conn = tokio::net::TcpStream::connect((host, port)).await.ok()?;
         conn.write_all(b"PING\r\n").await.ok()?;
         let mut buf = [0u8; 64];
         Some(match conn.read(&mut buf).await {
@@ -196,48 +196,4 @@ fn printable(bytes: &[u8]) -> String {
         .flat_map(|b| std::ascii::escape_default(*b))
         .map(char::from)
         .collect()
-}
-
-fn split_addr(addr: &str) -> Result<(String, u16), RedisError> {
-    let bad = || RedisError::Connect {
-        addr: addr.to_owned(),
-        reason: "not a host:port address".into(),
-    };
-    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = port.parse().map_err(|_| bad())?;
-    Ok((host.to_owned(), port))
-}
-
-fn connect_error(addr: &str, e: &redis::RedisError) -> RedisError {
-    RedisError::Connect {
-        addr: addr.to_owned(),
-        reason: e.to_string(),
-    }
-}
-
-fn classify(addr: &str, timeout: Duration, e: &redis::RedisError) -> RedisError {
-    let text = e.to_string();
-    if e.is_timeout() {
-        RedisError::Timeout {
-            addr: addr.to_owned(),
-            timeout,
-        }
-    } else if text.contains("NOAUTH")
-        || text.contains("WRONGPASS")
-        || text.contains("invalid password")
-        || text.contains("AUTH")
-    {
-        RedisError::Auth {
-            addr: addr.to_owned(),
-            reason: text,
-        }
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        connect_error(addr, e)
-    } else {
-        RedisError::Reply {
-            addr: addr.to_owned(),
-            reason: text,
-        }
-    }
 }
