@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::args::arg;
-use support::cluster::{add_group, assign_all};
+use support::cluster::{revision, two_groups};
 use support::common::proxy::SimProxy;
 use support::common::redis::RedisServer;
 use support::common::topom::{Options, Topom};
@@ -30,10 +30,7 @@ async fn main() {
     })
     .await;
     let mut c = t.client().await;
-    for (gid, r) in [(1, &a), (2, &b)] {
-        add_group(&mut c, gid, &[r.addr()]).await;
-    }
-    assign_all(&mut c, 1).await;
+    two_groups(&mut c, a.addr(), b.addr()).await;
     let mut proxies = Vec::with_capacity(n);
     for i in 0..n {
         proxies.push(SimProxy::start(t.addr(), &format!("bench-{i}")).await);
@@ -82,12 +79,7 @@ async fn main() {
         pct(1.0)
     );
     // The same through topom's own barrier: ListProxies shows every ack.
-    let rev = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
+    let rev = revision(&mut c).await;
     wait_until(
         Duration::from_secs(10),
         "every ack recorded by topom",

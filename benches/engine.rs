@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::args::arg;
-use support::cluster::{add_group, assign_all};
+use support::cluster::two_groups;
 use support::common::redis::RedisServer;
 use support::common::topom::{Options, Topom};
 use topom::model::slot_of;
@@ -59,10 +59,7 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
     })
     .await;
     let mut c = t.client().await;
-    for (gid, r) in [(1, &a), (2, &b)] {
-        add_group(&mut c, gid, &[r.addr()]).await;
-    }
-    assign_all(&mut c, 1).await;
+    two_groups(&mut c, a.addr(), b.addr()).await;
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
     let loader = (load_rps > 0).then(|| {

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::args::arg;
-use support::cluster::{add_group, assign_all};
+use support::cluster::{add_group, assign_all, revision};
 use support::common::redis::RedisServer;
 use support::common::sentinel::SentinelServer;
-use support::common::topom::{Client, Options, Topom};
+use support::common::topom::{Client, Options, Topom, get_group};
 use support::common::wait_until;
 use support::figures::{at, sorted};
 use topom::pb;
@@ -38,15 +38,7 @@ fn p50_max(v: Vec<f64>, decimals: usize) -> String {
 }
 
 async fn master_of(c: &mut Client) -> String {
-    c.get_group(pb::GetGroupRequest { group_id: 1 })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap()
-        .servers[0]
-        .addr
-        .clone()
+    get_group(c, 1).await.servers[0].addr.clone()
 }
 
 async fn wait_linked(replica: &RedisServer) {
@@ -126,24 +118,14 @@ async fn failover_once() -> (f64, f64, f64) {
             }
         });
     }
-    let before = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
+    let before = revision(&mut c).await;
     let killed = Instant::now();
     m.kill();
     let _first = rx.recv().await.unwrap();
     let majority = rx.recv().await.unwrap();
     // Observe the publication from outside.
     let published = loop {
-        let rev = c
-            .list_slots(pb::ListSlotsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .revision;
+        let rev = revision(&mut c).await;
         if rev > before && master_of(&mut c).await == r.addr() {
             break Instant::now();
         }

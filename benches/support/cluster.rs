@@ -36,3 +36,20 @@ pub async fn assign_all(c: &mut Client, gid: u32) {
     .await
     .unwrap_or_else(|e| panic!("AssignSlots of every slot to {gid}: {e}"));
 }
+
+/// Group 1 on `a` holding every slot, and an empty group 2 on `b`: the start of
+/// the benches that flip slots between two groups.
+pub async fn two_groups(c: &mut Client, a: String, b: String) {
+    add_group(c, 1, &[a]).await;
+    add_group(c, 2, &[b]).await;
+    assign_all(c, 1).await;
+}
+
+/// The slot table's current revision.
+pub async fn revision(c: &mut Client) -> u64 {
+    c.list_slots(pb::ListSlotsRequest {})
+        .await
+        .unwrap_or_else(|e| panic!("ListSlots: {e}"))
+        .into_inner()
+        .revision
+}
