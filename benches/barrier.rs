@@ -6,24 +6,18 @@
 //! clock starts before the call and stops when the last proxy has applied the
 //! new revision (the proxies run in this process, so both ends share a clock).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::proxy::SimProxy;
-use common::redis::RedisServer;
-use common::topom::{Options, Topom};
+use support::args::arg;
+use support::cluster::{revision, two_groups};
+use support::common::proxy::SimProxy;
+use support::common::redis::RedisServer;
+use support::common::topom::{Options, Topom};
+use support::common::wait_until;
+use support::figures::{at, sorted};
 use topom::pb;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main]
 async fn main() {
@@ -36,30 +30,7 @@ async fn main() {
     })
     .await;
     let mut c = t.client().await;
-    for (gid, r) in [(1, &a), (2, &b)] {
-        c.create_group(pb::CreateGroupRequest { group_id: gid })
-            .await
-            .unwrap();
-        c.add_group_server(pb::AddGroupServerRequest {
-            group_id: gid,
-            addr: r.addr(),
-            datacenter: String::new(),
-            no_sync: true,
-        })
-        .await
-        .unwrap();
-    }
-    c.assign_slots(pb::AssignSlotsRequest {
-        mappings: (0..1024)
-            .map(|id| pb::SlotMapping {
-                id,
-                group_id: 1,
-                action: None,
-            })
-            .collect(),
-    })
-    .await
-    .unwrap();
+    two_groups(&mut c, a.addr(), b.addr()).await;
     let mut proxies = Vec::with_capacity(n);
     for i in 0..n {
         proxies.push(SimProxy::start(t.addr(), &format!("bench-{i}")).await);
@@ -98,23 +69,18 @@ async fn main() {
         };
         lat.push(last.duration_since(t0).as_secs_f64() * 1e3);
     }
-    lat.sort_by(f64::total_cmp);
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    let lat = sorted(lat);
+    let pct = |p: f64| at(&lat, p);
     println!("Barrier latency: {n} proxies, {changes} table changes (AssignSlots of one slot)");
     println!(
         "  change -> every proxy applied: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         pct(0.5),
         pct(0.99),
-        lat[lat.len() - 1]
+        pct(1.0)
     );
     // The same through topom's own barrier: ListProxies shows every ack.
-    let rev = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
-    common::wait_until(
+    let rev = revision(&mut c).await;
+    wait_until(
         Duration::from_secs(10),
         "every ack recorded by topom",
         async || {

@@ -7,26 +7,18 @@
 //! Parallel slots 1 moves only the first `--p1-slots` slots (one full scan of
 //! the source per slot would take many minutes for all 512).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
-use common::topom::{Options, Topom};
+use support::args::arg;
+use support::cluster::two_groups;
+use support::common::redis::RedisServer;
+use support::common::topom::{Options, Topom};
 use topom::model::slot_of;
 use topom::pb;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn load(r: &RedisServer, n: u64) {
     let mut c = redis::Client::open(r.url())
@@ -67,30 +59,7 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
     })
     .await;
     let mut c = t.client().await;
-    for (gid, r) in [(1, &a), (2, &b)] {
-        c.create_group(pb::CreateGroupRequest { group_id: gid })
-            .await
-            .unwrap();
-        c.add_group_server(pb::AddGroupServerRequest {
-            group_id: gid,
-            addr: r.addr(),
-            datacenter: String::new(),
-            no_sync: true,
-        })
-        .await
-        .unwrap();
-    }
-    c.assign_slots(pb::AssignSlotsRequest {
-        mappings: (0..1024)
-            .map(|id| pb::SlotMapping {
-                id,
-                group_id: 1,
-                action: None,
-            })
-            .collect(),
-    })
-    .await
-    .unwrap();
+    two_groups(&mut c, a.addr(), b.addr()).await;
     let stop = Arc::new(AtomicBool::new(false));
     let served = Arc::new(AtomicU64::new(0));
     let loader = (load_rps > 0).then(|| {

@@ -11,48 +11,39 @@
 //! 2. Planned promote under a steady write load: the write pause topom reports,
 //!    and the longest write latency the writer saw.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
-use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom};
+use support::args::arg;
+use support::cluster::{add_group, assign_all, revision};
+use support::common::redis::RedisServer;
+use support::common::sentinel::SentinelServer;
+use support::common::topom::{Client, Options, Topom, get_group};
+use support::common::wait_until;
+use support::figures::{at, sorted};
 use topom::pb;
 use topom::redis::{HaAdmin, PooledHa};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+/// `p50 .. ms, max .. ms` of `v`, each with `decimals` decimals.
+fn p50_max(v: Vec<f64>, decimals: usize) -> String {
+    let v = sorted(v);
+    format!(
+        "p50 {:.decimals$} ms, max {:.decimals$} ms",
+        at(&v, 0.5),
+        at(&v, 1.0)
+    )
 }
 
 async fn master_of(c: &mut Client) -> String {
-    c.get_group(pb::GetGroupRequest { group_id: 1 })
-        .await
-        .unwrap()
-        .into_inner()
-        .group
-        .unwrap()
-        .servers[0]
-        .addr
-        .clone()
+    get_group(c, 1).await.servers[0].addr.clone()
 }
 
 async fn wait_linked(replica: &RedisServer) {
     let ha = PooledHa::new("");
-    common::wait_until(Duration::from_secs(30), "replica link up", async || {
+    wait_until(Duration::from_secs(30), "replica link up", async || {
         ha.replication(&replica.addr(), Duration::from_secs(1))
             .await
             .is_ok_and(|i| i.get("master_link_status").map(String::as_str) == Some("up"))
@@ -79,30 +70,8 @@ async fn failover_once() -> (f64, f64, f64) {
     })
     .await;
     let mut c = t.client().await;
-    c.create_group(pb::CreateGroupRequest { group_id: 1 })
-        .await
-        .unwrap();
-    for s in [&m, &r] {
-        c.add_group_server(pb::AddGroupServerRequest {
-            group_id: 1,
-            addr: s.addr(),
-            datacenter: String::new(),
-            no_sync: true,
-        })
-        .await
-        .unwrap();
-    }
-    c.assign_slots(pb::AssignSlotsRequest {
-        mappings: (0..1024)
-            .map(|id| pb::SlotMapping {
-                id,
-                group_id: 1,
-                action: None,
-            })
-            .collect(),
-    })
-    .await
-    .unwrap();
+    add_group(&mut c, 1, &[m.addr(), r.addr()]).await;
+    assign_all(&mut c, 1).await;
     for s in &sentinels {
         c.add_sentinel(pb::AddSentinelRequest { addr: s.addr() })
             .await
@@ -111,7 +80,7 @@ async fn failover_once() -> (f64, f64, f64) {
     c.resync_sentinels(pb::ResyncSentinelsRequest {})
         .await
         .unwrap();
-    common::wait_until(
+    wait_until(
         Duration::from_secs(30),
         "sentinels to know the replica and each other",
         async || {
@@ -149,24 +118,14 @@ async fn failover_once() -> (f64, f64, f64) {
             }
         });
     }
-    let before = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
+    let before = revision(&mut c).await;
     let killed = Instant::now();
     m.kill();
     let _first = rx.recv().await.unwrap();
     let majority = rx.recv().await.unwrap();
     // Observe the publication from outside.
     let published = loop {
-        let rev = c
-            .list_slots(pb::ListSlotsRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .revision;
+        let rev = revision(&mut c).await;
         if rev > before && master_of(&mut c).await == r.addr() {
             break Instant::now();
         }
@@ -203,19 +162,7 @@ async fn promote_once(rate: u64) -> (f64, f64, usize) {
     wait_linked(&r).await;
     let t = Topom::start().await;
     let mut c = t.client().await;
-    c.create_group(pb::CreateGroupRequest { group_id: 1 })
-        .await
-        .unwrap();
-    for s in [&m, &r] {
-        c.add_group_server(pb::AddGroupServerRequest {
-            group_id: 1,
-            addr: s.addr(),
-            datacenter: String::new(),
-            no_sync: true,
-        })
-        .await
-        .unwrap();
-    }
+    add_group(&mut c, 1, &[m.addr(), r.addr()]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let stop = stop.clone();
@@ -296,19 +243,18 @@ async fn main() {
     if failovers > 0 {
         println!("Sentinel failover ({failovers} runs, 3 sentinels, down-after 1 s):");
         println!(
-            "  sentinel part (kill -> majority +switch-master): p50 {:.0} ms, max {:.0} ms",
-            pct(&mut sp, 0.5),
-            pct(&mut sp, 1.0)
+            "  sentinel part (kill -> majority +switch-master): {}",
+            p50_max(sp, 0)
         );
+        let tp = sorted(tp);
         println!(
             "  topom part (majority +switch-master -> revision published): p50 {:.3} ms, p99 {:.3} ms",
-            pct(&mut tp, 0.5),
-            pct(&mut tp, 0.99)
+            at(&tp, 0.5),
+            at(&tp, 0.99)
         );
         println!(
-            "  topom part observed from outside (1 ms polling): p50 {:.1} ms, max {:.1} ms",
-            pct(&mut op, 0.5),
-            pct(&mut op, 1.0)
+            "  topom part observed from outside (1 ms polling): {}",
+            p50_max(op, 1)
         );
     }
 
@@ -323,15 +269,7 @@ async fn main() {
     }
     if promotes > 0 {
         println!("Planned promote under {rate} writes/s ({promotes} runs):");
-        println!(
-            "  write pause: p50 {:.1} ms, max {:.1} ms",
-            pct(&mut pauses, 0.5),
-            pct(&mut pauses, 1.0)
-        );
-        println!(
-            "  worst write latency: p50 {:.1} ms, max {:.1} ms",
-            pct(&mut worst, 0.5),
-            pct(&mut worst, 1.0)
-        );
+        println!("  write pause: {}", p50_max(pauses, 1));
+        println!("  worst write latency: {}", p50_max(worst, 1));
     }
 }

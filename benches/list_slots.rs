@@ -10,67 +10,33 @@
 //! otherwise eat most of the CPU), then `decode` callers decode every response with
 //! the generated client, as a proxy would.
 
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use topom::model::{Group, GroupServer, ServerKind, SlotMapping};
+use support::args::arg;
+use support::figures::{at, ms, sorted};
+use support::procfs::{cpu_ticks, rss_kib, stat_of, ticks_per_sec};
+use support::raw_grpc;
+use support::topom::{Seeded, group};
+use topom::model::SlotMapping;
 use topom::pb;
-use topom::store::{Store, StoreBatch, local::LocalStore};
+use topom::store::StoreBatch;
 
 const GROUPS: u32 = 100;
 const SERVERS_PER_GROUP: u32 = 3;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    // utime + stime, fields 14 and 15 of /proc/pid/stat.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-        })
-        .unwrap_or(0)
-}
-
-async fn prepare(dir: &std::path::Path) {
-    let raw = Arc::new(LocalStore::open(dir).expect("open store"));
-    let store = Store::new(raw, "bench");
+/// 100 groups of 3 made-up servers, and every slot assigned round the groups.
+fn topology() -> StoreBatch {
     let mut batch = StoreBatch::default();
     for gid in 1..=GROUPS {
-        let mut g = Group::new(gid);
-        for i in 0..SERVERS_PER_GROUP {
-            let port = 10_000 + gid * 10 + i;
-            let mut s = GroupServer::new(
-                format!("10.0.{}.{}:{port}", gid / 250, gid % 250),
-                "dc1",
-                ServerKind::Redis,
-            );
-            s.replica_group = i > 0;
-            g.servers.push(s);
-        }
-        batch.put_group(&g);
+        let addrs: Vec<String> = (0..SERVERS_PER_GROUP)
+            .map(|i| {
+                let port = 10_000 + gid * 10 + i;
+                format!("10.0.{}.{}:{port}", gid / 250, gid % 250)
+            })
+            .collect();
+        batch.put_group(&group(gid, &addrs));
     }
     for id in 0..1024u32 {
         batch.put_slot(&SlotMapping {
@@ -79,7 +45,7 @@ async fn prepare(dir: &std::path::Path) {
             action: None,
         });
     }
-    store.commit(batch).await.expect("write the topology");
+    batch
 }
 
 // One worker for the callers, so the server keeps a core to itself on a 2-core machine.
@@ -87,33 +53,9 @@ async fn prepare(dir: &std::path::Path) {
 async fn main() {
     let seconds = arg("--seconds", 10);
     let callers = arg("--callers", 32) as usize;
-    let dir = tempfile::tempdir().expect("temp dir");
-    prepare(dir.path()).await;
-
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_topom"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--product",
-            "bench",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start topom");
-    let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = lines
-        .next_line()
-        .await
-        .expect("read")
-        .expect("LISTENING line");
-    let addr = line.trim_start_matches("LISTENING ").to_owned();
-    let endpoint = format!("http://{addr}");
+    let server = Seeded::start("bench", Vec::new(), topology()).await;
+    let pid = server.pid();
+    let endpoint = format!("http://{}", server.addr());
 
     // Idle RSS with the topology loaded and one table encoded.
     let mut c = pb::topom_client::TopomClient::connect(endpoint.clone())
@@ -148,70 +90,18 @@ async fn main() {
     for decode in [false, true] {
         run(&endpoint, pid, callers, seconds, decode, encoded).await;
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait().await;
-}
-
-/// Takes a response body as bytes, without decoding it.
-#[derive(Default, Clone, Copy)]
-struct RawCodec;
-
-struct RawEncoder;
-struct RawDecoder;
-
-impl tonic::codec::Codec for RawCodec {
-    type Encode = ();
-    type Decode = bytes::Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl tonic::codec::Encoder for RawEncoder {
-    type Item = ();
-    type Error = tonic::Status;
-
-    // ListSlotsRequest has no fields: its encoding is empty.
-    fn encode(&mut self, _: (), _: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        Ok(())
-    }
-}
-
-impl tonic::codec::Decoder for RawDecoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-
-    fn decode(
-        &mut self,
-        buf: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        use bytes::Buf;
-        Ok(Some(buf.copy_to_bytes(buf.remaining())))
-    }
+    server.stop().await;
 }
 
 async fn call_raw(grpc: &mut tonic::client::Grpc<tonic::transport::Channel>) -> usize {
-    grpc.ready().await.expect("ready");
-    let path = http::uri::PathAndQuery::from_static("/topom.v1.Topom/ListSlots");
-    let r = grpc
-        .unary(tonic::Request::new(()), path, RawCodec)
-        .await
-        .expect("ListSlots");
-    r.into_inner().len()
+    let (body, _) =
+        raw_grpc::unary(grpc, "/topom.v1.Topom/ListSlots", pb::ListSlotsRequest {}).await;
+    body.len()
 }
 
 async fn run(endpoint: &str, pid: u32, callers: usize, seconds: u64, decode: bool, encoded: usize) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let cpu_before = cpu_ticks(pid);
+    let cpu_before = cpu_ticks(&stat_of(pid));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..callers {
@@ -247,10 +137,10 @@ async fn run(endpoint: &str, pid: u32, callers: usize, seconds: u64, decode: boo
         all.extend(t.await.expect("caller"));
     }
     let elapsed = started.elapsed();
-    let cpu = cpu_ticks(pid) - cpu_before;
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let cpu = cpu_ticks(&stat_of(pid)) - cpu_before;
+    let all = sorted(all);
+    let pct = |p: f64| ms(at(&all, p));
+    let ticks_per_sec = ticks_per_sec();
     println!(
         "  -- callers {} --",
         if decode {
@@ -264,14 +154,8 @@ async fn run(endpoint: &str, pid: u32, callers: usize, seconds: u64, decode: boo
         "  throughput         : {:.0} ListSlots/s",
         all.len() as f64 / elapsed.as_secs_f64()
     );
-    println!(
-        "  latency p50        : {:.3} ms",
-        pct(0.50).as_secs_f64() * 1e3
-    );
-    println!(
-        "  latency p99        : {:.3} ms",
-        pct(0.99).as_secs_f64() * 1e3
-    );
+    println!("  latency p50        : {:.3} ms", pct(0.50));
+    println!("  latency p99        : {:.3} ms", pct(0.99));
     println!(
         "  server CPU         : {:.2} cores ({:.1} us/request)",
         cpu as f64 / ticks_per_sec / elapsed.as_secs_f64(),

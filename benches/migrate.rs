@@ -27,15 +27,16 @@
 //! After each run: where A spent its time (`INFO commandstats`), and checks
 //! that B holds exactly the keys moved and no key was lost.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use support::args::{arg, value};
+use support::common::redis::RedisServer;
+use support::figures::{at, sorted};
 use topom::model::slot_of;
 use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Value};
 
@@ -43,15 +44,6 @@ use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Valu
 const MOVED_SLOTS: u32 = 512;
 /// The deadline of setup and load commands.
 const T: Duration = Duration::from_secs(10);
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn key(i: u64) -> Vec<u8> {
     format!("key:{i:012}").into_bytes()
@@ -158,11 +150,6 @@ async fn client_load(addr: String, rate: u64, stop: Arc<AtomicBool>) -> Vec<Dura
         n += 1;
     }
     latencies
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
 }
 
 /// How the slots are grouped into passes.
@@ -349,15 +336,16 @@ async fn run(plan: &Plan, keys: u64, opts: &MigrateOptions) {
          (B restore {:.2} s)",
         "", a_busy[0], a_busy[1], a_busy[2], b_busy[0]
     );
-    if let Some(mut l) = latencies {
+    if let Some(l) = latencies {
+        let l = sorted(l);
         println!(
             "{:<34} client: {} requests ({:.0}/s): p50 {:?}, p99 {:?}, max {:?}",
             "",
             l.len(),
             l.len() as f64 / (secs + 0.2),
-            pct(&mut l, 0.5),
-            pct(&mut l, 0.99),
-            pct(&mut l, 1.0),
+            at(&l, 0.5),
+            at(&l, 0.99),
+            at(&l, 1.0),
         );
     }
 }
@@ -438,9 +426,7 @@ async fn main() {
         }
     }
     // `--only p100,all`: the plans with those ids.
-    let only: Vec<String> = std::env::args()
-        .skip_while(|a| a != "--only")
-        .nth(1)
+    let only: Vec<String> = value("--only")
         .map(|ids| ids.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     for plan in plans
