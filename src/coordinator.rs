@@ -61,6 +61,7 @@ use tokio::sync::watch;
 
 pub use error::{Error, ErrorCode, Result};
 pub use settings::{HaSettings, SentinelSettings, Settings};
+pub use slots::Move;
 pub use stats::StatsRound;
 pub use table::SlotTable;
 

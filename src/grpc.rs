@@ -8,6 +8,7 @@ pub mod convert;
 pub mod limits;
 mod proxy;
 mod router;
+mod slots_cache;
 pub mod stats;
 pub mod status;
 mod topom;

@@ -268,3 +268,21 @@ pub fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
         admin_auth_required: !config.admin_token.is_empty(),
     }
 }
+
+/// One move of a rebalance plan.
+pub fn planned_move(m: &crate::coordinator::Move) -> pb::PlannedMove {
+    pb::PlannedMove {
+        slot_id: m.slot,
+        from_group_id: m.from,
+        to_group_id: m.to,
+    }
+}
+
+/// What one slot-action step did to a slot.
+pub fn slot_step(s: crate::coordinator::slot_actions::SlotStep) -> pb::SlotStep {
+    pb::SlotStep {
+        slot_id: s.slot,
+        state: s.state.map_or(pb::SlotActionState::Unspecified, slot_state) as i32,
+        error: s.error,
+    }
+}

@@ -1,12 +1,13 @@
 //! The `topom.v1.Topom` service: a thin adapter from protobuf to the coordinator.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use super::slots_cache::SlotsCache;
 use super::{convert, stats};
-use crate::coordinator::{Coordinator, SlotTable};
+use crate::coordinator::Coordinator;
 use crate::pb;
 use crate::pb::encoded::Encoded;
 use crate::pb::fast::topom_server::Topom;
@@ -27,7 +28,7 @@ pub struct TopomService {
     coordinator: Arc<Coordinator>,
     control: ServiceControl,
     /// The ListSlots answer of the latest revision, encoded once.
-    slots_cache: Mutex<Option<(u64, Arc<str>, Encoded)>>,
+    slots_cache: SlotsCache,
     /// The latest full stats round, encoded once for unfiltered watchers.
     round_cache: Arc<stats::RoundCache>,
 }
@@ -38,33 +39,9 @@ impl TopomService {
         TopomService {
             coordinator,
             control,
-            slots_cache: Mutex::new(None),
+            slots_cache: SlotsCache::default(),
             round_cache: Arc::default(),
         }
-    }
-
-    fn encoded_slots(&self) -> Encoded {
-        let table = self.coordinator.table();
-        let mut cache = self.slots_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((rev, epoch, enc)) = cache.as_ref()
-            && *rev == table.revision
-            && *epoch == table.epoch
-        {
-            return enc.clone();
-        }
-        let enc = Encoded::of(&list_slots_response(&table));
-        *cache = Some((table.revision, table.epoch.clone(), enc.clone()));
-        enc
-    }
-}
-
-/// The full ListSlots answer for one table.
-pub fn list_slots_response(t: &SlotTable) -> pb::ListSlotsResponse {
-    pb::ListSlotsResponse {
-        revision: t.revision,
-        epoch: t.epoch.to_string(),
-        mappings: t.mappings.iter().map(convert::mapping).collect(),
-        slots: t.views.iter().map(convert::slot).collect(),
     }
 }
 
@@ -211,7 +188,9 @@ impl Topom for TopomService {
     }
 
     async fn list_slots(&self, _: Request<pb::ListSlotsRequest>) -> Reply<Encoded> {
-        Ok(Response::new(self.encoded_slots()))
+        Ok(Response::new(
+            self.slots_cache.get(&self.coordinator.table()),
+        ))
     }
 
     async fn assign_slots(
@@ -250,14 +229,7 @@ impl Topom for TopomService {
         let confirm = r.into_inner().confirm;
         let moves = self.coordinator.rebalance(confirm).await?;
         Ok(Response::new(pb::RebalanceSlotsResponse {
-            moves: moves
-                .into_iter()
-                .map(|m| pb::PlannedMove {
-                    slot_id: m.slot,
-                    from_group_id: m.from,
-                    to_group_id: m.to,
-                })
-                .collect(),
+            moves: moves.iter().map(convert::planned_move).collect(),
             confirmed: confirm,
         }))
     }
@@ -338,17 +310,7 @@ impl Topom for TopomService {
     ) -> Reply<pb::ProcessSlotActionResponse> {
         let steps = self.coordinator.process_slot_action().await?;
         Ok(Response::new(pb::ProcessSlotActionResponse {
-            steps: steps
-                .into_iter()
-                .map(|s| pb::SlotStep {
-                    slot_id: s.slot,
-                    state: s
-                        .state
-                        .map_or(pb::SlotActionState::Unspecified, convert::slot_state)
-                        as i32,
-                    error: s.error,
-                })
-                .collect(),
+            steps: steps.into_iter().map(convert::slot_step).collect(),
         }))
     }
 
