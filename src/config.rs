@@ -344,30 +344,37 @@ fn socket_addr(key: &'static str, a: &str) -> Result<(), ConfigError> {
         .map_err(|e| invalid(key, format!("{a:?} is not an ip:port ({e})")))
 }
 
-/// A TOML value that is either a number or a string, as durations and sizes are
-/// written.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumberOrText {
-    Number(i64),
-    Text(String),
+/// A duration or size as written: a number, or text with a unit. Anything else is
+/// refused with what was expected (serde's own message would name an internal type).
+fn number_or_text<'de, D: Deserializer<'de>>(
+    d: D,
+    what: &str,
+) -> Result<Result<i64, String>, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::Integer(n) => Ok(Ok(n)),
+        toml::Value::String(s) => Ok(Err(s)),
+        other => Err(serde::de::Error::custom(format!(
+            "{} is not {what}",
+            other.type_str()
+        ))),
+    }
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let parsed = match NumberOrText::deserialize(d)? {
+    let parsed = match number_or_text(d, "a duration like \"30s\" or a number of seconds")? {
         // Codis writes some durations as bare seconds.
-        NumberOrText::Number(n) if n > 0 => Ok(Duration::from_secs(n as u64)),
-        NumberOrText::Number(n) => Err(format!("{n}: a duration must be greater than zero")),
-        NumberOrText::Text(s) => parse_duration(&s),
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n as u64)),
+        Ok(n) => Err(format!("{n}: a duration must be greater than zero")),
+        Err(s) => parse_duration(&s),
     };
     parsed.map_err(serde::de::Error::custom)
 }
 
 fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let parsed = match NumberOrText::deserialize(d)? {
-        NumberOrText::Number(n) if n > 0 => Ok(n as u64),
-        NumberOrText::Number(n) => Err(format!("{n}: a size must be greater than zero")),
-        NumberOrText::Text(s) => parse_bytes(&s),
+    let parsed = match number_or_text(d, "a size like \"32mb\" or a number of bytes")? {
+        Ok(n) if n > 0 => Ok(n as u64),
+        Ok(n) => Err(format!("{n}: a size must be greater than zero")),
+        Err(s) => parse_bytes(&s),
     };
     parsed.map_err(serde::de::Error::custom)
 }
