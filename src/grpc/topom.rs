@@ -64,6 +64,9 @@ impl Topom for TopomService {
             proxy_count: c.proxies().len() as u32,
             slots_per_group: c.slots_per_group().into_iter().collect(),
             revision: c.table().revision,
+            role: pb::InstanceRole::Leader as i32,
+            leader_addr: c.owner().admin_addr.clone(),
+            instances: Vec::new(),
         }))
     }
 
@@ -84,6 +87,12 @@ impl Topom for TopomService {
         tracing::info!("shutdown requested over gRPC");
         self.control.shutdown.cancel();
         Ok(Response::new(pb::ShutdownResponse {}))
+    }
+
+    async fn resign(&self, _: Request<pb::ResignRequest>) -> Reply<pb::ResignResponse> {
+        Err(Status::failed_precondition(
+            "Resign needs several topom instances on the etcd store; this one is the only instance",
+        ))
     }
 
     async fn set_log_level(

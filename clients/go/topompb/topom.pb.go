@@ -11,7 +11,13 @@
 //   UNAUTHENTICATED     a mutating RPC without the configured admin token
 //                       (metadata `authorization: Bearer <token>`);
 //   UNAVAILABLE         a Redis server, Sentinel or the store could not be
-//                       reached, or this instance lost its ownership lease;
+//                       reached, or this instance lost its ownership lease,
+//                       or it is a standby (etcd store, several instances):
+//                       a standby answers every mutation, WatchSlots and
+//                       WatchStats so, naming the leader in the message and
+//                       in trailing metadata `topom-leader: host:port` (absent
+//                       while no instance leads). Every response of a standby
+//                       also carries `topom-leader` as a response header.
 //   UNIMPLEMENTED       the capability is not built yet (the message names it).
 // A request that fails validation writes nothing.
 
@@ -39,6 +45,59 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// The role of a topom instance.
+type InstanceRole int32
+
+const (
+	// Unknown (an older topom).
+	InstanceRole_INSTANCE_ROLE_UNSPECIFIED InstanceRole = 0
+	// Holds leadership: runs the tasks and accepts mutations.
+	InstanceRole_INSTANCE_ROLE_LEADER InstanceRole = 1
+	// Serves reads and campaigns for leadership.
+	InstanceRole_INSTANCE_ROLE_STANDBY InstanceRole = 2
+)
+
+// Enum value maps for InstanceRole.
+var (
+	InstanceRole_name = map[int32]string{
+		0: "INSTANCE_ROLE_UNSPECIFIED",
+		1: "INSTANCE_ROLE_LEADER",
+		2: "INSTANCE_ROLE_STANDBY",
+	}
+	InstanceRole_value = map[string]int32{
+		"INSTANCE_ROLE_UNSPECIFIED": 0,
+		"INSTANCE_ROLE_LEADER":      1,
+		"INSTANCE_ROLE_STANDBY":     2,
+	}
+)
+
+func (x InstanceRole) Enum() *InstanceRole {
+	p := new(InstanceRole)
+	*p = x
+	return p
+}
+
+func (x InstanceRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InstanceRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_topom_v1_topom_proto_enumTypes[0].Descriptor()
+}
+
+func (InstanceRole) Type() protoreflect.EnumType {
+	return &file_topom_v1_topom_proto_enumTypes[0]
+}
+
+func (x InstanceRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InstanceRole.Descriptor instead.
+func (InstanceRole) EnumDescriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{0}
+}
 
 // Log levels for SetLogLevel.
 type LogLevel int32
@@ -93,11 +152,11 @@ func (x LogLevel) String() string {
 }
 
 func (LogLevel) Descriptor() protoreflect.EnumDescriptor {
-	return file_topom_v1_topom_proto_enumTypes[0].Descriptor()
+	return file_topom_v1_topom_proto_enumTypes[1].Descriptor()
 }
 
 func (LogLevel) Type() protoreflect.EnumType {
-	return &file_topom_v1_topom_proto_enumTypes[0]
+	return &file_topom_v1_topom_proto_enumTypes[1]
 }
 
 func (x LogLevel) Number() protoreflect.EnumNumber {
@@ -106,7 +165,7 @@ func (x LogLevel) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use LogLevel.Descriptor instead.
 func (LogLevel) EnumDescriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{0}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{1}
 }
 
 // What kind of event an Event records.
@@ -146,11 +205,11 @@ func (x EventKind) String() string {
 }
 
 func (EventKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_topom_v1_topom_proto_enumTypes[1].Descriptor()
+	return file_topom_v1_topom_proto_enumTypes[2].Descriptor()
 }
 
 func (EventKind) Type() protoreflect.EnumType {
-	return &file_topom_v1_topom_proto_enumTypes[1]
+	return &file_topom_v1_topom_proto_enumTypes[2]
 }
 
 func (x EventKind) Number() protoreflect.EnumNumber {
@@ -159,7 +218,7 @@ func (x EventKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EventKind.Descriptor instead.
 func (EventKind) EnumDescriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{1}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{2}
 }
 
 // Request for GetOverview.
@@ -353,7 +412,14 @@ type GetOverviewResponse struct {
 	// Slots owned per group id (group 0 = offline).
 	SlotsPerGroup map[uint32]uint32 `protobuf:"bytes,7,rep,name=slots_per_group,json=slotsPerGroup,proto3" json:"slots_per_group,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// The current slot-table revision.
-	Revision      uint64 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision uint64 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
+	// This instance's role.
+	Role InstanceRole `protobuf:"varint,9,opt,name=role,proto3,enum=topom.v1.InstanceRole" json:"role,omitempty"`
+	// The leader's gRPC address (this instance's own when it leads); empty
+	// while no instance leads.
+	LeaderAddr string `protobuf:"bytes,10,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	// Every topom instance running for this product, the leader first.
+	Instances     []*TopomInstance `protobuf:"bytes,11,rep,name=instances,proto3" json:"instances,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -444,6 +510,118 @@ func (x *GetOverviewResponse) GetRevision() uint64 {
 	return 0
 }
 
+func (x *GetOverviewResponse) GetRole() InstanceRole {
+	if x != nil {
+		return x.Role
+	}
+	return InstanceRole_INSTANCE_ROLE_UNSPECIFIED
+}
+
+func (x *GetOverviewResponse) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
+func (x *GetOverviewResponse) GetInstances() []*TopomInstance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+// One running topom instance of a product.
+type TopomInstance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its gRPC address.
+	Addr string `protobuf:"bytes,1,opt,name=addr,proto3" json:"addr,omitempty"`
+	// Leader or standby.
+	Role InstanceRole `protobuf:"varint,2,opt,name=role,proto3,enum=topom.v1.InstanceRole" json:"role,omitempty"`
+	// Its process id.
+	Pid uint32 `protobuf:"varint,3,opt,name=pid,proto3" json:"pid,omitempty"`
+	// Its host name.
+	Hostname string `protobuf:"bytes,4,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// When the process started.
+	Started *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started,proto3" json:"started,omitempty"`
+	// Since when it leads (set for the leader only).
+	LeaderSince   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=leader_since,json=leaderSince,proto3" json:"leader_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopomInstance) Reset() {
+	*x = TopomInstance{}
+	mi := &file_topom_v1_topom_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopomInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopomInstance) ProtoMessage() {}
+
+func (x *TopomInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_topom_v1_topom_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopomInstance.ProtoReflect.Descriptor instead.
+func (*TopomInstance) Descriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TopomInstance) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *TopomInstance) GetRole() InstanceRole {
+	if x != nil {
+		return x.Role
+	}
+	return InstanceRole_INSTANCE_ROLE_UNSPECIFIED
+}
+
+func (x *TopomInstance) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *TopomInstance) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *TopomInstance) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *TopomInstance) GetLeaderSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaderSince
+	}
+	return nil
+}
+
 // Request for GetModel.
 type GetModelRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -453,7 +631,7 @@ type GetModelRequest struct {
 
 func (x *GetModelRequest) Reset() {
 	*x = GetModelRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[3]
+	mi := &file_topom_v1_topom_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +643,7 @@ func (x *GetModelRequest) String() string {
 func (*GetModelRequest) ProtoMessage() {}
 
 func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[3]
+	mi := &file_topom_v1_topom_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +656,7 @@ func (x *GetModelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelRequest.ProtoReflect.Descriptor instead.
 func (*GetModelRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{3}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{4}
 }
 
 // Response of GetModel.
@@ -492,7 +670,7 @@ type GetModelResponse struct {
 
 func (x *GetModelResponse) Reset() {
 	*x = GetModelResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[4]
+	mi := &file_topom_v1_topom_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +682,7 @@ func (x *GetModelResponse) String() string {
 func (*GetModelResponse) ProtoMessage() {}
 
 func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[4]
+	mi := &file_topom_v1_topom_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +695,7 @@ func (x *GetModelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetModelResponse.ProtoReflect.Descriptor instead.
 func (*GetModelResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{4}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetModelResponse) GetModel() *TopomModel {
@@ -536,7 +714,7 @@ type ReloadRequest struct {
 
 func (x *ReloadRequest) Reset() {
 	*x = ReloadRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[5]
+	mi := &file_topom_v1_topom_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -548,7 +726,7 @@ func (x *ReloadRequest) String() string {
 func (*ReloadRequest) ProtoMessage() {}
 
 func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[5]
+	mi := &file_topom_v1_topom_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -561,7 +739,7 @@ func (x *ReloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadRequest.ProtoReflect.Descriptor instead.
 func (*ReloadRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{5}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{6}
 }
 
 // Response of Reload.
@@ -575,7 +753,7 @@ type ReloadResponse struct {
 
 func (x *ReloadResponse) Reset() {
 	*x = ReloadResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[6]
+	mi := &file_topom_v1_topom_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +765,7 @@ func (x *ReloadResponse) String() string {
 func (*ReloadResponse) ProtoMessage() {}
 
 func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[6]
+	mi := &file_topom_v1_topom_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +778,7 @@ func (x *ReloadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReloadResponse.ProtoReflect.Descriptor instead.
 func (*ReloadResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{6}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReloadResponse) GetRevision() uint64 {
@@ -619,7 +797,7 @@ type ShutdownRequest struct {
 
 func (x *ShutdownRequest) Reset() {
 	*x = ShutdownRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[7]
+	mi := &file_topom_v1_topom_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +809,7 @@ func (x *ShutdownRequest) String() string {
 func (*ShutdownRequest) ProtoMessage() {}
 
 func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[7]
+	mi := &file_topom_v1_topom_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +822,7 @@ func (x *ShutdownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownRequest.ProtoReflect.Descriptor instead.
 func (*ShutdownRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{7}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{8}
 }
 
 // Response of Shutdown (sent before the service stops).
@@ -656,7 +834,7 @@ type ShutdownResponse struct {
 
 func (x *ShutdownResponse) Reset() {
 	*x = ShutdownResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[8]
+	mi := &file_topom_v1_topom_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +846,7 @@ func (x *ShutdownResponse) String() string {
 func (*ShutdownResponse) ProtoMessage() {}
 
 func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[8]
+	mi := &file_topom_v1_topom_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +859,108 @@ func (x *ShutdownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShutdownResponse.ProtoReflect.Descriptor instead.
 func (*ShutdownResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{8}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{9}
+}
+
+// Request for Resign.
+type ResignRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long to wait for another instance to take over; default 10 s.
+	Wait          *durationpb.Duration `protobuf:"bytes,1,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResignRequest) Reset() {
+	*x = ResignRequest{}
+	mi := &file_topom_v1_topom_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResignRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResignRequest) ProtoMessage() {}
+
+func (x *ResignRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_topom_v1_topom_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResignRequest.ProtoReflect.Descriptor instead.
+func (*ResignRequest) Descriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ResignRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+// Response of Resign.
+type ResignResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new leader's gRPC address.
+	LeaderAddr string `protobuf:"bytes,1,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	// From giving leadership up to the new leader holding it.
+	Takeover      *durationpb.Duration `protobuf:"bytes,2,opt,name=takeover,proto3" json:"takeover,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResignResponse) Reset() {
+	*x = ResignResponse{}
+	mi := &file_topom_v1_topom_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResignResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResignResponse) ProtoMessage() {}
+
+func (x *ResignResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_topom_v1_topom_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResignResponse.ProtoReflect.Descriptor instead.
+func (*ResignResponse) Descriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ResignResponse) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
+func (x *ResignResponse) GetTakeover() *durationpb.Duration {
+	if x != nil {
+		return x.Takeover
+	}
+	return nil
 }
 
 // Request for SetLogLevel.
@@ -695,7 +974,7 @@ type SetLogLevelRequest struct {
 
 func (x *SetLogLevelRequest) Reset() {
 	*x = SetLogLevelRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[9]
+	mi := &file_topom_v1_topom_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +986,7 @@ func (x *SetLogLevelRequest) String() string {
 func (*SetLogLevelRequest) ProtoMessage() {}
 
 func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[9]
+	mi := &file_topom_v1_topom_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +999,7 @@ func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
 func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{9}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetLogLevelRequest) GetLevel() LogLevel {
@@ -739,7 +1018,7 @@ type SetLogLevelResponse struct {
 
 func (x *SetLogLevelResponse) Reset() {
 	*x = SetLogLevelResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[10]
+	mi := &file_topom_v1_topom_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +1030,7 @@ func (x *SetLogLevelResponse) String() string {
 func (*SetLogLevelResponse) ProtoMessage() {}
 
 func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[10]
+	mi := &file_topom_v1_topom_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +1043,7 @@ func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
 func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{10}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{13}
 }
 
 // Request for GetServerInfo.
@@ -778,7 +1057,7 @@ type GetServerInfoRequest struct {
 
 func (x *GetServerInfoRequest) Reset() {
 	*x = GetServerInfoRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[11]
+	mi := &file_topom_v1_topom_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +1069,7 @@ func (x *GetServerInfoRequest) String() string {
 func (*GetServerInfoRequest) ProtoMessage() {}
 
 func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[11]
+	mi := &file_topom_v1_topom_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +1082,7 @@ func (x *GetServerInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetServerInfoRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{11}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetServerInfoRequest) GetAddr() string {
@@ -825,7 +1104,7 @@ type GetServerInfoResponse struct {
 
 func (x *GetServerInfoResponse) Reset() {
 	*x = GetServerInfoResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[12]
+	mi := &file_topom_v1_topom_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +1116,7 @@ func (x *GetServerInfoResponse) String() string {
 func (*GetServerInfoResponse) ProtoMessage() {}
 
 func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[12]
+	mi := &file_topom_v1_topom_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +1129,7 @@ func (x *GetServerInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetServerInfoResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{12}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetServerInfoResponse) GetFields() map[string]string {
@@ -873,7 +1152,7 @@ type GetSentinelInfoRequest struct {
 
 func (x *GetSentinelInfoRequest) Reset() {
 	*x = GetSentinelInfoRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[13]
+	mi := &file_topom_v1_topom_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1164,7 @@ func (x *GetSentinelInfoRequest) String() string {
 func (*GetSentinelInfoRequest) ProtoMessage() {}
 
 func (x *GetSentinelInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[13]
+	mi := &file_topom_v1_topom_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1177,7 @@ func (x *GetSentinelInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSentinelInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetSentinelInfoRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{13}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetSentinelInfoRequest) GetAddr() string {
@@ -929,7 +1208,7 @@ type GetSentinelInfoResponse struct {
 
 func (x *GetSentinelInfoResponse) Reset() {
 	*x = GetSentinelInfoResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[14]
+	mi := &file_topom_v1_topom_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1220,7 @@ func (x *GetSentinelInfoResponse) String() string {
 func (*GetSentinelInfoResponse) ProtoMessage() {}
 
 func (x *GetSentinelInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[14]
+	mi := &file_topom_v1_topom_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1233,7 @@ func (x *GetSentinelInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSentinelInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetSentinelInfoResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{14}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetSentinelInfoResponse) GetFields() map[string]string {
@@ -994,7 +1273,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_topom_v1_topom_proto_msgTypes[15]
+	mi := &file_topom_v1_topom_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1285,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[15]
+	mi := &file_topom_v1_topom_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1298,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{15}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Event) GetKind() EventKind {
@@ -1080,7 +1359,7 @@ type ListEventsRequest struct {
 
 func (x *ListEventsRequest) Reset() {
 	*x = ListEventsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[16]
+	mi := &file_topom_v1_topom_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1371,7 @@ func (x *ListEventsRequest) String() string {
 func (*ListEventsRequest) ProtoMessage() {}
 
 func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[16]
+	mi := &file_topom_v1_topom_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1384,7 @@ func (x *ListEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListEventsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{16}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{19}
 }
 
 // Response of ListEvents.
@@ -1119,7 +1398,7 @@ type ListEventsResponse struct {
 
 func (x *ListEventsResponse) Reset() {
 	*x = ListEventsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[17]
+	mi := &file_topom_v1_topom_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1410,7 @@ func (x *ListEventsResponse) String() string {
 func (*ListEventsResponse) ProtoMessage() {}
 
 func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[17]
+	mi := &file_topom_v1_topom_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1423,7 @@ func (x *ListEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListEventsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{17}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListEventsResponse) GetEvents() []*Event {
@@ -1163,7 +1442,7 @@ type GetStatsRequest struct {
 
 func (x *GetStatsRequest) Reset() {
 	*x = GetStatsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[18]
+	mi := &file_topom_v1_topom_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1454,7 @@ func (x *GetStatsRequest) String() string {
 func (*GetStatsRequest) ProtoMessage() {}
 
 func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[18]
+	mi := &file_topom_v1_topom_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1467,7 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{18}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{21}
 }
 
 // Response of GetStats.
@@ -1202,7 +1481,7 @@ type GetStatsResponse struct {
 
 func (x *GetStatsResponse) Reset() {
 	*x = GetStatsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[19]
+	mi := &file_topom_v1_topom_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1214,7 +1493,7 @@ func (x *GetStatsResponse) String() string {
 func (*GetStatsResponse) ProtoMessage() {}
 
 func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[19]
+	mi := &file_topom_v1_topom_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1227,7 +1506,7 @@ func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetStatsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{19}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetStatsResponse) GetStats() *StatsSnapshot {
@@ -1252,7 +1531,7 @@ type WatchStatsRequest struct {
 
 func (x *WatchStatsRequest) Reset() {
 	*x = WatchStatsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[20]
+	mi := &file_topom_v1_topom_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1543,7 @@ func (x *WatchStatsRequest) String() string {
 func (*WatchStatsRequest) ProtoMessage() {}
 
 func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[20]
+	mi := &file_topom_v1_topom_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1556,7 @@ func (x *WatchStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsRequest.ProtoReflect.Descriptor instead.
 func (*WatchStatsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{20}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchStatsRequest) GetGroupIds() []uint32 {
@@ -1321,7 +1600,7 @@ type WatchStatsResponse struct {
 
 func (x *WatchStatsResponse) Reset() {
 	*x = WatchStatsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[21]
+	mi := &file_topom_v1_topom_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1612,7 @@ func (x *WatchStatsResponse) String() string {
 func (*WatchStatsResponse) ProtoMessage() {}
 
 func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[21]
+	mi := &file_topom_v1_topom_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1625,7 @@ func (x *WatchStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchStatsResponse.ProtoReflect.Descriptor instead.
 func (*WatchStatsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{21}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchStatsResponse) GetRound() uint64 {
@@ -1395,7 +1674,7 @@ type RefreshRedisStatsRequest struct {
 
 func (x *RefreshRedisStatsRequest) Reset() {
 	*x = RefreshRedisStatsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[22]
+	mi := &file_topom_v1_topom_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1686,7 @@ func (x *RefreshRedisStatsRequest) String() string {
 func (*RefreshRedisStatsRequest) ProtoMessage() {}
 
 func (x *RefreshRedisStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[22]
+	mi := &file_topom_v1_topom_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1699,7 @@ func (x *RefreshRedisStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRedisStatsRequest.ProtoReflect.Descriptor instead.
 func (*RefreshRedisStatsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{22}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RefreshRedisStatsRequest) GetTimeout() *durationpb.Duration {
@@ -1447,7 +1726,7 @@ type RefreshRedisStatsResponse struct {
 
 func (x *RefreshRedisStatsResponse) Reset() {
 	*x = RefreshRedisStatsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[23]
+	mi := &file_topom_v1_topom_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1738,7 @@ func (x *RefreshRedisStatsResponse) String() string {
 func (*RefreshRedisStatsResponse) ProtoMessage() {}
 
 func (x *RefreshRedisStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[23]
+	mi := &file_topom_v1_topom_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1751,7 @@ func (x *RefreshRedisStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshRedisStatsResponse.ProtoReflect.Descriptor instead.
 func (*RefreshRedisStatsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{23}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RefreshRedisStatsResponse) GetRound() uint64 {
@@ -1512,7 +1791,7 @@ type ListSlotsRequest struct {
 
 func (x *ListSlotsRequest) Reset() {
 	*x = ListSlotsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[24]
+	mi := &file_topom_v1_topom_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1803,7 @@ func (x *ListSlotsRequest) String() string {
 func (*ListSlotsRequest) ProtoMessage() {}
 
 func (x *ListSlotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[24]
+	mi := &file_topom_v1_topom_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1816,7 @@ func (x *ListSlotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSlotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSlotsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{24}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{27}
 }
 
 // Response of ListSlots.
@@ -1560,7 +1839,7 @@ type ListSlotsResponse struct {
 
 func (x *ListSlotsResponse) Reset() {
 	*x = ListSlotsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[25]
+	mi := &file_topom_v1_topom_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1851,7 @@ func (x *ListSlotsResponse) String() string {
 func (*ListSlotsResponse) ProtoMessage() {}
 
 func (x *ListSlotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[25]
+	mi := &file_topom_v1_topom_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1864,7 @@ func (x *ListSlotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSlotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSlotsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{25}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListSlotsResponse) GetRevision() uint64 {
@@ -1628,7 +1907,7 @@ type AssignSlotsRequest struct {
 
 func (x *AssignSlotsRequest) Reset() {
 	*x = AssignSlotsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[26]
+	mi := &file_topom_v1_topom_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1919,7 @@ func (x *AssignSlotsRequest) String() string {
 func (*AssignSlotsRequest) ProtoMessage() {}
 
 func (x *AssignSlotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[26]
+	mi := &file_topom_v1_topom_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1932,7 @@ func (x *AssignSlotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignSlotsRequest.ProtoReflect.Descriptor instead.
 func (*AssignSlotsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{26}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AssignSlotsRequest) GetMappings() []*SlotMapping {
@@ -1674,7 +1953,7 @@ type AssignSlotsResponse struct {
 
 func (x *AssignSlotsResponse) Reset() {
 	*x = AssignSlotsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[27]
+	mi := &file_topom_v1_topom_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1965,7 @@ func (x *AssignSlotsResponse) String() string {
 func (*AssignSlotsResponse) ProtoMessage() {}
 
 func (x *AssignSlotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[27]
+	mi := &file_topom_v1_topom_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1978,7 @@ func (x *AssignSlotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignSlotsResponse.ProtoReflect.Descriptor instead.
 func (*AssignSlotsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{27}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AssignSlotsResponse) GetRevision() uint64 {
@@ -1720,7 +1999,7 @@ type AssignSlotsOfflineRequest struct {
 
 func (x *AssignSlotsOfflineRequest) Reset() {
 	*x = AssignSlotsOfflineRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[28]
+	mi := &file_topom_v1_topom_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1732,7 +2011,7 @@ func (x *AssignSlotsOfflineRequest) String() string {
 func (*AssignSlotsOfflineRequest) ProtoMessage() {}
 
 func (x *AssignSlotsOfflineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[28]
+	mi := &file_topom_v1_topom_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1745,7 +2024,7 @@ func (x *AssignSlotsOfflineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignSlotsOfflineRequest.ProtoReflect.Descriptor instead.
 func (*AssignSlotsOfflineRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{28}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AssignSlotsOfflineRequest) GetSlotIds() []uint32 {
@@ -1766,7 +2045,7 @@ type AssignSlotsOfflineResponse struct {
 
 func (x *AssignSlotsOfflineResponse) Reset() {
 	*x = AssignSlotsOfflineResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[29]
+	mi := &file_topom_v1_topom_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2057,7 @@ func (x *AssignSlotsOfflineResponse) String() string {
 func (*AssignSlotsOfflineResponse) ProtoMessage() {}
 
 func (x *AssignSlotsOfflineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[29]
+	mi := &file_topom_v1_topom_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2070,7 @@ func (x *AssignSlotsOfflineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignSlotsOfflineResponse.ProtoReflect.Descriptor instead.
 func (*AssignSlotsOfflineResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{29}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AssignSlotsOfflineResponse) GetRevision() uint64 {
@@ -1813,7 +2092,7 @@ type RebalanceSlotsRequest struct {
 
 func (x *RebalanceSlotsRequest) Reset() {
 	*x = RebalanceSlotsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[30]
+	mi := &file_topom_v1_topom_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2104,7 @@ func (x *RebalanceSlotsRequest) String() string {
 func (*RebalanceSlotsRequest) ProtoMessage() {}
 
 func (x *RebalanceSlotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[30]
+	mi := &file_topom_v1_topom_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2117,7 @@ func (x *RebalanceSlotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceSlotsRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceSlotsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{30}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RebalanceSlotsRequest) GetConfirm() bool {
@@ -1863,7 +2142,7 @@ type PlannedMove struct {
 
 func (x *PlannedMove) Reset() {
 	*x = PlannedMove{}
-	mi := &file_topom_v1_topom_proto_msgTypes[31]
+	mi := &file_topom_v1_topom_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2154,7 @@ func (x *PlannedMove) String() string {
 func (*PlannedMove) ProtoMessage() {}
 
 func (x *PlannedMove) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[31]
+	mi := &file_topom_v1_topom_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2167,7 @@ func (x *PlannedMove) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedMove.ProtoReflect.Descriptor instead.
 func (*PlannedMove) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{31}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PlannedMove) GetSlotId() uint32 {
@@ -1925,7 +2204,7 @@ type RebalanceSlotsResponse struct {
 
 func (x *RebalanceSlotsResponse) Reset() {
 	*x = RebalanceSlotsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[32]
+	mi := &file_topom_v1_topom_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2216,7 @@ func (x *RebalanceSlotsResponse) String() string {
 func (*RebalanceSlotsResponse) ProtoMessage() {}
 
 func (x *RebalanceSlotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[32]
+	mi := &file_topom_v1_topom_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2229,7 @@ func (x *RebalanceSlotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceSlotsResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceSlotsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{32}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RebalanceSlotsResponse) GetMoves() []*PlannedMove {
@@ -1980,7 +2259,7 @@ type CreateSlotActionRequest struct {
 
 func (x *CreateSlotActionRequest) Reset() {
 	*x = CreateSlotActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[33]
+	mi := &file_topom_v1_topom_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2271,7 @@ func (x *CreateSlotActionRequest) String() string {
 func (*CreateSlotActionRequest) ProtoMessage() {}
 
 func (x *CreateSlotActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[33]
+	mi := &file_topom_v1_topom_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2284,7 @@ func (x *CreateSlotActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{33}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateSlotActionRequest) GetSlotId() uint32 {
@@ -2033,7 +2312,7 @@ type CreateSlotActionResponse struct {
 
 func (x *CreateSlotActionResponse) Reset() {
 	*x = CreateSlotActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[34]
+	mi := &file_topom_v1_topom_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2045,7 +2324,7 @@ func (x *CreateSlotActionResponse) String() string {
 func (*CreateSlotActionResponse) ProtoMessage() {}
 
 func (x *CreateSlotActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[34]
+	mi := &file_topom_v1_topom_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2337,7 @@ func (x *CreateSlotActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{34}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateSlotActionResponse) GetMapping() *SlotMapping {
@@ -2083,7 +2362,7 @@ type CreateSlotActionRangeRequest struct {
 
 func (x *CreateSlotActionRangeRequest) Reset() {
 	*x = CreateSlotActionRangeRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[35]
+	mi := &file_topom_v1_topom_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2095,7 +2374,7 @@ func (x *CreateSlotActionRangeRequest) String() string {
 func (*CreateSlotActionRangeRequest) ProtoMessage() {}
 
 func (x *CreateSlotActionRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[35]
+	mi := &file_topom_v1_topom_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2108,7 +2387,7 @@ func (x *CreateSlotActionRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionRangeRequest.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionRangeRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{35}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CreateSlotActionRangeRequest) GetBegin() uint32 {
@@ -2143,7 +2422,7 @@ type CreateSlotActionRangeResponse struct {
 
 func (x *CreateSlotActionRangeResponse) Reset() {
 	*x = CreateSlotActionRangeResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[36]
+	mi := &file_topom_v1_topom_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2434,7 @@ func (x *CreateSlotActionRangeResponse) String() string {
 func (*CreateSlotActionRangeResponse) ProtoMessage() {}
 
 func (x *CreateSlotActionRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[36]
+	mi := &file_topom_v1_topom_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2447,7 @@ func (x *CreateSlotActionRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionRangeResponse.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionRangeResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{36}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CreateSlotActionRangeResponse) GetSlotIds() []uint32 {
@@ -2193,7 +2472,7 @@ type CreateSlotActionSomeRequest struct {
 
 func (x *CreateSlotActionSomeRequest) Reset() {
 	*x = CreateSlotActionSomeRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[37]
+	mi := &file_topom_v1_topom_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2484,7 @@ func (x *CreateSlotActionSomeRequest) String() string {
 func (*CreateSlotActionSomeRequest) ProtoMessage() {}
 
 func (x *CreateSlotActionSomeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[37]
+	mi := &file_topom_v1_topom_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2497,7 @@ func (x *CreateSlotActionSomeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionSomeRequest.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionSomeRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{37}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CreateSlotActionSomeRequest) GetSourceGroupId() uint32 {
@@ -2253,7 +2532,7 @@ type CreateSlotActionSomeResponse struct {
 
 func (x *CreateSlotActionSomeResponse) Reset() {
 	*x = CreateSlotActionSomeResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[38]
+	mi := &file_topom_v1_topom_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2544,7 @@ func (x *CreateSlotActionSomeResponse) String() string {
 func (*CreateSlotActionSomeResponse) ProtoMessage() {}
 
 func (x *CreateSlotActionSomeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[38]
+	mi := &file_topom_v1_topom_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2557,7 @@ func (x *CreateSlotActionSomeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSlotActionSomeResponse.ProtoReflect.Descriptor instead.
 func (*CreateSlotActionSomeResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{38}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CreateSlotActionSomeResponse) GetSlotIds() []uint32 {
@@ -2299,7 +2578,7 @@ type RemoveSlotActionRequest struct {
 
 func (x *RemoveSlotActionRequest) Reset() {
 	*x = RemoveSlotActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[39]
+	mi := &file_topom_v1_topom_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2311,7 +2590,7 @@ func (x *RemoveSlotActionRequest) String() string {
 func (*RemoveSlotActionRequest) ProtoMessage() {}
 
 func (x *RemoveSlotActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[39]
+	mi := &file_topom_v1_topom_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2324,7 +2603,7 @@ func (x *RemoveSlotActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSlotActionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSlotActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{39}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RemoveSlotActionRequest) GetSlotId() uint32 {
@@ -2343,7 +2622,7 @@ type RemoveSlotActionResponse struct {
 
 func (x *RemoveSlotActionResponse) Reset() {
 	*x = RemoveSlotActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[40]
+	mi := &file_topom_v1_topom_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2355,7 +2634,7 @@ func (x *RemoveSlotActionResponse) String() string {
 func (*RemoveSlotActionResponse) ProtoMessage() {}
 
 func (x *RemoveSlotActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[40]
+	mi := &file_topom_v1_topom_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2368,7 +2647,7 @@ func (x *RemoveSlotActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSlotActionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSlotActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{40}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{43}
 }
 
 // Request for SetSlotActionInterval.
@@ -2382,7 +2661,7 @@ type SetSlotActionIntervalRequest struct {
 
 func (x *SetSlotActionIntervalRequest) Reset() {
 	*x = SetSlotActionIntervalRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[41]
+	mi := &file_topom_v1_topom_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2673,7 @@ func (x *SetSlotActionIntervalRequest) String() string {
 func (*SetSlotActionIntervalRequest) ProtoMessage() {}
 
 func (x *SetSlotActionIntervalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[41]
+	mi := &file_topom_v1_topom_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2686,7 @@ func (x *SetSlotActionIntervalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSlotActionIntervalRequest.ProtoReflect.Descriptor instead.
 func (*SetSlotActionIntervalRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{41}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetSlotActionIntervalRequest) GetIntervalUs() uint32 {
@@ -2426,7 +2705,7 @@ type SetSlotActionIntervalResponse struct {
 
 func (x *SetSlotActionIntervalResponse) Reset() {
 	*x = SetSlotActionIntervalResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[42]
+	mi := &file_topom_v1_topom_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2438,7 +2717,7 @@ func (x *SetSlotActionIntervalResponse) String() string {
 func (*SetSlotActionIntervalResponse) ProtoMessage() {}
 
 func (x *SetSlotActionIntervalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[42]
+	mi := &file_topom_v1_topom_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2451,7 +2730,7 @@ func (x *SetSlotActionIntervalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSlotActionIntervalResponse.ProtoReflect.Descriptor instead.
 func (*SetSlotActionIntervalResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{42}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{45}
 }
 
 // Request for SetSlotActionDisabled.
@@ -2465,7 +2744,7 @@ type SetSlotActionDisabledRequest struct {
 
 func (x *SetSlotActionDisabledRequest) Reset() {
 	*x = SetSlotActionDisabledRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[43]
+	mi := &file_topom_v1_topom_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2477,7 +2756,7 @@ func (x *SetSlotActionDisabledRequest) String() string {
 func (*SetSlotActionDisabledRequest) ProtoMessage() {}
 
 func (x *SetSlotActionDisabledRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[43]
+	mi := &file_topom_v1_topom_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2769,7 @@ func (x *SetSlotActionDisabledRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSlotActionDisabledRequest.ProtoReflect.Descriptor instead.
 func (*SetSlotActionDisabledRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{43}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *SetSlotActionDisabledRequest) GetDisabled() bool {
@@ -2509,7 +2788,7 @@ type SetSlotActionDisabledResponse struct {
 
 func (x *SetSlotActionDisabledResponse) Reset() {
 	*x = SetSlotActionDisabledResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[44]
+	mi := &file_topom_v1_topom_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2521,7 +2800,7 @@ func (x *SetSlotActionDisabledResponse) String() string {
 func (*SetSlotActionDisabledResponse) ProtoMessage() {}
 
 func (x *SetSlotActionDisabledResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[44]
+	mi := &file_topom_v1_topom_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2534,7 +2813,7 @@ func (x *SetSlotActionDisabledResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSlotActionDisabledResponse.ProtoReflect.Descriptor instead.
 func (*SetSlotActionDisabledResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{44}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{47}
 }
 
 // Request for ProcessSlotAction.
@@ -2546,7 +2825,7 @@ type ProcessSlotActionRequest struct {
 
 func (x *ProcessSlotActionRequest) Reset() {
 	*x = ProcessSlotActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[45]
+	mi := &file_topom_v1_topom_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2837,7 @@ func (x *ProcessSlotActionRequest) String() string {
 func (*ProcessSlotActionRequest) ProtoMessage() {}
 
 func (x *ProcessSlotActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[45]
+	mi := &file_topom_v1_topom_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2850,7 @@ func (x *ProcessSlotActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessSlotActionRequest.ProtoReflect.Descriptor instead.
 func (*ProcessSlotActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{45}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{48}
 }
 
 // One slot's step in ProcessSlotAction.
@@ -2590,7 +2869,7 @@ type SlotStep struct {
 
 func (x *SlotStep) Reset() {
 	*x = SlotStep{}
-	mi := &file_topom_v1_topom_proto_msgTypes[46]
+	mi := &file_topom_v1_topom_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2881,7 @@ func (x *SlotStep) String() string {
 func (*SlotStep) ProtoMessage() {}
 
 func (x *SlotStep) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[46]
+	mi := &file_topom_v1_topom_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2894,7 @@ func (x *SlotStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotStep.ProtoReflect.Descriptor instead.
 func (*SlotStep) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{46}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *SlotStep) GetSlotId() uint32 {
@@ -2650,7 +2929,7 @@ type ProcessSlotActionResponse struct {
 
 func (x *ProcessSlotActionResponse) Reset() {
 	*x = ProcessSlotActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[47]
+	mi := &file_topom_v1_topom_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2662,7 +2941,7 @@ func (x *ProcessSlotActionResponse) String() string {
 func (*ProcessSlotActionResponse) ProtoMessage() {}
 
 func (x *ProcessSlotActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[47]
+	mi := &file_topom_v1_topom_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2675,7 +2954,7 @@ func (x *ProcessSlotActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessSlotActionResponse.ProtoReflect.Descriptor instead.
 func (*ProcessSlotActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{47}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ProcessSlotActionResponse) GetSteps() []*SlotStep {
@@ -2694,7 +2973,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[48]
+	mi := &file_topom_v1_topom_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2706,7 +2985,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[48]
+	mi := &file_topom_v1_topom_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2719,7 +2998,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{48}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{51}
 }
 
 // Response of ListGroups.
@@ -2733,7 +3012,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[49]
+	mi := &file_topom_v1_topom_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2745,7 +3024,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[49]
+	mi := &file_topom_v1_topom_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2758,7 +3037,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{49}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListGroupsResponse) GetGroups() []*Group {
@@ -2779,7 +3058,7 @@ type GetGroupRequest struct {
 
 func (x *GetGroupRequest) Reset() {
 	*x = GetGroupRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[50]
+	mi := &file_topom_v1_topom_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +3070,7 @@ func (x *GetGroupRequest) String() string {
 func (*GetGroupRequest) ProtoMessage() {}
 
 func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[50]
+	mi := &file_topom_v1_topom_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +3083,7 @@ func (x *GetGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupRequest.ProtoReflect.Descriptor instead.
 func (*GetGroupRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{50}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *GetGroupRequest) GetGroupId() uint32 {
@@ -2825,7 +3104,7 @@ type GetGroupResponse struct {
 
 func (x *GetGroupResponse) Reset() {
 	*x = GetGroupResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[51]
+	mi := &file_topom_v1_topom_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2837,7 +3116,7 @@ func (x *GetGroupResponse) String() string {
 func (*GetGroupResponse) ProtoMessage() {}
 
 func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[51]
+	mi := &file_topom_v1_topom_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2850,7 +3129,7 @@ func (x *GetGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGroupResponse.ProtoReflect.Descriptor instead.
 func (*GetGroupResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{51}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GetGroupResponse) GetGroup() *Group {
@@ -2871,7 +3150,7 @@ type CreateGroupRequest struct {
 
 func (x *CreateGroupRequest) Reset() {
 	*x = CreateGroupRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[52]
+	mi := &file_topom_v1_topom_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3162,7 @@ func (x *CreateGroupRequest) String() string {
 func (*CreateGroupRequest) ProtoMessage() {}
 
 func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[52]
+	mi := &file_topom_v1_topom_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3175,7 @@ func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
 func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{52}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CreateGroupRequest) GetGroupId() uint32 {
@@ -2917,7 +3196,7 @@ type CreateGroupResponse struct {
 
 func (x *CreateGroupResponse) Reset() {
 	*x = CreateGroupResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[53]
+	mi := &file_topom_v1_topom_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3208,7 @@ func (x *CreateGroupResponse) String() string {
 func (*CreateGroupResponse) ProtoMessage() {}
 
 func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[53]
+	mi := &file_topom_v1_topom_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3221,7 @@ func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
 func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{53}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *CreateGroupResponse) GetGroup() *Group {
@@ -2963,7 +3242,7 @@ type RemoveGroupRequest struct {
 
 func (x *RemoveGroupRequest) Reset() {
 	*x = RemoveGroupRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[54]
+	mi := &file_topom_v1_topom_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3254,7 @@ func (x *RemoveGroupRequest) String() string {
 func (*RemoveGroupRequest) ProtoMessage() {}
 
 func (x *RemoveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[54]
+	mi := &file_topom_v1_topom_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3267,7 @@ func (x *RemoveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveGroupRequest.ProtoReflect.Descriptor instead.
 func (*RemoveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{54}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveGroupRequest) GetGroupId() uint32 {
@@ -3007,7 +3286,7 @@ type RemoveGroupResponse struct {
 
 func (x *RemoveGroupResponse) Reset() {
 	*x = RemoveGroupResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[55]
+	mi := &file_topom_v1_topom_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3019,7 +3298,7 @@ func (x *RemoveGroupResponse) String() string {
 func (*RemoveGroupResponse) ProtoMessage() {}
 
 func (x *RemoveGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[55]
+	mi := &file_topom_v1_topom_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3032,7 +3311,7 @@ func (x *RemoveGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveGroupResponse.ProtoReflect.Descriptor instead.
 func (*RemoveGroupResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{55}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{58}
 }
 
 // Request for AddGroupServer.
@@ -3054,7 +3333,7 @@ type AddGroupServerRequest struct {
 
 func (x *AddGroupServerRequest) Reset() {
 	*x = AddGroupServerRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[56]
+	mi := &file_topom_v1_topom_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3066,7 +3345,7 @@ func (x *AddGroupServerRequest) String() string {
 func (*AddGroupServerRequest) ProtoMessage() {}
 
 func (x *AddGroupServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[56]
+	mi := &file_topom_v1_topom_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3079,7 +3358,7 @@ func (x *AddGroupServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddGroupServerRequest.ProtoReflect.Descriptor instead.
 func (*AddGroupServerRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{56}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AddGroupServerRequest) GetGroupId() uint32 {
@@ -3121,7 +3400,7 @@ type AddGroupServerResponse struct {
 
 func (x *AddGroupServerResponse) Reset() {
 	*x = AddGroupServerResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[57]
+	mi := &file_topom_v1_topom_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3133,7 +3412,7 @@ func (x *AddGroupServerResponse) String() string {
 func (*AddGroupServerResponse) ProtoMessage() {}
 
 func (x *AddGroupServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[57]
+	mi := &file_topom_v1_topom_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3425,7 @@ func (x *AddGroupServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddGroupServerResponse.ProtoReflect.Descriptor instead.
 func (*AddGroupServerResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{57}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AddGroupServerResponse) GetGroup() *Group {
@@ -3169,7 +3448,7 @@ type DeleteGroupServerRequest struct {
 
 func (x *DeleteGroupServerRequest) Reset() {
 	*x = DeleteGroupServerRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[58]
+	mi := &file_topom_v1_topom_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3181,7 +3460,7 @@ func (x *DeleteGroupServerRequest) String() string {
 func (*DeleteGroupServerRequest) ProtoMessage() {}
 
 func (x *DeleteGroupServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[58]
+	mi := &file_topom_v1_topom_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3194,7 +3473,7 @@ func (x *DeleteGroupServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupServerRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupServerRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{58}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *DeleteGroupServerRequest) GetGroupId() uint32 {
@@ -3222,7 +3501,7 @@ type DeleteGroupServerResponse struct {
 
 func (x *DeleteGroupServerResponse) Reset() {
 	*x = DeleteGroupServerResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[59]
+	mi := &file_topom_v1_topom_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3513,7 @@ func (x *DeleteGroupServerResponse) String() string {
 func (*DeleteGroupServerResponse) ProtoMessage() {}
 
 func (x *DeleteGroupServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[59]
+	mi := &file_topom_v1_topom_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3526,7 @@ func (x *DeleteGroupServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupServerResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupServerResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{59}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DeleteGroupServerResponse) GetGroup() *Group {
@@ -3270,7 +3549,7 @@ type PromoteServerRequest struct {
 
 func (x *PromoteServerRequest) Reset() {
 	*x = PromoteServerRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[60]
+	mi := &file_topom_v1_topom_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3282,7 +3561,7 @@ func (x *PromoteServerRequest) String() string {
 func (*PromoteServerRequest) ProtoMessage() {}
 
 func (x *PromoteServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[60]
+	mi := &file_topom_v1_topom_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3295,7 +3574,7 @@ func (x *PromoteServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteServerRequest.ProtoReflect.Descriptor instead.
 func (*PromoteServerRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{60}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *PromoteServerRequest) GetGroupId() uint32 {
@@ -3325,7 +3604,7 @@ type PromoteServerResponse struct {
 
 func (x *PromoteServerResponse) Reset() {
 	*x = PromoteServerResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[61]
+	mi := &file_topom_v1_topom_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3616,7 @@ func (x *PromoteServerResponse) String() string {
 func (*PromoteServerResponse) ProtoMessage() {}
 
 func (x *PromoteServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[61]
+	mi := &file_topom_v1_topom_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3629,7 @@ func (x *PromoteServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteServerResponse.ProtoReflect.Descriptor instead.
 func (*PromoteServerResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{61}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *PromoteServerResponse) GetGroup() *Group {
@@ -3378,7 +3657,7 @@ type ResyncGroupRequest struct {
 
 func (x *ResyncGroupRequest) Reset() {
 	*x = ResyncGroupRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[62]
+	mi := &file_topom_v1_topom_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3669,7 @@ func (x *ResyncGroupRequest) String() string {
 func (*ResyncGroupRequest) ProtoMessage() {}
 
 func (x *ResyncGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[62]
+	mi := &file_topom_v1_topom_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3682,7 @@ func (x *ResyncGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncGroupRequest.ProtoReflect.Descriptor instead.
 func (*ResyncGroupRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{62}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ResyncGroupRequest) GetGroupId() uint32 {
@@ -3424,7 +3703,7 @@ type ResyncGroupResponse struct {
 
 func (x *ResyncGroupResponse) Reset() {
 	*x = ResyncGroupResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[63]
+	mi := &file_topom_v1_topom_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3715,7 @@ func (x *ResyncGroupResponse) String() string {
 func (*ResyncGroupResponse) ProtoMessage() {}
 
 func (x *ResyncGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[63]
+	mi := &file_topom_v1_topom_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3728,7 @@ func (x *ResyncGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncGroupResponse.ProtoReflect.Descriptor instead.
 func (*ResyncGroupResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{63}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ResyncGroupResponse) GetRevision() uint64 {
@@ -3468,7 +3747,7 @@ type ResyncGroupAllRequest struct {
 
 func (x *ResyncGroupAllRequest) Reset() {
 	*x = ResyncGroupAllRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[64]
+	mi := &file_topom_v1_topom_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3759,7 @@ func (x *ResyncGroupAllRequest) String() string {
 func (*ResyncGroupAllRequest) ProtoMessage() {}
 
 func (x *ResyncGroupAllRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[64]
+	mi := &file_topom_v1_topom_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3772,7 @@ func (x *ResyncGroupAllRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncGroupAllRequest.ProtoReflect.Descriptor instead.
 func (*ResyncGroupAllRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{64}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{67}
 }
 
 // Response of ResyncGroupAll.
@@ -3507,7 +3786,7 @@ type ResyncGroupAllResponse struct {
 
 func (x *ResyncGroupAllResponse) Reset() {
 	*x = ResyncGroupAllResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[65]
+	mi := &file_topom_v1_topom_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3519,7 +3798,7 @@ func (x *ResyncGroupAllResponse) String() string {
 func (*ResyncGroupAllResponse) ProtoMessage() {}
 
 func (x *ResyncGroupAllResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[65]
+	mi := &file_topom_v1_topom_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3532,7 +3811,7 @@ func (x *ResyncGroupAllResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncGroupAllResponse.ProtoReflect.Descriptor instead.
 func (*ResyncGroupAllResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{65}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ResyncGroupAllResponse) GetRevision() uint64 {
@@ -3557,7 +3836,7 @@ type SetReplicaGroupRequest struct {
 
 func (x *SetReplicaGroupRequest) Reset() {
 	*x = SetReplicaGroupRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[66]
+	mi := &file_topom_v1_topom_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3848,7 @@ func (x *SetReplicaGroupRequest) String() string {
 func (*SetReplicaGroupRequest) ProtoMessage() {}
 
 func (x *SetReplicaGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[66]
+	mi := &file_topom_v1_topom_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3861,7 @@ func (x *SetReplicaGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicaGroupRequest.ProtoReflect.Descriptor instead.
 func (*SetReplicaGroupRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{66}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *SetReplicaGroupRequest) GetGroupId() uint32 {
@@ -3617,7 +3896,7 @@ type SetReplicaGroupResponse struct {
 
 func (x *SetReplicaGroupResponse) Reset() {
 	*x = SetReplicaGroupResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[67]
+	mi := &file_topom_v1_topom_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3908,7 @@ func (x *SetReplicaGroupResponse) String() string {
 func (*SetReplicaGroupResponse) ProtoMessage() {}
 
 func (x *SetReplicaGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[67]
+	mi := &file_topom_v1_topom_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3921,7 @@ func (x *SetReplicaGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicaGroupResponse.ProtoReflect.Descriptor instead.
 func (*SetReplicaGroupResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{67}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *SetReplicaGroupResponse) GetGroup() *Group {
@@ -3663,7 +3942,7 @@ type SetReplicaGroupAllRequest struct {
 
 func (x *SetReplicaGroupAllRequest) Reset() {
 	*x = SetReplicaGroupAllRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[68]
+	mi := &file_topom_v1_topom_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3954,7 @@ func (x *SetReplicaGroupAllRequest) String() string {
 func (*SetReplicaGroupAllRequest) ProtoMessage() {}
 
 func (x *SetReplicaGroupAllRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[68]
+	mi := &file_topom_v1_topom_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3967,7 @@ func (x *SetReplicaGroupAllRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicaGroupAllRequest.ProtoReflect.Descriptor instead.
 func (*SetReplicaGroupAllRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{68}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *SetReplicaGroupAllRequest) GetEnabled() bool {
@@ -3707,7 +3986,7 @@ type SetReplicaGroupAllResponse struct {
 
 func (x *SetReplicaGroupAllResponse) Reset() {
 	*x = SetReplicaGroupAllResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[69]
+	mi := &file_topom_v1_topom_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3719,7 +3998,7 @@ func (x *SetReplicaGroupAllResponse) String() string {
 func (*SetReplicaGroupAllResponse) ProtoMessage() {}
 
 func (x *SetReplicaGroupAllResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[69]
+	mi := &file_topom_v1_topom_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3732,7 +4011,7 @@ func (x *SetReplicaGroupAllResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicaGroupAllResponse.ProtoReflect.Descriptor instead.
 func (*SetReplicaGroupAllResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{69}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{72}
 }
 
 // Request for CreateSyncAction.
@@ -3746,7 +4025,7 @@ type CreateSyncActionRequest struct {
 
 func (x *CreateSyncActionRequest) Reset() {
 	*x = CreateSyncActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[70]
+	mi := &file_topom_v1_topom_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +4037,7 @@ func (x *CreateSyncActionRequest) String() string {
 func (*CreateSyncActionRequest) ProtoMessage() {}
 
 func (x *CreateSyncActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[70]
+	mi := &file_topom_v1_topom_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +4050,7 @@ func (x *CreateSyncActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSyncActionRequest.ProtoReflect.Descriptor instead.
 func (*CreateSyncActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{70}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CreateSyncActionRequest) GetAddr() string {
@@ -3792,7 +4071,7 @@ type CreateSyncActionResponse struct {
 
 func (x *CreateSyncActionResponse) Reset() {
 	*x = CreateSyncActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[71]
+	mi := &file_topom_v1_topom_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3804,7 +4083,7 @@ func (x *CreateSyncActionResponse) String() string {
 func (*CreateSyncActionResponse) ProtoMessage() {}
 
 func (x *CreateSyncActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[71]
+	mi := &file_topom_v1_topom_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3817,7 +4096,7 @@ func (x *CreateSyncActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSyncActionResponse.ProtoReflect.Descriptor instead.
 func (*CreateSyncActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{71}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *CreateSyncActionResponse) GetAction() *SyncAction {
@@ -3838,7 +4117,7 @@ type RemoveSyncActionRequest struct {
 
 func (x *RemoveSyncActionRequest) Reset() {
 	*x = RemoveSyncActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[72]
+	mi := &file_topom_v1_topom_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3850,7 +4129,7 @@ func (x *RemoveSyncActionRequest) String() string {
 func (*RemoveSyncActionRequest) ProtoMessage() {}
 
 func (x *RemoveSyncActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[72]
+	mi := &file_topom_v1_topom_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3863,7 +4142,7 @@ func (x *RemoveSyncActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSyncActionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSyncActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{72}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RemoveSyncActionRequest) GetAddr() string {
@@ -3882,7 +4161,7 @@ type RemoveSyncActionResponse struct {
 
 func (x *RemoveSyncActionResponse) Reset() {
 	*x = RemoveSyncActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[73]
+	mi := &file_topom_v1_topom_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3894,7 +4173,7 @@ func (x *RemoveSyncActionResponse) String() string {
 func (*RemoveSyncActionResponse) ProtoMessage() {}
 
 func (x *RemoveSyncActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[73]
+	mi := &file_topom_v1_topom_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3907,7 +4186,7 @@ func (x *RemoveSyncActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSyncActionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSyncActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{73}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{76}
 }
 
 // Request for ProcessSyncAction.
@@ -3919,7 +4198,7 @@ type ProcessSyncActionRequest struct {
 
 func (x *ProcessSyncActionRequest) Reset() {
 	*x = ProcessSyncActionRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[74]
+	mi := &file_topom_v1_topom_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3931,7 +4210,7 @@ func (x *ProcessSyncActionRequest) String() string {
 func (*ProcessSyncActionRequest) ProtoMessage() {}
 
 func (x *ProcessSyncActionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[74]
+	mi := &file_topom_v1_topom_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3944,7 +4223,7 @@ func (x *ProcessSyncActionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessSyncActionRequest.ProtoReflect.Descriptor instead.
 func (*ProcessSyncActionRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{74}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{77}
 }
 
 // Response of ProcessSyncAction.
@@ -3968,7 +4247,7 @@ type ProcessSyncActionResponse struct {
 
 func (x *ProcessSyncActionResponse) Reset() {
 	*x = ProcessSyncActionResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[75]
+	mi := &file_topom_v1_topom_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3980,7 +4259,7 @@ func (x *ProcessSyncActionResponse) String() string {
 func (*ProcessSyncActionResponse) ProtoMessage() {}
 
 func (x *ProcessSyncActionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[75]
+	mi := &file_topom_v1_topom_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3993,7 +4272,7 @@ func (x *ProcessSyncActionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessSyncActionResponse.ProtoReflect.Descriptor instead.
 func (*ProcessSyncActionResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{75}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ProcessSyncActionResponse) GetProcessed() bool {
@@ -4047,7 +4326,7 @@ type ListSentinelsRequest struct {
 
 func (x *ListSentinelsRequest) Reset() {
 	*x = ListSentinelsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[76]
+	mi := &file_topom_v1_topom_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4338,7 @@ func (x *ListSentinelsRequest) String() string {
 func (*ListSentinelsRequest) ProtoMessage() {}
 
 func (x *ListSentinelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[76]
+	mi := &file_topom_v1_topom_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4351,7 @@ func (x *ListSentinelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSentinelsRequest.ProtoReflect.Descriptor instead.
 func (*ListSentinelsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{76}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{79}
 }
 
 // Response of ListSentinels.
@@ -4086,7 +4365,7 @@ type ListSentinelsResponse struct {
 
 func (x *ListSentinelsResponse) Reset() {
 	*x = ListSentinelsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[77]
+	mi := &file_topom_v1_topom_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4098,7 +4377,7 @@ func (x *ListSentinelsResponse) String() string {
 func (*ListSentinelsResponse) ProtoMessage() {}
 
 func (x *ListSentinelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[77]
+	mi := &file_topom_v1_topom_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4111,7 +4390,7 @@ func (x *ListSentinelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSentinelsResponse.ProtoReflect.Descriptor instead.
 func (*ListSentinelsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{77}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ListSentinelsResponse) GetSentinel() *Sentinel {
@@ -4132,7 +4411,7 @@ type AddSentinelRequest struct {
 
 func (x *AddSentinelRequest) Reset() {
 	*x = AddSentinelRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[78]
+	mi := &file_topom_v1_topom_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4423,7 @@ func (x *AddSentinelRequest) String() string {
 func (*AddSentinelRequest) ProtoMessage() {}
 
 func (x *AddSentinelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[78]
+	mi := &file_topom_v1_topom_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4436,7 @@ func (x *AddSentinelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddSentinelRequest.ProtoReflect.Descriptor instead.
 func (*AddSentinelRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{78}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *AddSentinelRequest) GetAddr() string {
@@ -4178,7 +4457,7 @@ type AddSentinelResponse struct {
 
 func (x *AddSentinelResponse) Reset() {
 	*x = AddSentinelResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[79]
+	mi := &file_topom_v1_topom_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4190,7 +4469,7 @@ func (x *AddSentinelResponse) String() string {
 func (*AddSentinelResponse) ProtoMessage() {}
 
 func (x *AddSentinelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[79]
+	mi := &file_topom_v1_topom_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4203,7 +4482,7 @@ func (x *AddSentinelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddSentinelResponse.ProtoReflect.Descriptor instead.
 func (*AddSentinelResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{79}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *AddSentinelResponse) GetSentinel() *Sentinel {
@@ -4226,7 +4505,7 @@ type RemoveSentinelRequest struct {
 
 func (x *RemoveSentinelRequest) Reset() {
 	*x = RemoveSentinelRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[80]
+	mi := &file_topom_v1_topom_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4238,7 +4517,7 @@ func (x *RemoveSentinelRequest) String() string {
 func (*RemoveSentinelRequest) ProtoMessage() {}
 
 func (x *RemoveSentinelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[80]
+	mi := &file_topom_v1_topom_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4251,7 +4530,7 @@ func (x *RemoveSentinelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSentinelRequest.ProtoReflect.Descriptor instead.
 func (*RemoveSentinelRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{80}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RemoveSentinelRequest) GetAddr() string {
@@ -4279,7 +4558,7 @@ type RemoveSentinelResponse struct {
 
 func (x *RemoveSentinelResponse) Reset() {
 	*x = RemoveSentinelResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[81]
+	mi := &file_topom_v1_topom_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4291,7 +4570,7 @@ func (x *RemoveSentinelResponse) String() string {
 func (*RemoveSentinelResponse) ProtoMessage() {}
 
 func (x *RemoveSentinelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[81]
+	mi := &file_topom_v1_topom_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4304,7 +4583,7 @@ func (x *RemoveSentinelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveSentinelResponse.ProtoReflect.Descriptor instead.
 func (*RemoveSentinelResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{81}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RemoveSentinelResponse) GetSentinel() *Sentinel {
@@ -4323,7 +4602,7 @@ type ResyncSentinelsRequest struct {
 
 func (x *ResyncSentinelsRequest) Reset() {
 	*x = ResyncSentinelsRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[82]
+	mi := &file_topom_v1_topom_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4335,7 +4614,7 @@ func (x *ResyncSentinelsRequest) String() string {
 func (*ResyncSentinelsRequest) ProtoMessage() {}
 
 func (x *ResyncSentinelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[82]
+	mi := &file_topom_v1_topom_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4348,7 +4627,7 @@ func (x *ResyncSentinelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncSentinelsRequest.ProtoReflect.Descriptor instead.
 func (*ResyncSentinelsRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{82}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{85}
 }
 
 // Response of ResyncSentinels.
@@ -4362,7 +4641,7 @@ type ResyncSentinelsResponse struct {
 
 func (x *ResyncSentinelsResponse) Reset() {
 	*x = ResyncSentinelsResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[83]
+	mi := &file_topom_v1_topom_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4374,7 +4653,7 @@ func (x *ResyncSentinelsResponse) String() string {
 func (*ResyncSentinelsResponse) ProtoMessage() {}
 
 func (x *ResyncSentinelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[83]
+	mi := &file_topom_v1_topom_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4387,7 +4666,7 @@ func (x *ResyncSentinelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResyncSentinelsResponse.ProtoReflect.Descriptor instead.
 func (*ResyncSentinelsResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{83}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ResyncSentinelsResponse) GetSentinel() *Sentinel {
@@ -4406,7 +4685,7 @@ type ListProxiesRequest struct {
 
 func (x *ListProxiesRequest) Reset() {
 	*x = ListProxiesRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[84]
+	mi := &file_topom_v1_topom_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4418,7 +4697,7 @@ func (x *ListProxiesRequest) String() string {
 func (*ListProxiesRequest) ProtoMessage() {}
 
 func (x *ListProxiesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[84]
+	mi := &file_topom_v1_topom_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4431,7 +4710,7 @@ func (x *ListProxiesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProxiesRequest.ProtoReflect.Descriptor instead.
 func (*ListProxiesRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{84}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{87}
 }
 
 // Response of ListProxies.
@@ -4445,7 +4724,7 @@ type ListProxiesResponse struct {
 
 func (x *ListProxiesResponse) Reset() {
 	*x = ListProxiesResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[85]
+	mi := &file_topom_v1_topom_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4457,7 +4736,7 @@ func (x *ListProxiesResponse) String() string {
 func (*ListProxiesResponse) ProtoMessage() {}
 
 func (x *ListProxiesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[85]
+	mi := &file_topom_v1_topom_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4470,7 +4749,7 @@ func (x *ListProxiesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProxiesResponse.ProtoReflect.Descriptor instead.
 func (*ListProxiesResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{85}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ListProxiesResponse) GetProxies() []*Proxy {
@@ -4493,7 +4772,7 @@ type RemoveProxyRequest struct {
 
 func (x *RemoveProxyRequest) Reset() {
 	*x = RemoveProxyRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[86]
+	mi := &file_topom_v1_topom_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4505,7 +4784,7 @@ func (x *RemoveProxyRequest) String() string {
 func (*RemoveProxyRequest) ProtoMessage() {}
 
 func (x *RemoveProxyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[86]
+	mi := &file_topom_v1_topom_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4518,7 +4797,7 @@ func (x *RemoveProxyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveProxyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveProxyRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{86}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RemoveProxyRequest) GetToken() string {
@@ -4544,7 +4823,7 @@ type RemoveProxyResponse struct {
 
 func (x *RemoveProxyResponse) Reset() {
 	*x = RemoveProxyResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[87]
+	mi := &file_topom_v1_topom_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4556,7 +4835,7 @@ func (x *RemoveProxyResponse) String() string {
 func (*RemoveProxyResponse) ProtoMessage() {}
 
 func (x *RemoveProxyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[87]
+	mi := &file_topom_v1_topom_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4569,7 +4848,7 @@ func (x *RemoveProxyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveProxyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveProxyResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{87}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{90}
 }
 
 // Request for ReinitProxy.
@@ -4583,7 +4862,7 @@ type ReinitProxyRequest struct {
 
 func (x *ReinitProxyRequest) Reset() {
 	*x = ReinitProxyRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[88]
+	mi := &file_topom_v1_topom_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4595,7 +4874,7 @@ func (x *ReinitProxyRequest) String() string {
 func (*ReinitProxyRequest) ProtoMessage() {}
 
 func (x *ReinitProxyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[88]
+	mi := &file_topom_v1_topom_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4608,7 +4887,7 @@ func (x *ReinitProxyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinitProxyRequest.ProtoReflect.Descriptor instead.
 func (*ReinitProxyRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{88}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *ReinitProxyRequest) GetToken() string {
@@ -4629,7 +4908,7 @@ type ReinitProxyResponse struct {
 
 func (x *ReinitProxyResponse) Reset() {
 	*x = ReinitProxyResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	mi := &file_topom_v1_topom_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4641,7 +4920,7 @@ func (x *ReinitProxyResponse) String() string {
 func (*ReinitProxyResponse) ProtoMessage() {}
 
 func (x *ReinitProxyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	mi := &file_topom_v1_topom_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4654,7 +4933,7 @@ func (x *ReinitProxyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinitProxyResponse.ProtoReflect.Descriptor instead.
 func (*ReinitProxyResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{89}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ReinitProxyResponse) GetRevision() uint64 {
@@ -4684,7 +4963,7 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x0fsentinel_quorum\x18\t \x01(\rR\x0esentinelQuorum\x12K\n" +
 	"\x14stats_refresh_period\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\x12statsRefreshPeriod\x12.\n" +
-	"\x13admin_auth_required\x18\v \x01(\bR\x11adminAuthRequired\"\xa6\x03\n" +
+	"\x13admin_auth_required\x18\v \x01(\bR\x11adminAuthRequired\"\xaa\x04\n" +
 	"\x13GetOverviewResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12,\n" +
 	"\x06config\x18\x02 \x01(\v2\x14.topom.v1.ConfigViewR\x06config\x12*\n" +
@@ -4695,10 +4974,22 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\vproxy_count\x18\x06 \x01(\rR\n" +
 	"proxyCount\x12X\n" +
 	"\x0fslots_per_group\x18\a \x03(\v20.topom.v1.GetOverviewResponse.SlotsPerGroupEntryR\rslotsPerGroup\x12\x1a\n" +
-	"\brevision\x18\b \x01(\x04R\brevision\x1a@\n" +
+	"\brevision\x18\b \x01(\x04R\brevision\x12*\n" +
+	"\x04role\x18\t \x01(\x0e2\x16.topom.v1.InstanceRoleR\x04role\x12\x1f\n" +
+	"\vleader_addr\x18\n" +
+	" \x01(\tR\n" +
+	"leaderAddr\x125\n" +
+	"\tinstances\x18\v \x03(\v2\x17.topom.v1.TopomInstanceR\tinstances\x1a@\n" +
 	"\x12SlotsPerGroupEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\x11\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"\xf2\x01\n" +
+	"\rTopomInstance\x12\x12\n" +
+	"\x04addr\x18\x01 \x01(\tR\x04addr\x12*\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x16.topom.v1.InstanceRoleR\x04role\x12\x10\n" +
+	"\x03pid\x18\x03 \x01(\rR\x03pid\x12\x1a\n" +
+	"\bhostname\x18\x04 \x01(\tR\bhostname\x124\n" +
+	"\astarted\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x12=\n" +
+	"\fleader_since\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\vleaderSince\"\x11\n" +
 	"\x0fGetModelRequest\">\n" +
 	"\x10GetModelResponse\x12*\n" +
 	"\x05model\x18\x01 \x01(\v2\x14.topom.v1.TopomModelR\x05model\"\x0f\n" +
@@ -4707,6 +4998,12 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
 	"\x10ShutdownResponse\">\n" +
+	"\rResignRequest\x12-\n" +
+	"\x04wait\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"h\n" +
+	"\x0eResignResponse\x12\x1f\n" +
+	"\vleader_addr\x18\x01 \x01(\tR\n" +
+	"leaderAddr\x125\n" +
+	"\btakeover\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\btakeover\">\n" +
 	"\x12SetLogLevelRequest\x12(\n" +
 	"\x05level\x18\x01 \x01(\x0e2\x12.topom.v1.LogLevelR\x05level\"\x15\n" +
 	"\x13SetLogLevelResponse\"*\n" +
@@ -4913,7 +5210,11 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x12ReinitProxyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"1\n" +
 	"\x13ReinitProxyResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision*\x9f\x01\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision*b\n" +
+	"\fInstanceRole\x12\x1d\n" +
+	"\x19INSTANCE_ROLE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14INSTANCE_ROLE_LEADER\x10\x01\x12\x19\n" +
+	"\x15INSTANCE_ROLE_STANDBY\x10\x02*\x9f\x01\n" +
 	"\bLogLevel\x12\x19\n" +
 	"\x15LOG_LEVEL_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fLOG_LEVEL_ERROR\x10\x01\x12\x12\n" +
@@ -4925,12 +5226,13 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_KIND_MASTER_SWITCH\x10\x01\x12\x16\n" +
-	"\x12EVENT_KIND_PROMOTE\x10\x022\x88\x1c\n" +
+	"\x12EVENT_KIND_PROMOTE\x10\x022\xc5\x1c\n" +
 	"\x05Topom\x12J\n" +
 	"\vGetOverview\x12\x1c.topom.v1.GetOverviewRequest\x1a\x1d.topom.v1.GetOverviewResponse\x12A\n" +
 	"\bGetModel\x12\x19.topom.v1.GetModelRequest\x1a\x1a.topom.v1.GetModelResponse\x12;\n" +
 	"\x06Reload\x12\x17.topom.v1.ReloadRequest\x1a\x18.topom.v1.ReloadResponse\x12A\n" +
-	"\bShutdown\x12\x19.topom.v1.ShutdownRequest\x1a\x1a.topom.v1.ShutdownResponse\x12J\n" +
+	"\bShutdown\x12\x19.topom.v1.ShutdownRequest\x1a\x1a.topom.v1.ShutdownResponse\x12;\n" +
+	"\x06Resign\x12\x17.topom.v1.ResignRequest\x1a\x18.topom.v1.ResignResponse\x12J\n" +
 	"\vSetLogLevel\x12\x1c.topom.v1.SetLogLevelRequest\x1a\x1d.topom.v1.SetLogLevelResponse\x12P\n" +
 	"\rGetServerInfo\x12\x1e.topom.v1.GetServerInfoRequest\x1a\x1f.topom.v1.GetServerInfoResponse\x12V\n" +
 	"\x0fGetSentinelInfo\x12 .topom.v1.GetSentinelInfoRequest\x1a!.topom.v1.GetSentinelInfoResponse\x12G\n" +
@@ -4986,260 +5288,273 @@ func file_topom_v1_topom_proto_rawDescGZIP() []byte {
 	return file_topom_v1_topom_proto_rawDescData
 }
 
-var file_topom_v1_topom_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_topom_v1_topom_proto_msgTypes = make([]protoimpl.MessageInfo, 94)
+var file_topom_v1_topom_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_topom_v1_topom_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_topom_v1_topom_proto_goTypes = []any{
-	(LogLevel)(0),                         // 0: topom.v1.LogLevel
-	(EventKind)(0),                        // 1: topom.v1.EventKind
-	(*GetOverviewRequest)(nil),            // 2: topom.v1.GetOverviewRequest
-	(*ConfigView)(nil),                    // 3: topom.v1.ConfigView
-	(*GetOverviewResponse)(nil),           // 4: topom.v1.GetOverviewResponse
-	(*GetModelRequest)(nil),               // 5: topom.v1.GetModelRequest
-	(*GetModelResponse)(nil),              // 6: topom.v1.GetModelResponse
-	(*ReloadRequest)(nil),                 // 7: topom.v1.ReloadRequest
-	(*ReloadResponse)(nil),                // 8: topom.v1.ReloadResponse
-	(*ShutdownRequest)(nil),               // 9: topom.v1.ShutdownRequest
-	(*ShutdownResponse)(nil),              // 10: topom.v1.ShutdownResponse
-	(*SetLogLevelRequest)(nil),            // 11: topom.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil),           // 12: topom.v1.SetLogLevelResponse
-	(*GetServerInfoRequest)(nil),          // 13: topom.v1.GetServerInfoRequest
-	(*GetServerInfoResponse)(nil),         // 14: topom.v1.GetServerInfoResponse
-	(*GetSentinelInfoRequest)(nil),        // 15: topom.v1.GetSentinelInfoRequest
-	(*GetSentinelInfoResponse)(nil),       // 16: topom.v1.GetSentinelInfoResponse
-	(*Event)(nil),                         // 17: topom.v1.Event
-	(*ListEventsRequest)(nil),             // 18: topom.v1.ListEventsRequest
-	(*ListEventsResponse)(nil),            // 19: topom.v1.ListEventsResponse
-	(*GetStatsRequest)(nil),               // 20: topom.v1.GetStatsRequest
-	(*GetStatsResponse)(nil),              // 21: topom.v1.GetStatsResponse
-	(*WatchStatsRequest)(nil),             // 22: topom.v1.WatchStatsRequest
-	(*WatchStatsResponse)(nil),            // 23: topom.v1.WatchStatsResponse
-	(*RefreshRedisStatsRequest)(nil),      // 24: topom.v1.RefreshRedisStatsRequest
-	(*RefreshRedisStatsResponse)(nil),     // 25: topom.v1.RefreshRedisStatsResponse
-	(*ListSlotsRequest)(nil),              // 26: topom.v1.ListSlotsRequest
-	(*ListSlotsResponse)(nil),             // 27: topom.v1.ListSlotsResponse
-	(*AssignSlotsRequest)(nil),            // 28: topom.v1.AssignSlotsRequest
-	(*AssignSlotsResponse)(nil),           // 29: topom.v1.AssignSlotsResponse
-	(*AssignSlotsOfflineRequest)(nil),     // 30: topom.v1.AssignSlotsOfflineRequest
-	(*AssignSlotsOfflineResponse)(nil),    // 31: topom.v1.AssignSlotsOfflineResponse
-	(*RebalanceSlotsRequest)(nil),         // 32: topom.v1.RebalanceSlotsRequest
-	(*PlannedMove)(nil),                   // 33: topom.v1.PlannedMove
-	(*RebalanceSlotsResponse)(nil),        // 34: topom.v1.RebalanceSlotsResponse
-	(*CreateSlotActionRequest)(nil),       // 35: topom.v1.CreateSlotActionRequest
-	(*CreateSlotActionResponse)(nil),      // 36: topom.v1.CreateSlotActionResponse
-	(*CreateSlotActionRangeRequest)(nil),  // 37: topom.v1.CreateSlotActionRangeRequest
-	(*CreateSlotActionRangeResponse)(nil), // 38: topom.v1.CreateSlotActionRangeResponse
-	(*CreateSlotActionSomeRequest)(nil),   // 39: topom.v1.CreateSlotActionSomeRequest
-	(*CreateSlotActionSomeResponse)(nil),  // 40: topom.v1.CreateSlotActionSomeResponse
-	(*RemoveSlotActionRequest)(nil),       // 41: topom.v1.RemoveSlotActionRequest
-	(*RemoveSlotActionResponse)(nil),      // 42: topom.v1.RemoveSlotActionResponse
-	(*SetSlotActionIntervalRequest)(nil),  // 43: topom.v1.SetSlotActionIntervalRequest
-	(*SetSlotActionIntervalResponse)(nil), // 44: topom.v1.SetSlotActionIntervalResponse
-	(*SetSlotActionDisabledRequest)(nil),  // 45: topom.v1.SetSlotActionDisabledRequest
-	(*SetSlotActionDisabledResponse)(nil), // 46: topom.v1.SetSlotActionDisabledResponse
-	(*ProcessSlotActionRequest)(nil),      // 47: topom.v1.ProcessSlotActionRequest
-	(*SlotStep)(nil),                      // 48: topom.v1.SlotStep
-	(*ProcessSlotActionResponse)(nil),     // 49: topom.v1.ProcessSlotActionResponse
-	(*ListGroupsRequest)(nil),             // 50: topom.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),            // 51: topom.v1.ListGroupsResponse
-	(*GetGroupRequest)(nil),               // 52: topom.v1.GetGroupRequest
-	(*GetGroupResponse)(nil),              // 53: topom.v1.GetGroupResponse
-	(*CreateGroupRequest)(nil),            // 54: topom.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),           // 55: topom.v1.CreateGroupResponse
-	(*RemoveGroupRequest)(nil),            // 56: topom.v1.RemoveGroupRequest
-	(*RemoveGroupResponse)(nil),           // 57: topom.v1.RemoveGroupResponse
-	(*AddGroupServerRequest)(nil),         // 58: topom.v1.AddGroupServerRequest
-	(*AddGroupServerResponse)(nil),        // 59: topom.v1.AddGroupServerResponse
-	(*DeleteGroupServerRequest)(nil),      // 60: topom.v1.DeleteGroupServerRequest
-	(*DeleteGroupServerResponse)(nil),     // 61: topom.v1.DeleteGroupServerResponse
-	(*PromoteServerRequest)(nil),          // 62: topom.v1.PromoteServerRequest
-	(*PromoteServerResponse)(nil),         // 63: topom.v1.PromoteServerResponse
-	(*ResyncGroupRequest)(nil),            // 64: topom.v1.ResyncGroupRequest
-	(*ResyncGroupResponse)(nil),           // 65: topom.v1.ResyncGroupResponse
-	(*ResyncGroupAllRequest)(nil),         // 66: topom.v1.ResyncGroupAllRequest
-	(*ResyncGroupAllResponse)(nil),        // 67: topom.v1.ResyncGroupAllResponse
-	(*SetReplicaGroupRequest)(nil),        // 68: topom.v1.SetReplicaGroupRequest
-	(*SetReplicaGroupResponse)(nil),       // 69: topom.v1.SetReplicaGroupResponse
-	(*SetReplicaGroupAllRequest)(nil),     // 70: topom.v1.SetReplicaGroupAllRequest
-	(*SetReplicaGroupAllResponse)(nil),    // 71: topom.v1.SetReplicaGroupAllResponse
-	(*CreateSyncActionRequest)(nil),       // 72: topom.v1.CreateSyncActionRequest
-	(*CreateSyncActionResponse)(nil),      // 73: topom.v1.CreateSyncActionResponse
-	(*RemoveSyncActionRequest)(nil),       // 74: topom.v1.RemoveSyncActionRequest
-	(*RemoveSyncActionResponse)(nil),      // 75: topom.v1.RemoveSyncActionResponse
-	(*ProcessSyncActionRequest)(nil),      // 76: topom.v1.ProcessSyncActionRequest
-	(*ProcessSyncActionResponse)(nil),     // 77: topom.v1.ProcessSyncActionResponse
-	(*ListSentinelsRequest)(nil),          // 78: topom.v1.ListSentinelsRequest
-	(*ListSentinelsResponse)(nil),         // 79: topom.v1.ListSentinelsResponse
-	(*AddSentinelRequest)(nil),            // 80: topom.v1.AddSentinelRequest
-	(*AddSentinelResponse)(nil),           // 81: topom.v1.AddSentinelResponse
-	(*RemoveSentinelRequest)(nil),         // 82: topom.v1.RemoveSentinelRequest
-	(*RemoveSentinelResponse)(nil),        // 83: topom.v1.RemoveSentinelResponse
-	(*ResyncSentinelsRequest)(nil),        // 84: topom.v1.ResyncSentinelsRequest
-	(*ResyncSentinelsResponse)(nil),       // 85: topom.v1.ResyncSentinelsResponse
-	(*ListProxiesRequest)(nil),            // 86: topom.v1.ListProxiesRequest
-	(*ListProxiesResponse)(nil),           // 87: topom.v1.ListProxiesResponse
-	(*RemoveProxyRequest)(nil),            // 88: topom.v1.RemoveProxyRequest
-	(*RemoveProxyResponse)(nil),           // 89: topom.v1.RemoveProxyResponse
-	(*ReinitProxyRequest)(nil),            // 90: topom.v1.ReinitProxyRequest
-	(*ReinitProxyResponse)(nil),           // 91: topom.v1.ReinitProxyResponse
-	nil,                                   // 92: topom.v1.GetOverviewResponse.SlotsPerGroupEntry
-	nil,                                   // 93: topom.v1.GetServerInfoResponse.FieldsEntry
-	nil,                                   // 94: topom.v1.GetSentinelInfoResponse.FieldsEntry
-	nil,                                   // 95: topom.v1.GetSentinelInfoResponse.MonitoredEntry
-	(ForwardMethod)(0),                    // 96: topom.v1.ForwardMethod
-	(*durationpb.Duration)(nil),           // 97: google.protobuf.Duration
-	(*TopomModel)(nil),                    // 98: topom.v1.TopomModel
-	(*timestamppb.Timestamp)(nil),         // 99: google.protobuf.Timestamp
-	(*StatsSnapshot)(nil),                 // 100: topom.v1.StatsSnapshot
-	(*ServerStats)(nil),                   // 101: topom.v1.ServerStats
-	(*SentinelStats)(nil),                 // 102: topom.v1.SentinelStats
-	(*SlotMapping)(nil),                   // 103: topom.v1.SlotMapping
-	(*Slot)(nil),                          // 104: topom.v1.Slot
-	(SlotActionState)(0),                  // 105: topom.v1.SlotActionState
-	(*Group)(nil),                         // 106: topom.v1.Group
-	(*SyncAction)(nil),                    // 107: topom.v1.SyncAction
-	(SyncActionState)(0),                  // 108: topom.v1.SyncActionState
-	(*Sentinel)(nil),                      // 109: topom.v1.Sentinel
-	(*Proxy)(nil),                         // 110: topom.v1.Proxy
-	(*SentinelGroup)(nil),                 // 111: topom.v1.SentinelGroup
+	(InstanceRole)(0),                     // 0: topom.v1.InstanceRole
+	(LogLevel)(0),                         // 1: topom.v1.LogLevel
+	(EventKind)(0),                        // 2: topom.v1.EventKind
+	(*GetOverviewRequest)(nil),            // 3: topom.v1.GetOverviewRequest
+	(*ConfigView)(nil),                    // 4: topom.v1.ConfigView
+	(*GetOverviewResponse)(nil),           // 5: topom.v1.GetOverviewResponse
+	(*TopomInstance)(nil),                 // 6: topom.v1.TopomInstance
+	(*GetModelRequest)(nil),               // 7: topom.v1.GetModelRequest
+	(*GetModelResponse)(nil),              // 8: topom.v1.GetModelResponse
+	(*ReloadRequest)(nil),                 // 9: topom.v1.ReloadRequest
+	(*ReloadResponse)(nil),                // 10: topom.v1.ReloadResponse
+	(*ShutdownRequest)(nil),               // 11: topom.v1.ShutdownRequest
+	(*ShutdownResponse)(nil),              // 12: topom.v1.ShutdownResponse
+	(*ResignRequest)(nil),                 // 13: topom.v1.ResignRequest
+	(*ResignResponse)(nil),                // 14: topom.v1.ResignResponse
+	(*SetLogLevelRequest)(nil),            // 15: topom.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil),           // 16: topom.v1.SetLogLevelResponse
+	(*GetServerInfoRequest)(nil),          // 17: topom.v1.GetServerInfoRequest
+	(*GetServerInfoResponse)(nil),         // 18: topom.v1.GetServerInfoResponse
+	(*GetSentinelInfoRequest)(nil),        // 19: topom.v1.GetSentinelInfoRequest
+	(*GetSentinelInfoResponse)(nil),       // 20: topom.v1.GetSentinelInfoResponse
+	(*Event)(nil),                         // 21: topom.v1.Event
+	(*ListEventsRequest)(nil),             // 22: topom.v1.ListEventsRequest
+	(*ListEventsResponse)(nil),            // 23: topom.v1.ListEventsResponse
+	(*GetStatsRequest)(nil),               // 24: topom.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),              // 25: topom.v1.GetStatsResponse
+	(*WatchStatsRequest)(nil),             // 26: topom.v1.WatchStatsRequest
+	(*WatchStatsResponse)(nil),            // 27: topom.v1.WatchStatsResponse
+	(*RefreshRedisStatsRequest)(nil),      // 28: topom.v1.RefreshRedisStatsRequest
+	(*RefreshRedisStatsResponse)(nil),     // 29: topom.v1.RefreshRedisStatsResponse
+	(*ListSlotsRequest)(nil),              // 30: topom.v1.ListSlotsRequest
+	(*ListSlotsResponse)(nil),             // 31: topom.v1.ListSlotsResponse
+	(*AssignSlotsRequest)(nil),            // 32: topom.v1.AssignSlotsRequest
+	(*AssignSlotsResponse)(nil),           // 33: topom.v1.AssignSlotsResponse
+	(*AssignSlotsOfflineRequest)(nil),     // 34: topom.v1.AssignSlotsOfflineRequest
+	(*AssignSlotsOfflineResponse)(nil),    // 35: topom.v1.AssignSlotsOfflineResponse
+	(*RebalanceSlotsRequest)(nil),         // 36: topom.v1.RebalanceSlotsRequest
+	(*PlannedMove)(nil),                   // 37: topom.v1.PlannedMove
+	(*RebalanceSlotsResponse)(nil),        // 38: topom.v1.RebalanceSlotsResponse
+	(*CreateSlotActionRequest)(nil),       // 39: topom.v1.CreateSlotActionRequest
+	(*CreateSlotActionResponse)(nil),      // 40: topom.v1.CreateSlotActionResponse
+	(*CreateSlotActionRangeRequest)(nil),  // 41: topom.v1.CreateSlotActionRangeRequest
+	(*CreateSlotActionRangeResponse)(nil), // 42: topom.v1.CreateSlotActionRangeResponse
+	(*CreateSlotActionSomeRequest)(nil),   // 43: topom.v1.CreateSlotActionSomeRequest
+	(*CreateSlotActionSomeResponse)(nil),  // 44: topom.v1.CreateSlotActionSomeResponse
+	(*RemoveSlotActionRequest)(nil),       // 45: topom.v1.RemoveSlotActionRequest
+	(*RemoveSlotActionResponse)(nil),      // 46: topom.v1.RemoveSlotActionResponse
+	(*SetSlotActionIntervalRequest)(nil),  // 47: topom.v1.SetSlotActionIntervalRequest
+	(*SetSlotActionIntervalResponse)(nil), // 48: topom.v1.SetSlotActionIntervalResponse
+	(*SetSlotActionDisabledRequest)(nil),  // 49: topom.v1.SetSlotActionDisabledRequest
+	(*SetSlotActionDisabledResponse)(nil), // 50: topom.v1.SetSlotActionDisabledResponse
+	(*ProcessSlotActionRequest)(nil),      // 51: topom.v1.ProcessSlotActionRequest
+	(*SlotStep)(nil),                      // 52: topom.v1.SlotStep
+	(*ProcessSlotActionResponse)(nil),     // 53: topom.v1.ProcessSlotActionResponse
+	(*ListGroupsRequest)(nil),             // 54: topom.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),            // 55: topom.v1.ListGroupsResponse
+	(*GetGroupRequest)(nil),               // 56: topom.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),              // 57: topom.v1.GetGroupResponse
+	(*CreateGroupRequest)(nil),            // 58: topom.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),           // 59: topom.v1.CreateGroupResponse
+	(*RemoveGroupRequest)(nil),            // 60: topom.v1.RemoveGroupRequest
+	(*RemoveGroupResponse)(nil),           // 61: topom.v1.RemoveGroupResponse
+	(*AddGroupServerRequest)(nil),         // 62: topom.v1.AddGroupServerRequest
+	(*AddGroupServerResponse)(nil),        // 63: topom.v1.AddGroupServerResponse
+	(*DeleteGroupServerRequest)(nil),      // 64: topom.v1.DeleteGroupServerRequest
+	(*DeleteGroupServerResponse)(nil),     // 65: topom.v1.DeleteGroupServerResponse
+	(*PromoteServerRequest)(nil),          // 66: topom.v1.PromoteServerRequest
+	(*PromoteServerResponse)(nil),         // 67: topom.v1.PromoteServerResponse
+	(*ResyncGroupRequest)(nil),            // 68: topom.v1.ResyncGroupRequest
+	(*ResyncGroupResponse)(nil),           // 69: topom.v1.ResyncGroupResponse
+	(*ResyncGroupAllRequest)(nil),         // 70: topom.v1.ResyncGroupAllRequest
+	(*ResyncGroupAllResponse)(nil),        // 71: topom.v1.ResyncGroupAllResponse
+	(*SetReplicaGroupRequest)(nil),        // 72: topom.v1.SetReplicaGroupRequest
+	(*SetReplicaGroupResponse)(nil),       // 73: topom.v1.SetReplicaGroupResponse
+	(*SetReplicaGroupAllRequest)(nil),     // 74: topom.v1.SetReplicaGroupAllRequest
+	(*SetReplicaGroupAllResponse)(nil),    // 75: topom.v1.SetReplicaGroupAllResponse
+	(*CreateSyncActionRequest)(nil),       // 76: topom.v1.CreateSyncActionRequest
+	(*CreateSyncActionResponse)(nil),      // 77: topom.v1.CreateSyncActionResponse
+	(*RemoveSyncActionRequest)(nil),       // 78: topom.v1.RemoveSyncActionRequest
+	(*RemoveSyncActionResponse)(nil),      // 79: topom.v1.RemoveSyncActionResponse
+	(*ProcessSyncActionRequest)(nil),      // 80: topom.v1.ProcessSyncActionRequest
+	(*ProcessSyncActionResponse)(nil),     // 81: topom.v1.ProcessSyncActionResponse
+	(*ListSentinelsRequest)(nil),          // 82: topom.v1.ListSentinelsRequest
+	(*ListSentinelsResponse)(nil),         // 83: topom.v1.ListSentinelsResponse
+	(*AddSentinelRequest)(nil),            // 84: topom.v1.AddSentinelRequest
+	(*AddSentinelResponse)(nil),           // 85: topom.v1.AddSentinelResponse
+	(*RemoveSentinelRequest)(nil),         // 86: topom.v1.RemoveSentinelRequest
+	(*RemoveSentinelResponse)(nil),        // 87: topom.v1.RemoveSentinelResponse
+	(*ResyncSentinelsRequest)(nil),        // 88: topom.v1.ResyncSentinelsRequest
+	(*ResyncSentinelsResponse)(nil),       // 89: topom.v1.ResyncSentinelsResponse
+	(*ListProxiesRequest)(nil),            // 90: topom.v1.ListProxiesRequest
+	(*ListProxiesResponse)(nil),           // 91: topom.v1.ListProxiesResponse
+	(*RemoveProxyRequest)(nil),            // 92: topom.v1.RemoveProxyRequest
+	(*RemoveProxyResponse)(nil),           // 93: topom.v1.RemoveProxyResponse
+	(*ReinitProxyRequest)(nil),            // 94: topom.v1.ReinitProxyRequest
+	(*ReinitProxyResponse)(nil),           // 95: topom.v1.ReinitProxyResponse
+	nil,                                   // 96: topom.v1.GetOverviewResponse.SlotsPerGroupEntry
+	nil,                                   // 97: topom.v1.GetServerInfoResponse.FieldsEntry
+	nil,                                   // 98: topom.v1.GetSentinelInfoResponse.FieldsEntry
+	nil,                                   // 99: topom.v1.GetSentinelInfoResponse.MonitoredEntry
+	(ForwardMethod)(0),                    // 100: topom.v1.ForwardMethod
+	(*durationpb.Duration)(nil),           // 101: google.protobuf.Duration
+	(*TopomModel)(nil),                    // 102: topom.v1.TopomModel
+	(*timestamppb.Timestamp)(nil),         // 103: google.protobuf.Timestamp
+	(*StatsSnapshot)(nil),                 // 104: topom.v1.StatsSnapshot
+	(*ServerStats)(nil),                   // 105: topom.v1.ServerStats
+	(*SentinelStats)(nil),                 // 106: topom.v1.SentinelStats
+	(*SlotMapping)(nil),                   // 107: topom.v1.SlotMapping
+	(*Slot)(nil),                          // 108: topom.v1.Slot
+	(SlotActionState)(0),                  // 109: topom.v1.SlotActionState
+	(*Group)(nil),                         // 110: topom.v1.Group
+	(*SyncAction)(nil),                    // 111: topom.v1.SyncAction
+	(SyncActionState)(0),                  // 112: topom.v1.SyncActionState
+	(*Sentinel)(nil),                      // 113: topom.v1.Sentinel
+	(*Proxy)(nil),                         // 114: topom.v1.Proxy
+	(*SentinelGroup)(nil),                 // 115: topom.v1.SentinelGroup
 }
 var file_topom_v1_topom_proto_depIdxs = []int32{
-	96,  // 0: topom.v1.ConfigView.migration_method:type_name -> topom.v1.ForwardMethod
-	97,  // 1: topom.v1.ConfigView.migration_timeout:type_name -> google.protobuf.Duration
-	97,  // 2: topom.v1.ConfigView.stats_refresh_period:type_name -> google.protobuf.Duration
-	3,   // 3: topom.v1.GetOverviewResponse.config:type_name -> topom.v1.ConfigView
-	98,  // 4: topom.v1.GetOverviewResponse.model:type_name -> topom.v1.TopomModel
-	92,  // 5: topom.v1.GetOverviewResponse.slots_per_group:type_name -> topom.v1.GetOverviewResponse.SlotsPerGroupEntry
-	98,  // 6: topom.v1.GetModelResponse.model:type_name -> topom.v1.TopomModel
-	0,   // 7: topom.v1.SetLogLevelRequest.level:type_name -> topom.v1.LogLevel
-	93,  // 8: topom.v1.GetServerInfoResponse.fields:type_name -> topom.v1.GetServerInfoResponse.FieldsEntry
-	94,  // 9: topom.v1.GetSentinelInfoResponse.fields:type_name -> topom.v1.GetSentinelInfoResponse.FieldsEntry
-	95,  // 10: topom.v1.GetSentinelInfoResponse.monitored:type_name -> topom.v1.GetSentinelInfoResponse.MonitoredEntry
-	1,   // 11: topom.v1.Event.kind:type_name -> topom.v1.EventKind
-	99,  // 12: topom.v1.Event.time:type_name -> google.protobuf.Timestamp
-	17,  // 13: topom.v1.ListEventsResponse.events:type_name -> topom.v1.Event
-	100, // 14: topom.v1.GetStatsResponse.stats:type_name -> topom.v1.StatsSnapshot
-	99,  // 15: topom.v1.WatchStatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	99,  // 16: topom.v1.WatchStatsResponse.finished_at:type_name -> google.protobuf.Timestamp
-	101, // 17: topom.v1.WatchStatsResponse.servers:type_name -> topom.v1.ServerStats
-	102, // 18: topom.v1.WatchStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
-	97,  // 19: topom.v1.RefreshRedisStatsRequest.timeout:type_name -> google.protobuf.Duration
-	101, // 20: topom.v1.RefreshRedisStatsResponse.servers:type_name -> topom.v1.ServerStats
-	102, // 21: topom.v1.RefreshRedisStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
-	97,  // 22: topom.v1.RefreshRedisStatsResponse.elapsed:type_name -> google.protobuf.Duration
-	103, // 23: topom.v1.ListSlotsResponse.mappings:type_name -> topom.v1.SlotMapping
-	104, // 24: topom.v1.ListSlotsResponse.slots:type_name -> topom.v1.Slot
-	103, // 25: topom.v1.AssignSlotsRequest.mappings:type_name -> topom.v1.SlotMapping
-	33,  // 26: topom.v1.RebalanceSlotsResponse.moves:type_name -> topom.v1.PlannedMove
-	103, // 27: topom.v1.CreateSlotActionResponse.mapping:type_name -> topom.v1.SlotMapping
-	105, // 28: topom.v1.SlotStep.state:type_name -> topom.v1.SlotActionState
-	48,  // 29: topom.v1.ProcessSlotActionResponse.steps:type_name -> topom.v1.SlotStep
-	106, // 30: topom.v1.ListGroupsResponse.groups:type_name -> topom.v1.Group
-	106, // 31: topom.v1.GetGroupResponse.group:type_name -> topom.v1.Group
-	106, // 32: topom.v1.CreateGroupResponse.group:type_name -> topom.v1.Group
-	106, // 33: topom.v1.AddGroupServerResponse.group:type_name -> topom.v1.Group
-	106, // 34: topom.v1.DeleteGroupServerResponse.group:type_name -> topom.v1.Group
-	106, // 35: topom.v1.PromoteServerResponse.group:type_name -> topom.v1.Group
-	97,  // 36: topom.v1.PromoteServerResponse.write_pause:type_name -> google.protobuf.Duration
-	106, // 37: topom.v1.SetReplicaGroupResponse.group:type_name -> topom.v1.Group
-	107, // 38: topom.v1.CreateSyncActionResponse.action:type_name -> topom.v1.SyncAction
-	108, // 39: topom.v1.ProcessSyncActionResponse.state:type_name -> topom.v1.SyncActionState
-	109, // 40: topom.v1.ListSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
-	109, // 41: topom.v1.AddSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
-	109, // 42: topom.v1.RemoveSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
-	109, // 43: topom.v1.ResyncSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
-	110, // 44: topom.v1.ListProxiesResponse.proxies:type_name -> topom.v1.Proxy
-	111, // 45: topom.v1.GetSentinelInfoResponse.MonitoredEntry.value:type_name -> topom.v1.SentinelGroup
-	2,   // 46: topom.v1.Topom.GetOverview:input_type -> topom.v1.GetOverviewRequest
-	5,   // 47: topom.v1.Topom.GetModel:input_type -> topom.v1.GetModelRequest
-	7,   // 48: topom.v1.Topom.Reload:input_type -> topom.v1.ReloadRequest
-	9,   // 49: topom.v1.Topom.Shutdown:input_type -> topom.v1.ShutdownRequest
-	11,  // 50: topom.v1.Topom.SetLogLevel:input_type -> topom.v1.SetLogLevelRequest
-	13,  // 51: topom.v1.Topom.GetServerInfo:input_type -> topom.v1.GetServerInfoRequest
-	15,  // 52: topom.v1.Topom.GetSentinelInfo:input_type -> topom.v1.GetSentinelInfoRequest
-	18,  // 53: topom.v1.Topom.ListEvents:input_type -> topom.v1.ListEventsRequest
-	20,  // 54: topom.v1.Topom.GetStats:input_type -> topom.v1.GetStatsRequest
-	22,  // 55: topom.v1.Topom.WatchStats:input_type -> topom.v1.WatchStatsRequest
-	24,  // 56: topom.v1.Topom.RefreshRedisStats:input_type -> topom.v1.RefreshRedisStatsRequest
-	26,  // 57: topom.v1.Topom.ListSlots:input_type -> topom.v1.ListSlotsRequest
-	28,  // 58: topom.v1.Topom.AssignSlots:input_type -> topom.v1.AssignSlotsRequest
-	30,  // 59: topom.v1.Topom.AssignSlotsOffline:input_type -> topom.v1.AssignSlotsOfflineRequest
-	32,  // 60: topom.v1.Topom.RebalanceSlots:input_type -> topom.v1.RebalanceSlotsRequest
-	35,  // 61: topom.v1.Topom.CreateSlotAction:input_type -> topom.v1.CreateSlotActionRequest
-	37,  // 62: topom.v1.Topom.CreateSlotActionRange:input_type -> topom.v1.CreateSlotActionRangeRequest
-	39,  // 63: topom.v1.Topom.CreateSlotActionSome:input_type -> topom.v1.CreateSlotActionSomeRequest
-	41,  // 64: topom.v1.Topom.RemoveSlotAction:input_type -> topom.v1.RemoveSlotActionRequest
-	43,  // 65: topom.v1.Topom.SetSlotActionInterval:input_type -> topom.v1.SetSlotActionIntervalRequest
-	45,  // 66: topom.v1.Topom.SetSlotActionDisabled:input_type -> topom.v1.SetSlotActionDisabledRequest
-	47,  // 67: topom.v1.Topom.ProcessSlotAction:input_type -> topom.v1.ProcessSlotActionRequest
-	50,  // 68: topom.v1.Topom.ListGroups:input_type -> topom.v1.ListGroupsRequest
-	52,  // 69: topom.v1.Topom.GetGroup:input_type -> topom.v1.GetGroupRequest
-	54,  // 70: topom.v1.Topom.CreateGroup:input_type -> topom.v1.CreateGroupRequest
-	56,  // 71: topom.v1.Topom.RemoveGroup:input_type -> topom.v1.RemoveGroupRequest
-	58,  // 72: topom.v1.Topom.AddGroupServer:input_type -> topom.v1.AddGroupServerRequest
-	60,  // 73: topom.v1.Topom.DeleteGroupServer:input_type -> topom.v1.DeleteGroupServerRequest
-	62,  // 74: topom.v1.Topom.PromoteServer:input_type -> topom.v1.PromoteServerRequest
-	64,  // 75: topom.v1.Topom.ResyncGroup:input_type -> topom.v1.ResyncGroupRequest
-	66,  // 76: topom.v1.Topom.ResyncGroupAll:input_type -> topom.v1.ResyncGroupAllRequest
-	68,  // 77: topom.v1.Topom.SetReplicaGroup:input_type -> topom.v1.SetReplicaGroupRequest
-	70,  // 78: topom.v1.Topom.SetReplicaGroupAll:input_type -> topom.v1.SetReplicaGroupAllRequest
-	72,  // 79: topom.v1.Topom.CreateSyncAction:input_type -> topom.v1.CreateSyncActionRequest
-	74,  // 80: topom.v1.Topom.RemoveSyncAction:input_type -> topom.v1.RemoveSyncActionRequest
-	76,  // 81: topom.v1.Topom.ProcessSyncAction:input_type -> topom.v1.ProcessSyncActionRequest
-	78,  // 82: topom.v1.Topom.ListSentinels:input_type -> topom.v1.ListSentinelsRequest
-	80,  // 83: topom.v1.Topom.AddSentinel:input_type -> topom.v1.AddSentinelRequest
-	82,  // 84: topom.v1.Topom.RemoveSentinel:input_type -> topom.v1.RemoveSentinelRequest
-	84,  // 85: topom.v1.Topom.ResyncSentinels:input_type -> topom.v1.ResyncSentinelsRequest
-	86,  // 86: topom.v1.Topom.ListProxies:input_type -> topom.v1.ListProxiesRequest
-	88,  // 87: topom.v1.Topom.RemoveProxy:input_type -> topom.v1.RemoveProxyRequest
-	90,  // 88: topom.v1.Topom.ReinitProxy:input_type -> topom.v1.ReinitProxyRequest
-	4,   // 89: topom.v1.Topom.GetOverview:output_type -> topom.v1.GetOverviewResponse
-	6,   // 90: topom.v1.Topom.GetModel:output_type -> topom.v1.GetModelResponse
-	8,   // 91: topom.v1.Topom.Reload:output_type -> topom.v1.ReloadResponse
-	10,  // 92: topom.v1.Topom.Shutdown:output_type -> topom.v1.ShutdownResponse
-	12,  // 93: topom.v1.Topom.SetLogLevel:output_type -> topom.v1.SetLogLevelResponse
-	14,  // 94: topom.v1.Topom.GetServerInfo:output_type -> topom.v1.GetServerInfoResponse
-	16,  // 95: topom.v1.Topom.GetSentinelInfo:output_type -> topom.v1.GetSentinelInfoResponse
-	19,  // 96: topom.v1.Topom.ListEvents:output_type -> topom.v1.ListEventsResponse
-	21,  // 97: topom.v1.Topom.GetStats:output_type -> topom.v1.GetStatsResponse
-	23,  // 98: topom.v1.Topom.WatchStats:output_type -> topom.v1.WatchStatsResponse
-	25,  // 99: topom.v1.Topom.RefreshRedisStats:output_type -> topom.v1.RefreshRedisStatsResponse
-	27,  // 100: topom.v1.Topom.ListSlots:output_type -> topom.v1.ListSlotsResponse
-	29,  // 101: topom.v1.Topom.AssignSlots:output_type -> topom.v1.AssignSlotsResponse
-	31,  // 102: topom.v1.Topom.AssignSlotsOffline:output_type -> topom.v1.AssignSlotsOfflineResponse
-	34,  // 103: topom.v1.Topom.RebalanceSlots:output_type -> topom.v1.RebalanceSlotsResponse
-	36,  // 104: topom.v1.Topom.CreateSlotAction:output_type -> topom.v1.CreateSlotActionResponse
-	38,  // 105: topom.v1.Topom.CreateSlotActionRange:output_type -> topom.v1.CreateSlotActionRangeResponse
-	40,  // 106: topom.v1.Topom.CreateSlotActionSome:output_type -> topom.v1.CreateSlotActionSomeResponse
-	42,  // 107: topom.v1.Topom.RemoveSlotAction:output_type -> topom.v1.RemoveSlotActionResponse
-	44,  // 108: topom.v1.Topom.SetSlotActionInterval:output_type -> topom.v1.SetSlotActionIntervalResponse
-	46,  // 109: topom.v1.Topom.SetSlotActionDisabled:output_type -> topom.v1.SetSlotActionDisabledResponse
-	49,  // 110: topom.v1.Topom.ProcessSlotAction:output_type -> topom.v1.ProcessSlotActionResponse
-	51,  // 111: topom.v1.Topom.ListGroups:output_type -> topom.v1.ListGroupsResponse
-	53,  // 112: topom.v1.Topom.GetGroup:output_type -> topom.v1.GetGroupResponse
-	55,  // 113: topom.v1.Topom.CreateGroup:output_type -> topom.v1.CreateGroupResponse
-	57,  // 114: topom.v1.Topom.RemoveGroup:output_type -> topom.v1.RemoveGroupResponse
-	59,  // 115: topom.v1.Topom.AddGroupServer:output_type -> topom.v1.AddGroupServerResponse
-	61,  // 116: topom.v1.Topom.DeleteGroupServer:output_type -> topom.v1.DeleteGroupServerResponse
-	63,  // 117: topom.v1.Topom.PromoteServer:output_type -> topom.v1.PromoteServerResponse
-	65,  // 118: topom.v1.Topom.ResyncGroup:output_type -> topom.v1.ResyncGroupResponse
-	67,  // 119: topom.v1.Topom.ResyncGroupAll:output_type -> topom.v1.ResyncGroupAllResponse
-	69,  // 120: topom.v1.Topom.SetReplicaGroup:output_type -> topom.v1.SetReplicaGroupResponse
-	71,  // 121: topom.v1.Topom.SetReplicaGroupAll:output_type -> topom.v1.SetReplicaGroupAllResponse
-	73,  // 122: topom.v1.Topom.CreateSyncAction:output_type -> topom.v1.CreateSyncActionResponse
-	75,  // 123: topom.v1.Topom.RemoveSyncAction:output_type -> topom.v1.RemoveSyncActionResponse
-	77,  // 124: topom.v1.Topom.ProcessSyncAction:output_type -> topom.v1.ProcessSyncActionResponse
-	79,  // 125: topom.v1.Topom.ListSentinels:output_type -> topom.v1.ListSentinelsResponse
-	81,  // 126: topom.v1.Topom.AddSentinel:output_type -> topom.v1.AddSentinelResponse
-	83,  // 127: topom.v1.Topom.RemoveSentinel:output_type -> topom.v1.RemoveSentinelResponse
-	85,  // 128: topom.v1.Topom.ResyncSentinels:output_type -> topom.v1.ResyncSentinelsResponse
-	87,  // 129: topom.v1.Topom.ListProxies:output_type -> topom.v1.ListProxiesResponse
-	89,  // 130: topom.v1.Topom.RemoveProxy:output_type -> topom.v1.RemoveProxyResponse
-	91,  // 131: topom.v1.Topom.ReinitProxy:output_type -> topom.v1.ReinitProxyResponse
-	89,  // [89:132] is the sub-list for method output_type
-	46,  // [46:89] is the sub-list for method input_type
-	46,  // [46:46] is the sub-list for extension type_name
-	46,  // [46:46] is the sub-list for extension extendee
-	0,   // [0:46] is the sub-list for field type_name
+	100, // 0: topom.v1.ConfigView.migration_method:type_name -> topom.v1.ForwardMethod
+	101, // 1: topom.v1.ConfigView.migration_timeout:type_name -> google.protobuf.Duration
+	101, // 2: topom.v1.ConfigView.stats_refresh_period:type_name -> google.protobuf.Duration
+	4,   // 3: topom.v1.GetOverviewResponse.config:type_name -> topom.v1.ConfigView
+	102, // 4: topom.v1.GetOverviewResponse.model:type_name -> topom.v1.TopomModel
+	96,  // 5: topom.v1.GetOverviewResponse.slots_per_group:type_name -> topom.v1.GetOverviewResponse.SlotsPerGroupEntry
+	0,   // 6: topom.v1.GetOverviewResponse.role:type_name -> topom.v1.InstanceRole
+	6,   // 7: topom.v1.GetOverviewResponse.instances:type_name -> topom.v1.TopomInstance
+	0,   // 8: topom.v1.TopomInstance.role:type_name -> topom.v1.InstanceRole
+	103, // 9: topom.v1.TopomInstance.started:type_name -> google.protobuf.Timestamp
+	103, // 10: topom.v1.TopomInstance.leader_since:type_name -> google.protobuf.Timestamp
+	102, // 11: topom.v1.GetModelResponse.model:type_name -> topom.v1.TopomModel
+	101, // 12: topom.v1.ResignRequest.wait:type_name -> google.protobuf.Duration
+	101, // 13: topom.v1.ResignResponse.takeover:type_name -> google.protobuf.Duration
+	1,   // 14: topom.v1.SetLogLevelRequest.level:type_name -> topom.v1.LogLevel
+	97,  // 15: topom.v1.GetServerInfoResponse.fields:type_name -> topom.v1.GetServerInfoResponse.FieldsEntry
+	98,  // 16: topom.v1.GetSentinelInfoResponse.fields:type_name -> topom.v1.GetSentinelInfoResponse.FieldsEntry
+	99,  // 17: topom.v1.GetSentinelInfoResponse.monitored:type_name -> topom.v1.GetSentinelInfoResponse.MonitoredEntry
+	2,   // 18: topom.v1.Event.kind:type_name -> topom.v1.EventKind
+	103, // 19: topom.v1.Event.time:type_name -> google.protobuf.Timestamp
+	21,  // 20: topom.v1.ListEventsResponse.events:type_name -> topom.v1.Event
+	104, // 21: topom.v1.GetStatsResponse.stats:type_name -> topom.v1.StatsSnapshot
+	103, // 22: topom.v1.WatchStatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	103, // 23: topom.v1.WatchStatsResponse.finished_at:type_name -> google.protobuf.Timestamp
+	105, // 24: topom.v1.WatchStatsResponse.servers:type_name -> topom.v1.ServerStats
+	106, // 25: topom.v1.WatchStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
+	101, // 26: topom.v1.RefreshRedisStatsRequest.timeout:type_name -> google.protobuf.Duration
+	105, // 27: topom.v1.RefreshRedisStatsResponse.servers:type_name -> topom.v1.ServerStats
+	106, // 28: topom.v1.RefreshRedisStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
+	101, // 29: topom.v1.RefreshRedisStatsResponse.elapsed:type_name -> google.protobuf.Duration
+	107, // 30: topom.v1.ListSlotsResponse.mappings:type_name -> topom.v1.SlotMapping
+	108, // 31: topom.v1.ListSlotsResponse.slots:type_name -> topom.v1.Slot
+	107, // 32: topom.v1.AssignSlotsRequest.mappings:type_name -> topom.v1.SlotMapping
+	37,  // 33: topom.v1.RebalanceSlotsResponse.moves:type_name -> topom.v1.PlannedMove
+	107, // 34: topom.v1.CreateSlotActionResponse.mapping:type_name -> topom.v1.SlotMapping
+	109, // 35: topom.v1.SlotStep.state:type_name -> topom.v1.SlotActionState
+	52,  // 36: topom.v1.ProcessSlotActionResponse.steps:type_name -> topom.v1.SlotStep
+	110, // 37: topom.v1.ListGroupsResponse.groups:type_name -> topom.v1.Group
+	110, // 38: topom.v1.GetGroupResponse.group:type_name -> topom.v1.Group
+	110, // 39: topom.v1.CreateGroupResponse.group:type_name -> topom.v1.Group
+	110, // 40: topom.v1.AddGroupServerResponse.group:type_name -> topom.v1.Group
+	110, // 41: topom.v1.DeleteGroupServerResponse.group:type_name -> topom.v1.Group
+	110, // 42: topom.v1.PromoteServerResponse.group:type_name -> topom.v1.Group
+	101, // 43: topom.v1.PromoteServerResponse.write_pause:type_name -> google.protobuf.Duration
+	110, // 44: topom.v1.SetReplicaGroupResponse.group:type_name -> topom.v1.Group
+	111, // 45: topom.v1.CreateSyncActionResponse.action:type_name -> topom.v1.SyncAction
+	112, // 46: topom.v1.ProcessSyncActionResponse.state:type_name -> topom.v1.SyncActionState
+	113, // 47: topom.v1.ListSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
+	113, // 48: topom.v1.AddSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
+	113, // 49: topom.v1.RemoveSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
+	113, // 50: topom.v1.ResyncSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
+	114, // 51: topom.v1.ListProxiesResponse.proxies:type_name -> topom.v1.Proxy
+	115, // 52: topom.v1.GetSentinelInfoResponse.MonitoredEntry.value:type_name -> topom.v1.SentinelGroup
+	3,   // 53: topom.v1.Topom.GetOverview:input_type -> topom.v1.GetOverviewRequest
+	7,   // 54: topom.v1.Topom.GetModel:input_type -> topom.v1.GetModelRequest
+	9,   // 55: topom.v1.Topom.Reload:input_type -> topom.v1.ReloadRequest
+	11,  // 56: topom.v1.Topom.Shutdown:input_type -> topom.v1.ShutdownRequest
+	13,  // 57: topom.v1.Topom.Resign:input_type -> topom.v1.ResignRequest
+	15,  // 58: topom.v1.Topom.SetLogLevel:input_type -> topom.v1.SetLogLevelRequest
+	17,  // 59: topom.v1.Topom.GetServerInfo:input_type -> topom.v1.GetServerInfoRequest
+	19,  // 60: topom.v1.Topom.GetSentinelInfo:input_type -> topom.v1.GetSentinelInfoRequest
+	22,  // 61: topom.v1.Topom.ListEvents:input_type -> topom.v1.ListEventsRequest
+	24,  // 62: topom.v1.Topom.GetStats:input_type -> topom.v1.GetStatsRequest
+	26,  // 63: topom.v1.Topom.WatchStats:input_type -> topom.v1.WatchStatsRequest
+	28,  // 64: topom.v1.Topom.RefreshRedisStats:input_type -> topom.v1.RefreshRedisStatsRequest
+	30,  // 65: topom.v1.Topom.ListSlots:input_type -> topom.v1.ListSlotsRequest
+	32,  // 66: topom.v1.Topom.AssignSlots:input_type -> topom.v1.AssignSlotsRequest
+	34,  // 67: topom.v1.Topom.AssignSlotsOffline:input_type -> topom.v1.AssignSlotsOfflineRequest
+	36,  // 68: topom.v1.Topom.RebalanceSlots:input_type -> topom.v1.RebalanceSlotsRequest
+	39,  // 69: topom.v1.Topom.CreateSlotAction:input_type -> topom.v1.CreateSlotActionRequest
+	41,  // 70: topom.v1.Topom.CreateSlotActionRange:input_type -> topom.v1.CreateSlotActionRangeRequest
+	43,  // 71: topom.v1.Topom.CreateSlotActionSome:input_type -> topom.v1.CreateSlotActionSomeRequest
+	45,  // 72: topom.v1.Topom.RemoveSlotAction:input_type -> topom.v1.RemoveSlotActionRequest
+	47,  // 73: topom.v1.Topom.SetSlotActionInterval:input_type -> topom.v1.SetSlotActionIntervalRequest
+	49,  // 74: topom.v1.Topom.SetSlotActionDisabled:input_type -> topom.v1.SetSlotActionDisabledRequest
+	51,  // 75: topom.v1.Topom.ProcessSlotAction:input_type -> topom.v1.ProcessSlotActionRequest
+	54,  // 76: topom.v1.Topom.ListGroups:input_type -> topom.v1.ListGroupsRequest
+	56,  // 77: topom.v1.Topom.GetGroup:input_type -> topom.v1.GetGroupRequest
+	58,  // 78: topom.v1.Topom.CreateGroup:input_type -> topom.v1.CreateGroupRequest
+	60,  // 79: topom.v1.Topom.RemoveGroup:input_type -> topom.v1.RemoveGroupRequest
+	62,  // 80: topom.v1.Topom.AddGroupServer:input_type -> topom.v1.AddGroupServerRequest
+	64,  // 81: topom.v1.Topom.DeleteGroupServer:input_type -> topom.v1.DeleteGroupServerRequest
+	66,  // 82: topom.v1.Topom.PromoteServer:input_type -> topom.v1.PromoteServerRequest
+	68,  // 83: topom.v1.Topom.ResyncGroup:input_type -> topom.v1.ResyncGroupRequest
+	70,  // 84: topom.v1.Topom.ResyncGroupAll:input_type -> topom.v1.ResyncGroupAllRequest
+	72,  // 85: topom.v1.Topom.SetReplicaGroup:input_type -> topom.v1.SetReplicaGroupRequest
+	74,  // 86: topom.v1.Topom.SetReplicaGroupAll:input_type -> topom.v1.SetReplicaGroupAllRequest
+	76,  // 87: topom.v1.Topom.CreateSyncAction:input_type -> topom.v1.CreateSyncActionRequest
+	78,  // 88: topom.v1.Topom.RemoveSyncAction:input_type -> topom.v1.RemoveSyncActionRequest
+	80,  // 89: topom.v1.Topom.ProcessSyncAction:input_type -> topom.v1.ProcessSyncActionRequest
+	82,  // 90: topom.v1.Topom.ListSentinels:input_type -> topom.v1.ListSentinelsRequest
+	84,  // 91: topom.v1.Topom.AddSentinel:input_type -> topom.v1.AddSentinelRequest
+	86,  // 92: topom.v1.Topom.RemoveSentinel:input_type -> topom.v1.RemoveSentinelRequest
+	88,  // 93: topom.v1.Topom.ResyncSentinels:input_type -> topom.v1.ResyncSentinelsRequest
+	90,  // 94: topom.v1.Topom.ListProxies:input_type -> topom.v1.ListProxiesRequest
+	92,  // 95: topom.v1.Topom.RemoveProxy:input_type -> topom.v1.RemoveProxyRequest
+	94,  // 96: topom.v1.Topom.ReinitProxy:input_type -> topom.v1.ReinitProxyRequest
+	5,   // 97: topom.v1.Topom.GetOverview:output_type -> topom.v1.GetOverviewResponse
+	8,   // 98: topom.v1.Topom.GetModel:output_type -> topom.v1.GetModelResponse
+	10,  // 99: topom.v1.Topom.Reload:output_type -> topom.v1.ReloadResponse
+	12,  // 100: topom.v1.Topom.Shutdown:output_type -> topom.v1.ShutdownResponse
+	14,  // 101: topom.v1.Topom.Resign:output_type -> topom.v1.ResignResponse
+	16,  // 102: topom.v1.Topom.SetLogLevel:output_type -> topom.v1.SetLogLevelResponse
+	18,  // 103: topom.v1.Topom.GetServerInfo:output_type -> topom.v1.GetServerInfoResponse
+	20,  // 104: topom.v1.Topom.GetSentinelInfo:output_type -> topom.v1.GetSentinelInfoResponse
+	23,  // 105: topom.v1.Topom.ListEvents:output_type -> topom.v1.ListEventsResponse
+	25,  // 106: topom.v1.Topom.GetStats:output_type -> topom.v1.GetStatsResponse
+	27,  // 107: topom.v1.Topom.WatchStats:output_type -> topom.v1.WatchStatsResponse
+	29,  // 108: topom.v1.Topom.RefreshRedisStats:output_type -> topom.v1.RefreshRedisStatsResponse
+	31,  // 109: topom.v1.Topom.ListSlots:output_type -> topom.v1.ListSlotsResponse
+	33,  // 110: topom.v1.Topom.AssignSlots:output_type -> topom.v1.AssignSlotsResponse
+	35,  // 111: topom.v1.Topom.AssignSlotsOffline:output_type -> topom.v1.AssignSlotsOfflineResponse
+	38,  // 112: topom.v1.Topom.RebalanceSlots:output_type -> topom.v1.RebalanceSlotsResponse
+	40,  // 113: topom.v1.Topom.CreateSlotAction:output_type -> topom.v1.CreateSlotActionResponse
+	42,  // 114: topom.v1.Topom.CreateSlotActionRange:output_type -> topom.v1.CreateSlotActionRangeResponse
+	44,  // 115: topom.v1.Topom.CreateSlotActionSome:output_type -> topom.v1.CreateSlotActionSomeResponse
+	46,  // 116: topom.v1.Topom.RemoveSlotAction:output_type -> topom.v1.RemoveSlotActionResponse
+	48,  // 117: topom.v1.Topom.SetSlotActionInterval:output_type -> topom.v1.SetSlotActionIntervalResponse
+	50,  // 118: topom.v1.Topom.SetSlotActionDisabled:output_type -> topom.v1.SetSlotActionDisabledResponse
+	53,  // 119: topom.v1.Topom.ProcessSlotAction:output_type -> topom.v1.ProcessSlotActionResponse
+	55,  // 120: topom.v1.Topom.ListGroups:output_type -> topom.v1.ListGroupsResponse
+	57,  // 121: topom.v1.Topom.GetGroup:output_type -> topom.v1.GetGroupResponse
+	59,  // 122: topom.v1.Topom.CreateGroup:output_type -> topom.v1.CreateGroupResponse
+	61,  // 123: topom.v1.Topom.RemoveGroup:output_type -> topom.v1.RemoveGroupResponse
+	63,  // 124: topom.v1.Topom.AddGroupServer:output_type -> topom.v1.AddGroupServerResponse
+	65,  // 125: topom.v1.Topom.DeleteGroupServer:output_type -> topom.v1.DeleteGroupServerResponse
+	67,  // 126: topom.v1.Topom.PromoteServer:output_type -> topom.v1.PromoteServerResponse
+	69,  // 127: topom.v1.Topom.ResyncGroup:output_type -> topom.v1.ResyncGroupResponse
+	71,  // 128: topom.v1.Topom.ResyncGroupAll:output_type -> topom.v1.ResyncGroupAllResponse
+	73,  // 129: topom.v1.Topom.SetReplicaGroup:output_type -> topom.v1.SetReplicaGroupResponse
+	75,  // 130: topom.v1.Topom.SetReplicaGroupAll:output_type -> topom.v1.SetReplicaGroupAllResponse
+	77,  // 131: topom.v1.Topom.CreateSyncAction:output_type -> topom.v1.CreateSyncActionResponse
+	79,  // 132: topom.v1.Topom.RemoveSyncAction:output_type -> topom.v1.RemoveSyncActionResponse
+	81,  // 133: topom.v1.Topom.ProcessSyncAction:output_type -> topom.v1.ProcessSyncActionResponse
+	83,  // 134: topom.v1.Topom.ListSentinels:output_type -> topom.v1.ListSentinelsResponse
+	85,  // 135: topom.v1.Topom.AddSentinel:output_type -> topom.v1.AddSentinelResponse
+	87,  // 136: topom.v1.Topom.RemoveSentinel:output_type -> topom.v1.RemoveSentinelResponse
+	89,  // 137: topom.v1.Topom.ResyncSentinels:output_type -> topom.v1.ResyncSentinelsResponse
+	91,  // 138: topom.v1.Topom.ListProxies:output_type -> topom.v1.ListProxiesResponse
+	93,  // 139: topom.v1.Topom.RemoveProxy:output_type -> topom.v1.RemoveProxyResponse
+	95,  // 140: topom.v1.Topom.ReinitProxy:output_type -> topom.v1.ReinitProxyResponse
+	97,  // [97:141] is the sub-list for method output_type
+	53,  // [53:97] is the sub-list for method input_type
+	53,  // [53:53] is the sub-list for extension type_name
+	53,  // [53:53] is the sub-list for extension extendee
+	0,   // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_topom_v1_topom_proto_init() }
@@ -5254,8 +5569,8 @@ func file_topom_v1_topom_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_topom_v1_topom_proto_rawDesc), len(file_topom_v1_topom_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   94,
+			NumEnums:      3,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

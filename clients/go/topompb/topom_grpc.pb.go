@@ -11,7 +11,13 @@
 //   UNAUTHENTICATED     a mutating RPC without the configured admin token
 //                       (metadata `authorization: Bearer <token>`);
 //   UNAVAILABLE         a Redis server, Sentinel or the store could not be
-//                       reached, or this instance lost its ownership lease;
+//                       reached, or this instance lost its ownership lease,
+//                       or it is a standby (etcd store, several instances):
+//                       a standby answers every mutation, WatchSlots and
+//                       WatchStats so, naming the leader in the message and
+//                       in trailing metadata `topom-leader: host:port` (absent
+//                       while no instance leads). Every response of a standby
+//                       also carries `topom-leader` as a response header.
 //   UNIMPLEMENTED       the capability is not built yet (the message names it).
 // A request that fails validation writes nothing.
 
@@ -40,6 +46,7 @@ const (
 	Topom_GetModel_FullMethodName              = "/topom.v1.Topom/GetModel"
 	Topom_Reload_FullMethodName                = "/topom.v1.Topom/Reload"
 	Topom_Shutdown_FullMethodName              = "/topom.v1.Topom/Shutdown"
+	Topom_Resign_FullMethodName                = "/topom.v1.Topom/Resign"
 	Topom_SetLogLevel_FullMethodName           = "/topom.v1.Topom/SetLogLevel"
 	Topom_GetServerInfo_FullMethodName         = "/topom.v1.Topom/GetServerInfo"
 	Topom_GetSentinelInfo_FullMethodName       = "/topom.v1.Topom/GetSentinelInfo"
@@ -98,6 +105,13 @@ type TopomClient interface {
 	// Stops the service gracefully: in-flight RPCs finish, background tasks
 	// stop, the ownership lock is released, the process exits.
 	Shutdown(ctx context.Context, in *ShutdownRequest, opts ...grpc.CallOption) (*ShutdownResponse, error)
+	// Hands leadership to a standby, for a planned restart (etcd store with
+	// several instances): this instance stops its leader-only tasks, gives the
+	// leader key up, and waits (at most `wait`) until another instance leads.
+	// FAILED_PRECONDITION on a standby or a single-instance store;
+	// DEADLINE_EXCEEDED when no standby took over within `wait` (this instance
+	// then campaigns again like any standby).
+	Resign(ctx context.Context, in *ResignRequest, opts ...grpc.CallOption) (*ResignResponse, error)
 	// Changes the log level at run time.
 	SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error)
 	// INFO of any Redis server (not necessarily a group member), with its
@@ -239,6 +253,16 @@ func (c *topomClient) Shutdown(ctx context.Context, in *ShutdownRequest, opts ..
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ShutdownResponse)
 	err := c.cc.Invoke(ctx, Topom_Shutdown_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *topomClient) Resign(ctx context.Context, in *ResignRequest, opts ...grpc.CallOption) (*ResignResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResignResponse)
+	err := c.cc.Invoke(ctx, Topom_Resign_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -661,6 +685,13 @@ type TopomServer interface {
 	// Stops the service gracefully: in-flight RPCs finish, background tasks
 	// stop, the ownership lock is released, the process exits.
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	// Hands leadership to a standby, for a planned restart (etcd store with
+	// several instances): this instance stops its leader-only tasks, gives the
+	// leader key up, and waits (at most `wait`) until another instance leads.
+	// FAILED_PRECONDITION on a standby or a single-instance store;
+	// DEADLINE_EXCEEDED when no standby took over within `wait` (this instance
+	// then campaigns again like any standby).
+	Resign(context.Context, *ResignRequest) (*ResignResponse, error)
 	// Changes the log level at run time.
 	SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error)
 	// INFO of any Redis server (not necessarily a group member), with its
@@ -779,6 +810,9 @@ func (UnimplementedTopomServer) Reload(context.Context, *ReloadRequest) (*Reload
 }
 func (UnimplementedTopomServer) Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Shutdown not implemented")
+}
+func (UnimplementedTopomServer) Resign(context.Context, *ResignRequest) (*ResignResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Resign not implemented")
 }
 func (UnimplementedTopomServer) SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetLogLevel not implemented")
@@ -986,6 +1020,24 @@ func _Topom_Shutdown_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(TopomServer).Shutdown(ctx, req.(*ShutdownRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Topom_Resign_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResignRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TopomServer).Resign(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Topom_Resign_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TopomServer).Resign(ctx, req.(*ResignRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1707,6 +1759,10 @@ var Topom_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Shutdown",
 			Handler:    _Topom_Shutdown_Handler,
+		},
+		{
+			MethodName: "Resign",
+			Handler:    _Topom_Resign_Handler,
 		},
 		{
 			MethodName: "SetLogLevel",

@@ -13,6 +13,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class InstanceRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INSTANCE_ROLE_UNSPECIFIED: _ClassVar[InstanceRole]
+    INSTANCE_ROLE_LEADER: _ClassVar[InstanceRole]
+    INSTANCE_ROLE_STANDBY: _ClassVar[InstanceRole]
+
 class LogLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LOG_LEVEL_UNSPECIFIED: _ClassVar[LogLevel]
@@ -28,6 +34,9 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
     EVENT_KIND_MASTER_SWITCH: _ClassVar[EventKind]
     EVENT_KIND_PROMOTE: _ClassVar[EventKind]
+INSTANCE_ROLE_UNSPECIFIED: InstanceRole
+INSTANCE_ROLE_LEADER: InstanceRole
+INSTANCE_ROLE_STANDBY: InstanceRole
 LOG_LEVEL_UNSPECIFIED: LogLevel
 LOG_LEVEL_ERROR: LogLevel
 LOG_LEVEL_WARN: LogLevel
@@ -70,7 +79,7 @@ class ConfigView(_message.Message):
     def __init__(self, coordinator_name: _Optional[str] = ..., coordinator_addr: _Optional[str] = ..., product_name: _Optional[str] = ..., product_auth_set: _Optional[bool] = ..., listen_addr: _Optional[str] = ..., migration_method: _Optional[_Union[_model_pb2.ForwardMethod, str]] = ..., migration_parallel_slots: _Optional[int] = ..., migration_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sentinel_quorum: _Optional[int] = ..., stats_refresh_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., admin_auth_required: _Optional[bool] = ...) -> None: ...
 
 class GetOverviewResponse(_message.Message):
-    __slots__ = ("version", "config", "model", "group_count", "server_count", "proxy_count", "slots_per_group", "revision")
+    __slots__ = ("version", "config", "model", "group_count", "server_count", "proxy_count", "slots_per_group", "revision", "role", "leader_addr", "instances")
     class SlotsPerGroupEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +95,9 @@ class GetOverviewResponse(_message.Message):
     PROXY_COUNT_FIELD_NUMBER: _ClassVar[int]
     SLOTS_PER_GROUP_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LEADER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    INSTANCES_FIELD_NUMBER: _ClassVar[int]
     version: str
     config: ConfigView
     model: _model_pb2.TopomModel
@@ -94,7 +106,26 @@ class GetOverviewResponse(_message.Message):
     proxy_count: int
     slots_per_group: _containers.ScalarMap[int, int]
     revision: int
-    def __init__(self, version: _Optional[str] = ..., config: _Optional[_Union[ConfigView, _Mapping]] = ..., model: _Optional[_Union[_model_pb2.TopomModel, _Mapping]] = ..., group_count: _Optional[int] = ..., server_count: _Optional[int] = ..., proxy_count: _Optional[int] = ..., slots_per_group: _Optional[_Mapping[int, int]] = ..., revision: _Optional[int] = ...) -> None: ...
+    role: InstanceRole
+    leader_addr: str
+    instances: _containers.RepeatedCompositeFieldContainer[TopomInstance]
+    def __init__(self, version: _Optional[str] = ..., config: _Optional[_Union[ConfigView, _Mapping]] = ..., model: _Optional[_Union[_model_pb2.TopomModel, _Mapping]] = ..., group_count: _Optional[int] = ..., server_count: _Optional[int] = ..., proxy_count: _Optional[int] = ..., slots_per_group: _Optional[_Mapping[int, int]] = ..., revision: _Optional[int] = ..., role: _Optional[_Union[InstanceRole, str]] = ..., leader_addr: _Optional[str] = ..., instances: _Optional[_Iterable[_Union[TopomInstance, _Mapping]]] = ...) -> None: ...
+
+class TopomInstance(_message.Message):
+    __slots__ = ("addr", "role", "pid", "hostname", "started", "leader_since")
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HOSTNAME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    LEADER_SINCE_FIELD_NUMBER: _ClassVar[int]
+    addr: str
+    role: InstanceRole
+    pid: int
+    hostname: str
+    started: _timestamp_pb2.Timestamp
+    leader_since: _timestamp_pb2.Timestamp
+    def __init__(self, addr: _Optional[str] = ..., role: _Optional[_Union[InstanceRole, str]] = ..., pid: _Optional[int] = ..., hostname: _Optional[str] = ..., started: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., leader_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ()
@@ -123,6 +154,20 @@ class ShutdownRequest(_message.Message):
 class ShutdownResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ResignRequest(_message.Message):
+    __slots__ = ("wait",)
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    wait: _duration_pb2.Duration
+    def __init__(self, wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class ResignResponse(_message.Message):
+    __slots__ = ("leader_addr", "takeover")
+    LEADER_ADDR_FIELD_NUMBER: _ClassVar[int]
+    TAKEOVER_FIELD_NUMBER: _ClassVar[int]
+    leader_addr: str
+    takeover: _duration_pb2.Duration
+    def __init__(self, leader_addr: _Optional[str] = ..., takeover: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SetLogLevelRequest(_message.Message):
     __slots__ = ("level",)

@@ -56,6 +56,11 @@ class TopomStub:
                 request_serializer=topom_dot_v1_dot_topom__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=topom_dot_v1_dot_topom__pb2.ShutdownResponse.FromString,
                 _registered_method=True)
+        self.Resign = channel.unary_unary(
+                '/topom.v1.Topom/Resign',
+                request_serializer=topom_dot_v1_dot_topom__pb2.ResignRequest.SerializeToString,
+                response_deserializer=topom_dot_v1_dot_topom__pb2.ResignResponse.FromString,
+                _registered_method=True)
         self.SetLogLevel = channel.unary_unary(
                 '/topom.v1.Topom/SetLogLevel',
                 request_serializer=topom_dot_v1_dot_topom__pb2.SetLogLevelRequest.SerializeToString,
@@ -284,6 +289,18 @@ class TopomServicer:
     def Shutdown(self, request, context):
         """Stops the service gracefully: in-flight RPCs finish, background tasks
         stop, the ownership lock is released, the process exits.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resign(self, request, context):
+        """Hands leadership to a standby, for a planned restart (etcd store with
+        several instances): this instance stops its leader-only tasks, gives the
+        leader key up, and waits (at most `wait`) until another instance leads.
+        FAILED_PRECONDITION on a standby or a single-instance store;
+        DEADLINE_EXCEEDED when no standby took over within `wait` (this instance
+        then campaigns again like any standby).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -614,6 +631,11 @@ def add_TopomServicer_to_server(servicer, server):
                     request_deserializer=topom_dot_v1_dot_topom__pb2.ShutdownRequest.FromString,
                     response_serializer=topom_dot_v1_dot_topom__pb2.ShutdownResponse.SerializeToString,
             ),
+            'Resign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resign,
+                    request_deserializer=topom_dot_v1_dot_topom__pb2.ResignRequest.FromString,
+                    response_serializer=topom_dot_v1_dot_topom__pb2.ResignResponse.SerializeToString,
+            ),
             'SetLogLevel': grpc.unary_unary_rpc_method_handler(
                     servicer.SetLogLevel,
                     request_deserializer=topom_dot_v1_dot_topom__pb2.SetLogLevelRequest.FromString,
@@ -920,6 +942,33 @@ class Topom:
             '/topom.v1.Topom/Shutdown',
             topom_dot_v1_dot_topom__pb2.ShutdownRequest.SerializeToString,
             topom_dot_v1_dot_topom__pb2.ShutdownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/topom.v1.Topom/Resign',
+            topom_dot_v1_dot_topom__pb2.ResignRequest.SerializeToString,
+            topom_dot_v1_dot_topom__pb2.ResignResponse.FromString,
             options,
             channel_credentials,
             insecure,
