@@ -23,6 +23,7 @@
 //! | `promote`       | planned switchover to a replica                                |
 //! | `sentinels`     | Sentinel admin and applying the masters they report            |
 //! | `events`        | the history of master changes, and the HA parts                |
+//! | `leadership`    | leader or standby, taking over, following the store, resigning |
 //! | `proxies`       | proxy registration, per-proxy table updates, the barrier       |
 //! | `leases`        | the lease book: nonces, acks, leases (pure, tokio's clock)     |
 //! | `table`         | the published slot table and its recent history                |
@@ -36,6 +37,7 @@
 mod error;
 pub mod events;
 mod groups;
+mod leadership;
 pub mod leases;
 pub mod metrics;
 pub mod promote;
@@ -60,6 +62,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 pub use error::{Error, ErrorCode, Result};
+pub use leadership::Role;
 pub use settings::{HaSettings, SentinelSettings, Settings};
 pub use slots::Move;
 pub use stats::StatsRound;
@@ -114,6 +117,8 @@ pub struct Coordinator {
     wake: Wakeups,
     /// What `/metrics` shows of the core's work.
     metrics: metrics::CoreMetrics,
+    /// Leadership among several instances.
+    leader: leadership::LeaderState,
 }
 
 /// One `Notify` per background task, each waited on by that task alone, so a
@@ -169,6 +174,7 @@ impl Coordinator {
             stats: stats::Rounds::default(),
             wake: Wakeups::default(),
             metrics: metrics::CoreMetrics::default(),
+            leader: leadership::LeaderState::default(),
         }))
     }
 
@@ -274,6 +280,12 @@ impl Coordinator {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Ok while this instance leads and may write: what every mutation and
+    /// leader-only stream checks first.
+    pub fn check_leader(&self) -> Result<()> {
+        self.ensure_online()
+    }
+
     fn ensure_online(&self) -> Result<()> {
         match *self.lock_state.borrow() {
             LockState::Held => Ok(()),
@@ -283,6 +295,7 @@ impl Coordinator {
             LockState::Lost => Err(Error::NotOnline(
                 "this instance lost its ownership lock on the store; it resumes when the lock is held again".into(),
             )),
+            LockState::Standby => Err(self.not_leader()),
         }
     }
 

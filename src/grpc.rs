@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod convert;
+mod leader;
 pub mod limits;
 mod proxy;
 mod router;

@@ -1,4 +1,5 @@
-//! The composition root: config → store → ownership lock → coordinator → gRPC.
+//! The composition root: config → store → ownership lock → coordinator → gRPC,
+//! and the leader terms that run the background tasks (`server/terms.rs`).
 //!
 //! Shutdown order (on SIGINT, SIGTERM or the Shutdown RPC): stop accepting, let
 //! in-flight RPCs finish (bounded by `shutdown_grace`), end streams, then release
@@ -21,7 +22,10 @@ use crate::model::ForwardMethod;
 use crate::model::TopomRecord;
 use crate::redis::{CodisMigrator, CodisMode, Connector, PlainMigrator, PooledHa, PooledProbe};
 use crate::store::{LockState, MetaStore, Store, local::LocalStore};
-use crate::tasks::{SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask};
+
+mod terms;
+
+use terms::Terms;
 
 /// Per-target deadline of the periodic stats rounds (reference §5.2).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
@@ -45,8 +49,8 @@ pub struct Hooks {
 
 /// Runs the service until `shutdown` is cancelled (or a signal arrives).
 pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let raw = open_store(&config).await?;
-    let store = Store::new(raw, config.product_name.clone());
+    let raw_store = open_store(&config).await?;
+    let store = Store::new(raw_store.clone(), config.product_name.clone());
     let listener = TcpListener::bind(&config.admin_addr)
         .await
         .with_context(|| format!("cannot listen on {} (admin_addr)", config.admin_addr))?;
@@ -61,14 +65,26 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         None => None,
     };
     let owner = owner_record(&config, addr);
-    let lock = store.acquire(&owner).await.with_context(|| {
+    // The local store serves one instance; on etcd any number may run, one
+    // leading and the others standing by.
+    let several = config.backend == Backend::Etcd;
+    let taken = if several {
+        store.campaign(&owner).await
+    } else {
+        store.acquire(&owner).await
+    };
+    let lock = taken.with_context(|| {
         format!(
             "cannot take ownership of product {:?} in {}",
             config.product_name,
             store.describe()
         )
     })?;
-    tracing::info!(product = %config.product_name, store = %store.describe(), %addr, "ownership lock held");
+    if *lock.state().borrow() == LockState::Held {
+        tracing::info!(product = %config.product_name, store = %store.describe(), %addr, "ownership lock held: leading");
+    } else {
+        tracing::info!(product = %config.product_name, store = %store.describe(), %addr, "another instance leads: standing by (serving reads)");
+    }
 
     let redis = Arc::new(Connector::new(
         config.product_auth.clone(),
@@ -108,36 +124,12 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         }
     };
 
+    if let Some(leadership) = lock.leadership() {
+        coordinator.attach_leadership(leadership);
+    }
+
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(watch_signals(shutdown.clone()));
-    tasks.spawn(
-        StatsRefreshTask {
-            coordinator: coordinator.clone(),
-            period: config.stats_refresh_period,
-            timeout: STATS_TIMEOUT,
-        }
-        .run(shutdown.clone()),
-    );
-    tasks.spawn(
-        SyncActionTask {
-            coordinator: coordinator.clone(),
-            period: Duration::from_secs(1),
-        }
-        .run(shutdown.clone()),
-    );
-    tasks.spawn(
-        SentinelWatchTask {
-            coordinator: coordinator.clone(),
-            ha,
-        }
-        .run(shutdown.clone()),
-    );
-    tasks.spawn(
-        SlotActionTask {
-            coordinator: coordinator.clone(),
-        }
-        .run(shutdown.clone()),
-    );
     let rpc_metrics = RpcMetrics::new();
     let metrics_addr = match metrics_listener {
         Some(l) => {
@@ -168,12 +160,17 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
         rpc_metrics: rpc_metrics.clone(),
         tasks: tasks.clone(),
     })?;
-    tasks.spawn(follow_lock(
-        lock.state(),
-        health,
-        coordinator.clone(),
-        shutdown.clone(),
-    ));
+    tasks.spawn(
+        Terms {
+            coordinator: coordinator.clone(),
+            ha,
+            stats_period: config.stats_refresh_period,
+            stats_timeout: STATS_TIMEOUT,
+            store: raw_store,
+            product_dir: crate::store::keys::product_dir(&config.product_name),
+        }
+        .run(lock.state(), health, shutdown.clone()),
+    );
     let drained = shutdown.clone();
     let server =
         router.serve_with_incoming_shutdown(incoming, async move { drained.cancelled().await });
@@ -243,60 +240,6 @@ async fn release(lock: Box<dyn crate::store::OwnershipLock>) {
         Ok(()) => tracing::info!("ownership lock released"),
         // Not fatal: the OS (local) or the lease TTL (etcd) frees it anyway.
         Err(e) => tracing::warn!(error = %e, "could not release the ownership lock"),
-    }
-}
-
-/// Reports NOT_SERVING while the ownership lock is lost; on getting it back,
-/// reloads the cache first, since the store may have changed meanwhile.
-async fn follow_lock(
-    mut state: tokio::sync::watch::Receiver<LockState>,
-    health: tonic_health::server::HealthReporter,
-    coordinator: Arc<Coordinator>,
-    shutdown: CancellationToken,
-) {
-    let mut was_lost = false;
-    loop {
-        let now = *state.borrow_and_update();
-        let serving = now == LockState::Held && !shutdown.is_cancelled();
-        // Only a lost lock may have let another owner change the store.
-        if serving && was_lost {
-            match coordinator.reload().await {
-                Ok(t) => tracing::info!(
-                    revision = t.revision,
-                    "ownership lock held again; product reloaded"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "ownership lock held again but reload failed")
-                }
-            }
-        }
-        if serving {
-            was_lost = false;
-        }
-        let status = match now {
-            _ if serving => tonic_health::ServingStatus::Serving,
-            LockState::Renewing => {
-                tracing::warn!(
-                    "the store is not answering: refusing writes until the ownership lease is renewed"
-                );
-                tonic_health::ServingStatus::NotServing
-            }
-            _ => {
-                was_lost |= now == LockState::Lost;
-                tracing::warn!("ownership lock lost: refusing writes until it is held again");
-                tonic_health::ServingStatus::NotServing
-            }
-        };
-        health.set_service_status("", status).await;
-        health.set_service_status("topom.v1.Topom", status).await;
-        tokio::select! {
-            r = state.changed() => if r.is_err() { return },
-            () = shutdown.cancelled() => {
-                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-                health.set_service_status("topom.v1.Topom", tonic_health::ServingStatus::NotServing).await;
-                return;
-            }
-        }
     }
 }
 

@@ -87,6 +87,24 @@ pub trait MetaStore: Send + Sync + fmt::Debug {
     /// holder that died does not block: on the local backend the OS lock dies with
     /// the process; on etcd the key is bound to a lease that expires after its TTL.
     async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError>;
+    /// Like [`MetaStore::lock`], for a store that several instances share: a lock
+    /// held by a live process is not an error but a standby lock
+    /// ([`LockState::Standby`]) that takes over when the holder goes. Backends
+    /// for a single instance refuse as `lock` does.
+    async fn campaign(
+        &self,
+        key: &str,
+        owner: &[u8],
+    ) -> Result<Box<dyn OwnershipLock>, StoreError> {
+        self.lock(key, owner).await
+    }
+    /// Returns once a record under `dir` changed after store revision `since`,
+    /// with the revision that changed it (so a standby's cache can follow the
+    /// leader's writes). Backends no other process writes never return.
+    async fn changed(&self, dir: &str, since: u64) -> Result<u64, StoreError> {
+        let _ = (dir, since);
+        std::future::pending().await
+    }
     /// A short description for logs, e.g. `local:/var/lib/topom`.
     fn describe(&self) -> String;
     /// Where the record at `key` lives, for messages an operator acts on: the
@@ -109,6 +127,9 @@ pub enum LockState {
     /// Lost (e.g. the etcd lease expired during a partition). The holder keeps
     /// trying to take it back and switches to `Held` when it has.
     Lost,
+    /// Another instance holds it; this one serves reads and takes the lock when
+    /// it becomes free (etcd, several instances of one product).
+    Standby,
 }
 
 /// A held ownership lock. Dropping it without [`OwnershipLock::release`] leaves
@@ -117,6 +138,22 @@ pub enum LockState {
 pub trait OwnershipLock: Send + Sync {
     /// Follows the lock's state.
     fn state(&self) -> watch::Receiver<LockState>;
+    /// The handle of a lock that campaigns (hands over, names the holder);
+    /// `None` for a single-instance lock.
+    fn leadership(&self) -> Option<std::sync::Arc<dyn Leadership>> {
+        None
+    }
     /// Releases the lock now.
     async fn release(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// What a lock shared by several instances offers besides its state.
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// The owner record of the current holder (this instance's own while it
+    /// holds the lock); `None` while nobody holds it or it is not known yet.
+    fn holder(&self) -> watch::Receiver<Option<Vec<u8>>>;
+    /// Gives the lock up now (if held) and does not take it again for
+    /// `hold_off`, so that another instance can.
+    async fn resign(&self, hold_off: std::time::Duration) -> Result<(), StoreError>;
 }

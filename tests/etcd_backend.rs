@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use common::etcd::EtcdServer;
 use common::topom::{Options, Topom};
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::health_check_response::ServingStatus;
 use topom::pb;
 
 fn on(etcd: &EtcdServer) -> Options {
@@ -21,16 +19,6 @@ fn on(etcd: &EtcdServer) -> Options {
         config: vec!["etcd_lease_ttl = \"2s\"".into()],
         ..Default::default()
     }
-}
-
-async fn health(t: &Topom) -> Option<i32> {
-    let mut h = HealthClient::new(t.channel().await);
-    h.check(HealthCheckRequest {
-        service: "topom.v1.Topom".into(),
-    })
-    .await
-    .ok()
-    .map(|r| r.into_inner().status)
 }
 
 #[tokio::test]
@@ -68,19 +56,33 @@ async fn etcd_store_persists_and_locks_with_a_lease() {
         "the lock key is bound to a lease"
     );
 
-    // A second owner is refused, naming the first.
-    let err = Topom::try_start(on(&etcd))
-        .await
-        .err()
-        .expect("second owner refused");
-    assert!(
-        err.contains(first.addr()) && err.contains(&format!("pid {}", first.pid())),
-        "{err}"
-    );
-
-    // Graceful stop releases at once; the data survives.
-    assert_eq!(first.terminate().await, Some(0), "{}", first.log());
+    // A second instance stands by, naming the first as the leader.
     let mut second = Topom::start_with(on(&etcd)).await;
+    let o = second
+        .client()
+        .await
+        .get_overview(pb::GetOverviewRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(o.role(), pb::InstanceRole::Standby);
+    assert_eq!(o.leader_addr, first.addr());
+
+    // A graceful stop releases the lock at once: the standby leads well before
+    // the lease (2 s) could have run out, and the data survives.
+    assert_eq!(first.terminate().await, Some(0), "{}", first.log());
+    let took = common::wait_until(
+        Duration::from_secs(10),
+        "the standby to accept a write",
+        async || {
+            let mut c = second.client().await;
+            c.create_group(pb::CreateGroupRequest { group_id: 14 })
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+    assert!(took < Duration::from_secs(2), "took {took:?}");
     let groups = second
         .client()
         .await
@@ -88,27 +90,29 @@ async fn etcd_store_persists_and_locks_with_a_lease() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(groups.groups.iter().map(|g| g.id).collect::<Vec<_>>(), [12]);
+    assert_eq!(
+        groups.groups.iter().map(|g| g.id).collect::<Vec<_>>(),
+        [12, 14]
+    );
 
     // kill -9: the lock outlives the process only until its lease expires (2 s).
-    // One start, no retries: it waits out the dead holder's lease, says so, and
-    // serves.
+    // A new instance starts at once as a standby and leads after that.
     second.kill9().await;
     let killed = Instant::now();
     let third = Topom::start_with(on(&etcd)).await;
+    common::wait_until(
+        Duration::from_secs(10),
+        "the new instance to accept a write",
+        async || {
+            let mut c = third.client().await;
+            c.create_group(pb::CreateGroupRequest { group_id: 15 })
+                .await
+                .is_ok()
+        },
+    )
+    .await;
     let waited = killed.elapsed();
     assert!(waited < Duration::from_secs(6), "took {waited:?}");
-    assert!(
-        third
-            .log()
-            .contains("waiting until its lease expires in at most"),
-        "{}",
-        third.log()
-    );
-    let mut c = third.client().await;
-    c.create_group(pb::CreateGroupRequest { group_id: 14 })
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -119,13 +123,13 @@ async fn losing_the_lease_stops_writes_until_it_is_back() {
     c.create_group(pb::CreateGroupRequest { group_id: 1 })
         .await
         .unwrap();
-    assert_eq!(health(&t).await, Some(ServingStatus::Serving as i32));
+    assert_eq!(t.health().await, Some(ServingStatus::Serving as i32));
 
     etcd.kill();
     common::wait_until(
         Duration::from_secs(15),
         "NOT_SERVING after etcd died",
-        async || health(&t).await == Some(ServingStatus::NotServing as i32),
+        async || t.health().await == Some(ServingStatus::NotServing as i32),
     )
     .await;
     let e = c
@@ -148,7 +152,7 @@ async fn losing_the_lease_stops_writes_until_it_is_back() {
     common::wait_until(
         Duration::from_secs(20),
         "SERVING after etcd came back",
-        async || health(&t).await == Some(ServingStatus::Serving as i32),
+        async || t.health().await == Some(ServingStatus::Serving as i32),
     )
     .await;
     c.create_group(pb::CreateGroupRequest { group_id: 2 })
@@ -169,7 +173,7 @@ async fn a_frozen_etcd_fails_writes_fast_and_turns_health_off_at_once() {
     c.create_group(pb::CreateGroupRequest { group_id: 1 })
         .await
         .unwrap();
-    assert_eq!(health(&t).await, Some(ServingStatus::Serving as i32));
+    assert_eq!(t.health().await, Some(ServingStatus::Serving as i32));
 
     etcd.pause();
     let frozen = Instant::now();
@@ -185,7 +189,7 @@ async fn a_frozen_etcd_fails_writes_fast_and_turns_health_off_at_once() {
     common::wait_until(
         Duration::from_secs(1),
         "NOT_SERVING once a store call went unanswered",
-        async || health(&t).await == Some(ServingStatus::NotServing as i32),
+        async || t.health().await == Some(ServingStatus::NotServing as i32),
     )
     .await;
     let e = c
@@ -199,7 +203,7 @@ async fn a_frozen_etcd_fails_writes_fast_and_turns_health_off_at_once() {
     common::wait_until(
         Duration::from_secs(20),
         "SERVING after etcd thawed",
-        async || health(&t).await == Some(ServingStatus::Serving as i32),
+        async || t.health().await == Some(ServingStatus::Serving as i32),
     )
     .await;
     c.create_group(pb::CreateGroupRequest { group_id: 2 })

@@ -26,6 +26,15 @@ pub enum Error {
     /// This instance does not hold the ownership lock right now.
     #[error("topom is not serving writes: {0}")]
     NotOnline(String),
+    /// This instance is a standby; `leader` is the leader's address when known.
+    #[error("{}", not_leader_message(.leader.as_deref()))]
+    NotLeader {
+        /// The leader's gRPC address, when one leads.
+        leader: Option<String>,
+    },
+    /// What was waited for did not happen in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
     /// A capability that is not built yet.
     #[error("{0} is not implemented yet")]
     Unimplemented(&'static str),
@@ -53,6 +62,8 @@ pub enum ErrorCode {
     Unavailable,
     /// Not built.
     Unimplemented,
+    /// It did not happen in time (it may still).
+    DeadlineExceeded,
     /// The store holds a record that cannot be read.
     DataLoss,
 }
@@ -65,8 +76,9 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
-            Error::NotOnline(_) => ErrorCode::Unavailable,
+            Error::NotOnline(_) | Error::NotLeader { .. } => ErrorCode::Unavailable,
             Error::Unimplemented(_) => ErrorCode::Unimplemented,
+            Error::DeadlineExceeded(_) => ErrorCode::DeadlineExceeded,
             // A server that cannot be reached may come back; one that refuses
             // our password or is not Redis will not until someone acts.
             Error::Redis(r) => match r {
@@ -83,6 +95,25 @@ impl Error {
                 StoreError::Locked { .. } => ErrorCode::FailedPrecondition,
                 StoreError::Corrupt { .. } => ErrorCode::DataLoss,
             },
+        }
+    }
+}
+
+fn not_leader_message(leader: Option<&str>) -> String {
+    match leader {
+        Some(addr) => format!(
+            "this topom is a standby; the leader is at {addr} (send mutations and watches there)"
+        ),
+        None => "this topom is a standby and no instance leads right now; retry shortly".into(),
+    }
+}
+
+impl Error {
+    /// The leader to retry at, for an error a standby answered.
+    pub fn leader(&self) -> Option<&str> {
+        match self {
+            Error::NotLeader { leader } => leader.as_deref(),
+            _ => None,
         }
     }
 }

@@ -15,6 +15,10 @@ pub enum EventKind {
     MasterSwitch,
     /// An operator promoted a replica.
     Promote,
+    /// This instance became leader (old/new master: the old/new leader).
+    LeaderElected,
+    /// This instance stopped leading.
+    SteppedDown,
 }
 
 /// One change of a group's master.
@@ -43,7 +47,7 @@ pub struct Events(Mutex<VecDeque<Event>>);
 impl Events {
     /// Records an event, dropping the oldest beyond the bound.
     pub fn push(&self, e: Event) {
-        tracing::info!(group = e.group_id, old = %e.old_master, new = %e.new_master, revision = e.revision, detail = %e.detail, kind = ?e.kind, "master changed");
+        tracing::info!(group = e.group_id, old = %e.old_master, new = %e.new_master, revision = e.revision, detail = %e.detail, kind = ?e.kind, "event");
         let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if q.len() == KEEP {
             q.pop_front();

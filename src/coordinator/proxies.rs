@@ -160,6 +160,7 @@ impl Coordinator {
 
     /// Marks a stream from `token` open; the guard marks it closed when dropped.
     pub fn open_proxy_stream(self: &Arc<Self>, token: &str) -> Result<ProxyStream> {
+        self.ensure_online()?;
         if !self.cache().proxies.contains_key(token) {
             return Err(not_found(format!(
                 "proxy {token} is not registered: call RegisterProxy first"

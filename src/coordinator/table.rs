@@ -185,6 +185,14 @@ impl Publication {
         self.current.send_replace(next);
     }
 
+    /// Makes `first`, the first table of a new epoch, current, forgetting the
+    /// old epoch's history.
+    pub(crate) fn restart(&self, first: SlotTable) {
+        let first = Arc::new(first);
+        *self.history() = VecDeque::from([first.clone()]);
+        self.current.send_replace(first);
+    }
+
     /// A recent table of this epoch, by revision.
     pub(crate) fn recent(&self, revision: u64) -> Option<Arc<SlotTable>> {
         self.history()

@@ -167,6 +167,39 @@ pub fn topom_model(t: &model::TopomRecord) -> pb::TopomModel {
     }
 }
 
+/// The core's role → proto.
+pub fn role(r: crate::coordinator::Role) -> pb::InstanceRole {
+    match r {
+        crate::coordinator::Role::Leader => pb::InstanceRole::Leader,
+        crate::coordinator::Role::Standby => pb::InstanceRole::Standby,
+    }
+}
+
+/// The instances GetOverview lists: the leader first, then this one if it
+/// stands by.
+pub fn instances(c: &crate::coordinator::Coordinator) -> Vec<pb::TopomInstance> {
+    let instance = |t: &model::TopomRecord, role: pb::InstanceRole| pb::TopomInstance {
+        addr: t.admin_addr.clone(),
+        role: role as i32,
+        pid: t.pid,
+        hostname: t.hostname.clone(),
+        started: timestamp(&t.start_time),
+        leader_since: None,
+    };
+    let mut out = Vec::new();
+    if let Some(leader) = c.leader_record() {
+        let mut l = instance(&leader, pb::InstanceRole::Leader);
+        if leader.token == c.owner().token {
+            l.leader_since = c.leader_since().map(prost_types::Timestamp::from);
+        }
+        out.push(l);
+    }
+    if c.role() == crate::coordinator::Role::Standby {
+        out.push(instance(c.owner(), pb::InstanceRole::Standby));
+    }
+    out
+}
+
 /// A Sentinel's report → proto stats (fields and monitored groups).
 pub fn sentinel_report(r: &model::SentinelReport) -> pb::RedisStats {
     pb::RedisStats {
@@ -205,6 +238,8 @@ pub fn event(e: &crate::coordinator::events::Event) -> pb::Event {
         kind: match e.kind {
             EventKind::MasterSwitch => pb::EventKind::MasterSwitch,
             EventKind::Promote => pb::EventKind::Promote,
+            EventKind::LeaderElected => pb::EventKind::LeaderElected,
+            EventKind::SteppedDown => pb::EventKind::SteppedDown,
         } as i32,
         time: Some(e.time.into()),
         group_id: e.group_id,

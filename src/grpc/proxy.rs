@@ -177,6 +177,14 @@ async fn serve(
     loop {
         let out = tokio::select! {
             () = shutdown.cancelled() => break,
+            // Stepped down: the proxy must follow the new leader.
+            () = c.until_not_leader() => {
+                let _ = tx.send(Err(c.check_leader().err().map_or_else(
+                    || Status::unavailable("this topom stepped down"),
+                    Status::from,
+                ))).await;
+                break;
+            }
             r = table.changed() => {
                 if r.is_err() { break }
                 table.borrow_and_update();

@@ -14,6 +14,7 @@ use tonic_health::server::HealthReporter;
 use tower::layer::util::{Identity, Stack};
 
 use super::auth::AuthLayer;
+use super::leader::LeaderHeaderLayer;
 use super::limits::LimitsLayer;
 use super::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::config::Config;
@@ -25,7 +26,10 @@ use crate::pb;
 pub type LogFilterFn = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// The layers around every service, innermost first in the type.
-pub type Layers = Stack<LimitsLayer, Stack<AuthLayer, Stack<RpcMetricsLayer, Identity>>>;
+pub type Layers = Stack<
+    LimitsLayer,
+    Stack<AuthLayer, Stack<LeaderHeaderLayer, Stack<RpcMetricsLayer, Identity>>>,
+>;
 
 /// What the gRPC edge is built from.
 pub struct Edge<'a> {
@@ -70,6 +74,7 @@ pub fn router(
     );
     let router = Server::builder()
         .layer(RpcMetricsLayer::new(edge.rpc_metrics))
+        .layer(LeaderHeaderLayer(edge.coordinator.clone()))
         .layer(AuthLayer::new(
             &edge.config.admin_token,
             edge.config.auth_reads,

@@ -47,6 +47,10 @@ impl TopomService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// How long Resign waits for a standby by default, and at most.
+const RESIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const MAX_RESIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 #[tonic::async_trait]
 impl Topom for TopomService {
     async fn get_overview(
@@ -64,9 +68,9 @@ impl Topom for TopomService {
             proxy_count: c.proxies().len() as u32,
             slots_per_group: c.slots_per_group().into_iter().collect(),
             revision: c.table().revision,
-            role: pb::InstanceRole::Leader as i32,
-            leader_addr: c.owner().admin_addr.clone(),
-            instances: Vec::new(),
+            role: convert::role(c.role()) as i32,
+            leader_addr: c.leader_addr().unwrap_or_default(),
+            instances: convert::instances(c),
         }))
     }
 
@@ -89,10 +93,21 @@ impl Topom for TopomService {
         Ok(Response::new(pb::ShutdownResponse {}))
     }
 
-    async fn resign(&self, _: Request<pb::ResignRequest>) -> Reply<pb::ResignResponse> {
-        Err(Status::failed_precondition(
-            "Resign needs several topom instances on the etcd store; this one is the only instance",
-        ))
+    async fn resign(&self, r: Request<pb::ResignRequest>) -> Reply<pb::ResignResponse> {
+        let wait = match r.into_inner().wait {
+            None => RESIGN_WAIT,
+            Some(d) => std::time::Duration::try_from(d)
+                .ok()
+                .filter(|d| !d.is_zero() && *d <= MAX_RESIGN_WAIT)
+                .ok_or_else(|| {
+                    Status::invalid_argument("wait must be a positive duration of at most 60s")
+                })?,
+        };
+        let (leader, took) = self.coordinator.resign(wait).await?;
+        Ok(Response::new(pb::ResignResponse {
+            leader_addr: leader,
+            takeover: prost_types::Duration::try_from(took).ok(),
+        }))
     }
 
     async fn set_log_level(
@@ -159,6 +174,8 @@ impl Topom for TopomService {
     }
 
     async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Reply<pb::GetStatsResponse> {
+        // Stats rounds run on the leader only.
+        self.coordinator.check_not_standby()?;
         let closed = self.control.shutdown.is_cancelled();
         Ok(Response::new(pb::GetStatsResponse {
             stats: Some(stats::snapshot(&self.coordinator, closed)),
@@ -172,6 +189,7 @@ impl Topom for TopomService {
         r: Request<pb::WatchStatsRequest>,
     ) -> Reply<Self::WatchStatsStream> {
         let r = r.into_inner();
+        self.coordinator.check_not_standby()?;
         self.coordinator
             .check_stats_filter(&r.group_ids, &r.addrs)?;
         Ok(Response::new(stats::watch(

@@ -20,9 +20,20 @@
 //! keep-alive for a TTL, or etcd reporting it gone); the task then keeps trying to
 //! take the lock back and turns [`LockState::Held`] again when it has.
 //!
+//! # Several instances
+//!
+//! [`MetaStore::campaign`] does not refuse a live holder: it returns a standby
+//! lock ([`LockState::Standby`]) whose task waits for the key to go (an etcd
+//! watch on it, re-read at least every second), takes it, and counts itself the
+//! holder only after the new lease's first keep-alive. A holder that resigns
+//! deletes its key and stays out for a hold-off, so a standby wins the race.
+//! Lease + transaction rather than etcd's election API: the writes are already
+//! fenced on the lock key's lease, and one lease per term keeps a single thing
+//! to renew and to lose.
+//!
 //! The lock itself (taking, outlasting a dead holder, keep-alives, fencing state,
-//! release) is in `etcd/lock.rs`; this file is the client, the guarded writes and
-//! the `MetaStore` operations.
+//! release) is in `etcd/lock.rs`, campaigning and resigning in `etcd/leader.rs`;
+//! this file is the client, the guarded writes and the `MetaStore` operations.
 
 use std::fmt;
 use std::future::Future;
@@ -37,6 +48,7 @@ use tokio::time::timeout;
 use super::memory::check_key;
 use super::{LockState, MetaStore, OwnershipLock, StoreError, Write};
 
+mod leader;
 mod lock;
 
 use lock::Fence;
@@ -244,6 +256,12 @@ impl EtcdStore {
                             f.key
                         )));
                     }
+                    LockState::Standby => {
+                        return Err(StoreError::LockLost(format!(
+                            "{} is held by another instance; this one is a standby",
+                            f.key
+                        )));
+                    }
                 }
                 Some((f.full_key.clone(), f.lease.load(Ordering::SeqCst)))
             }
@@ -322,6 +340,18 @@ impl MetaStore for EtcdStore {
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+
+    async fn campaign(
+        &self,
+        key: &str,
+        owner: &[u8],
+    ) -> Result<Box<dyn OwnershipLock>, StoreError> {
+        self.take_campaign(key, owner).await
+    }
+
+    async fn changed(&self, dir: &str, since: u64) -> Result<u64, StoreError> {
+        self.changed_under(dir, since).await
     }
 
     async fn lock(&self, key: &str, owner: &[u8]) -> Result<Box<dyn OwnershipLock>, StoreError> {

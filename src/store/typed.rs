@@ -263,6 +263,14 @@ impl Store {
             .await
     }
 
+    /// Takes the product's ownership lock if free, else stands by for it
+    /// ([`MetaStore::campaign`]).
+    pub async fn campaign(&self, me: &TopomRecord) -> Result<Box<dyn OwnershipLock>, StoreError> {
+        self.raw
+            .campaign(&keys::topom(&self.product), &encode(me)?)
+            .await
+    }
+
     /// Decodes the record at `key`; a failure names where the record lives.
     fn decode_at<T: DeserializeOwned>(&self, key: &str, value: &[u8]) -> Result<T, StoreError> {
         decode(key, value).map_err(|e| match e {

@@ -194,6 +194,25 @@ impl Topom {
         TopomClient::with_interceptor(self.channel().await, Bearer(Some(v)))
     }
 
+    /// The health status of `topom.v1.Topom` (`None` when the check fails).
+    pub async fn health(&self) -> Option<i32> {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let mut h = HealthClient::new(self.channel().await);
+        h.check(HealthCheckRequest {
+            service: "topom.v1.Topom".into(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().status)
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status();
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub async fn kill9(&mut self) {
         let _ = self.child.start_kill();

@@ -178,6 +178,11 @@ const (
 	EventKind_EVENT_KIND_MASTER_SWITCH EventKind = 1
 	// An operator promoted a replica.
 	EventKind_EVENT_KIND_PROMOTE EventKind = 2
+	// This topom instance became the product's leader (group_id 0;
+	// old_master / new_master: the previous and the new leader's address).
+	EventKind_EVENT_KIND_LEADER_ELECTED EventKind = 3
+	// This topom instance stopped leading (group_id 0; detail: why).
+	EventKind_EVENT_KIND_STEPPED_DOWN EventKind = 4
 )
 
 // Enum value maps for EventKind.
@@ -186,11 +191,15 @@ var (
 		0: "EVENT_KIND_UNSPECIFIED",
 		1: "EVENT_KIND_MASTER_SWITCH",
 		2: "EVENT_KIND_PROMOTE",
+		3: "EVENT_KIND_LEADER_ELECTED",
+		4: "EVENT_KIND_STEPPED_DOWN",
 	}
 	EventKind_value = map[string]int32{
-		"EVENT_KIND_UNSPECIFIED":   0,
-		"EVENT_KIND_MASTER_SWITCH": 1,
-		"EVENT_KIND_PROMOTE":       2,
+		"EVENT_KIND_UNSPECIFIED":    0,
+		"EVENT_KIND_MASTER_SWITCH":  1,
+		"EVENT_KIND_PROMOTE":        2,
+		"EVENT_KIND_LEADER_ELECTED": 3,
+		"EVENT_KIND_STEPPED_DOWN":   4,
 	}
 )
 
@@ -1250,7 +1259,7 @@ func (x *GetSentinelInfoResponse) GetMonitored() map[string]*SentinelGroup {
 	return nil
 }
 
-// Something that changed a group's master.
+// Something that changed a group's master, or this instance's leadership.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What happened.
@@ -5222,11 +5231,13 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x0eLOG_LEVEL_INFO\x10\x03\x12\x13\n" +
 	"\x0fLOG_LEVEL_DEBUG\x10\x04\x12\x13\n" +
 	"\x0fLOG_LEVEL_TRACE\x10\x05\x12\x11\n" +
-	"\rLOG_LEVEL_OFF\x10\x06*]\n" +
+	"\rLOG_LEVEL_OFF\x10\x06*\x99\x01\n" +
 	"\tEventKind\x12\x1a\n" +
 	"\x16EVENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EVENT_KIND_MASTER_SWITCH\x10\x01\x12\x16\n" +
-	"\x12EVENT_KIND_PROMOTE\x10\x022\xc5\x1c\n" +
+	"\x12EVENT_KIND_PROMOTE\x10\x02\x12\x1d\n" +
+	"\x19EVENT_KIND_LEADER_ELECTED\x10\x03\x12\x1b\n" +
+	"\x17EVENT_KIND_STEPPED_DOWN\x10\x042\xc5\x1c\n" +
 	"\x05Topom\x12J\n" +
 	"\vGetOverview\x12\x1c.topom.v1.GetOverviewRequest\x1a\x1d.topom.v1.GetOverviewResponse\x12A\n" +
 	"\bGetModel\x12\x19.topom.v1.GetModelRequest\x1a\x1a.topom.v1.GetModelResponse\x12;\n" +

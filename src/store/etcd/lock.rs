@@ -17,7 +17,7 @@ use tokio::time::{Instant, sleep, sleep_until, timeout};
 
 use super::EtcdStore;
 use crate::store::memory::{check_key, locked};
-use crate::store::{LockState, MetaStore, OwnershipLock, StoreError};
+use crate::store::{LockState, OwnershipLock, StoreError};
 
 /// First and largest pause between retries of keep-alives and re-acquisition.
 const RETRY_MIN: Duration = Duration::from_millis(100);
@@ -36,9 +36,9 @@ const LEASE_POLL: Duration = Duration::from_millis(250);
 
 /// The lock key as found when taking it failed: bound to `lease`, holding the
 /// holder's owner record.
-struct Held {
+pub(super) struct Held {
     lease: i64,
-    record: Vec<u8>,
+    pub(super) record: Vec<u8>,
 }
 
 /// What a held lock shares between its handle, its keep-alive task and the writes.
@@ -56,9 +56,52 @@ pub(super) struct Fence {
     pub(super) lost: Notify,
     /// Wakes the keep-alive task to renew at once when a store call failed.
     pub(super) suspect: Notify,
+    /// The current holder's owner record (this process's own while held).
+    pub(super) holder: watch::Sender<Option<Vec<u8>>>,
+    /// Wakes the keep-alive task to give the lock up (Resign).
+    pub(super) resign: Notify,
+    /// Until when the lock is not taken again after a resign.
+    pub(super) hold_off_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Fence {
+    /// A fence for `key` in `state`, bound to `lease` (0: none yet).
+    pub(super) fn new(id: u64, key: &str, full_key: String, lease: i64, state: LockState) -> Fence {
+        Fence {
+            id,
+            key: key.to_owned(),
+            full_key,
+            lease: AtomicI64::new(lease),
+            state: watch::channel(state).0,
+            lost: Notify::new(),
+            suspect: Notify::new(),
+            holder: watch::channel(None).0,
+            resign: Notify::new(),
+            hold_off_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The hold-off a resign set, if it has not run out.
+    pub(super) fn holding_off(&self) -> Option<Instant> {
+        let until = *self
+            .hold_off_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.filter(|u| *u > Instant::now())
+    }
+
+    /// Records who holds the key now, if that changed.
+    pub(super) fn set_holder(&self, record: Option<&[u8]>) {
+        self.holder
+            .send_if_modified(|h| match (h.as_deref(), record) {
+                (a, b) if a == b => false,
+                _ => {
+                    *h = record.map(<[u8]>::to_vec);
+                    true
+                }
+            });
+    }
+
     /// Called when a write guarded by `lease` failed its guard.
     pub(super) fn report_lost(&self, lease: i64) {
         // A stale lease means the task already took the lock back: nothing new.
@@ -101,7 +144,7 @@ impl Fence {
 impl EtcdStore {
     /// Grants a lease and creates the lock key bound to it, if absent. Returns the
     /// lease, its TTL and until when it is surely alive.
-    async fn take(
+    pub(super) async fn take(
         &self,
         key: &str,
         full_key: &str,
@@ -204,7 +247,7 @@ impl EtcdStore {
     }
 
     /// Revokes `lease` (deleting the keys bound to it); a lease already gone is fine.
-    async fn revoke(&self, lease: i64) -> Result<(), StoreError> {
+    pub(super) async fn revoke(&self, lease: i64) -> Result<(), StoreError> {
         let mut leases = self.inner.client.lease_client();
         let request = async {
             match leases.revoke(lease).await {
@@ -228,34 +271,52 @@ impl EtcdStore {
         });
     }
 
-    /// Keeps `fence`'s lock alive, and takes it back whenever it is lost. Runs
-    /// until aborted by the lock handle.
-    async fn keep(self, fence: Arc<Fence>, owner: Vec<u8>, ttl: Duration, valid_until: Instant) {
-        let (mut ttl, mut valid_until) = (ttl, valid_until);
+    /// Keeps `fence`'s lock alive while held (`term` says until when the current
+    /// lease is surely alive), gives it up on a resign, and takes it (back)
+    /// whenever it is free. Runs until aborted by the lock handle.
+    pub(super) async fn keep(
+        self,
+        fence: Arc<Fence>,
+        owner: Vec<u8>,
+        term: Option<(Duration, Instant)>,
+    ) {
+        let mut term = term;
+        let mut old = None;
         loop {
-            let lease = fence.lease.load(Ordering::SeqCst);
-            let why = self.hold(&fence, lease, ttl, valid_until).await;
-            fence.state.send_replace(LockState::Lost);
-            tracing::warn!(key = %fence.key, lease, reason = %why, "ownership lock lost; taking it back");
-            (ttl, valid_until) = self.retake(&fence, &owner, lease).await;
+            if let Some((ttl, valid_until)) = term {
+                let lease = fence.lease.load(Ordering::SeqCst);
+                match self.hold(&fence, lease, ttl, valid_until).await {
+                    Ended::Resigned => {
+                        self.give_up(&fence, lease).await;
+                        tracing::info!(key = %fence.key, lease, "ownership lock given up (resign)");
+                    }
+                    Ended::Lost(why) => {
+                        fence.state.send_replace(LockState::Lost);
+                        tracing::warn!(key = %fence.key, lease, reason = %why, "ownership lock lost; taking it back");
+                        old = Some(lease);
+                    }
+                }
+            }
+            let taken = self.retake(&fence, &owner, old.take()).await;
             tracing::info!(
                 key = %fence.key,
                 lease = fence.lease.load(Ordering::SeqCst),
-                "ownership lock taken back"
+                "ownership lock taken"
             );
+            fence.set_holder(Some(&owner));
             fence.state.send_replace(LockState::Held);
+            term = Some(taken);
         }
     }
 
-    /// Renews `lease` every TTL/3 until it may have expired; returns why it is
-    /// considered lost.
+    /// Renews `lease` every TTL/3 until it may have expired or is given up.
     async fn hold(
         &self,
         fence: &Fence,
         lease: i64,
         ttl: Duration,
         mut valid_until: Instant,
-    ) -> String {
+    ) -> Ended {
         let every = ttl / 3;
         let mut channel = None;
         let mut next = Instant::now() + every;
@@ -265,12 +326,19 @@ impl EtcdStore {
                 () = sleep_until(next.min(valid_until)) => {}
                 () = fence.suspect.notified() => {}
                 () = fence.lost.notified() => {
-                    return "a write found the lock key deleted or re-created".into();
+                    return Ended::Lost("a write found the lock key deleted or re-created".into());
                 }
+                // A permit left from a resign that found the lock not held is stale.
+                () = fence.resign.notified(), if fence.holding_off().is_some() => {}
+            }
+            if fence.holding_off().is_some() {
+                return Ended::Resigned;
             }
             let sent = Instant::now();
             if sent >= valid_until {
-                return format!("no successful keep-alive for {ttl:?}; the lease may have expired");
+                return Ended::Lost(format!(
+                    "no successful keep-alive for {ttl:?}; the lease may have expired"
+                ));
             }
             let budget = self.inner.opts.timeout.min(valid_until - sent);
             let outcome = timeout(budget, self.keep_alive(&mut channel, lease, ttl)).await;
@@ -281,7 +349,7 @@ impl EtcdStore {
                     backoff = RETRY_MIN;
                     fence.renewed(true);
                 }
-                Ok(Ok(None)) => return "etcd reports the lease expired".into(),
+                Ok(Ok(None)) => return Ended::Lost("etcd reports the lease expired".into()),
                 failed => {
                     let error = match failed {
                         Ok(Err(e)) => e.to_string(),
@@ -329,26 +397,36 @@ impl EtcdStore {
         }
     }
 
-    /// Takes a lost lock back, retrying with backoff until it succeeds. Returns
-    /// the new lease's TTL and until when it is surely alive.
-    async fn retake(&self, fence: &Fence, owner: &[u8], old: i64) -> (Duration, Instant) {
-        let mut old = Some(old);
+    /// Takes a free lock, retrying until it succeeds: at once when the key goes
+    /// (watched), with backoff when etcd fails. Returns the new lease's TTL and
+    /// until when it is surely alive.
+    async fn retake(&self, fence: &Fence, owner: &[u8], old: Option<i64>) -> (Duration, Instant) {
+        let mut old = old;
         let mut backoff = RETRY_MIN;
         let mut last_error = String::new();
         loop {
             match self.retake_once(fence, owner, &mut old).await {
                 Ok(taken) => return taken,
-                Err(e) => {
+                Err(Retry::Held(revision)) => {
+                    backoff = RETRY_MIN;
+                    self.key_changed(&fence.full_key, revision, RETRY_MAX).await;
+                }
+                Err(Retry::HoldingOff(until)) => {
+                    // Woken early when the key appears (a standby took it).
+                    let left = until.saturating_duration_since(Instant::now());
+                    self.key_changed(&fence.full_key, 0, left).await;
+                }
+                Err(Retry::Failed(e)) => {
                     let error = e.to_string();
-                    // Say it once, not every second while another process holds it.
+                    // Say it once, not every second while etcd is away.
                     if error != last_error {
-                        tracing::warn!(key = %fence.key, %error, "cannot take the ownership lock back yet");
+                        tracing::warn!(key = %fence.key, %error, "cannot take the ownership lock yet");
                         last_error = error;
                     }
+                    sleep(backoff).await;
+                    backoff = (backoff * 2).min(RETRY_MAX);
                 }
             }
-            sleep(backoff).await;
-            backoff = (backoff * 2).min(RETRY_MAX);
         }
     }
 
@@ -357,22 +435,50 @@ impl EtcdStore {
         fence: &Fence,
         owner: &[u8],
         old: &mut Option<i64>,
-    ) -> Result<(Duration, Instant), StoreError> {
+    ) -> Result<(Duration, Instant), Retry> {
         if let Some(lease) = *old {
             // The old lease may still be alive (given up early, or renewed by an etcd
             // restart) and still carry the key. Revoke it, so the key is re-created
             // under a lease this task actually keeps alive.
-            self.revoke(lease).await?;
+            self.revoke(lease).await.map_err(Retry::Failed)?;
             *old = None;
         }
-        // One cheap read per retry while another process holds the lock.
-        if let Some(current) = self.get(&fence.key).await? {
-            return Err(locked(&fence.key, Some(&current)));
+        // One cheap read per change of the key while another process holds it.
+        let (current, revision) = self
+            .read_key(&fence.full_key)
+            .await
+            .map_err(Retry::Failed)?;
+        if let Some(record) = current {
+            fence.set_holder(Some(&record));
+            fence.state.send_if_modified(|s| {
+                let changed = *s != LockState::Standby;
+                *s = LockState::Standby;
+                changed
+            });
+            return Err(Retry::Held(revision));
+        }
+        fence.set_holder(None);
+        if let Some(until) = fence.holding_off() {
+            return Err(Retry::HoldingOff(until));
         }
         let (lease, ttl, valid_until) = self
             .take(&fence.key, &fence.full_key, owner)
-            .await?
-            .map_err(|held| locked(&fence.key, Some(&held.record)))?;
+            .await
+            .map_err(Retry::Failed)?
+            .map_err(|_| Retry::Held(0))?;
+        // A holder counts only from its first keep-alive: the lease is then
+        // known to be renewable, not just granted.
+        let first = timeout(
+            self.inner.opts.timeout,
+            self.keep_alive(&mut None, lease, ttl),
+        )
+        .await;
+        if !matches!(first, Ok(Ok(Some(_)))) {
+            self.revoke_in_background(lease);
+            return Err(Retry::Failed(StoreError::Unavailable(format!(
+                "the first keep-alive of lease {lease:x} failed"
+            ))));
+        }
         fence.lease.store(lease, Ordering::SeqCst);
         Ok((ttl, valid_until))
     }
@@ -391,43 +497,54 @@ impl EtcdStore {
                 Err(held) => self.outlast(key, &held).await?,
             }
         };
-        let (state, _) = watch::channel(LockState::Held);
-        let fence = Arc::new(Fence {
-            id: self.inner.next_fence_id.fetch_add(1, Ordering::Relaxed),
-            key: key.to_owned(),
+        let fence = Arc::new(Fence::new(
+            self.inner.next_fence_id.fetch_add(1, Ordering::Relaxed),
+            key,
             full_key,
-            lease: AtomicI64::new(lease),
-            state,
-            lost: Notify::new(),
-            suspect: Notify::new(),
-        });
-        *self.fence_slot() = Some(fence.clone());
-        let task = tokio::spawn(
-            self.clone()
-                .keep(fence.clone(), owner.to_vec(), ttl, valid_until),
-        );
-        Ok(Box::new(EtcdLock {
-            store: self.clone(),
-            fence,
-            task,
-        }))
+            lease,
+            LockState::Held,
+        ));
+        fence.set_holder(Some(owner));
+        Ok(self.start_keeping(fence, owner, Some((ttl, valid_until))))
     }
+}
+
+/// How a term of holding the lock ended.
+pub(super) enum Ended {
+    /// The lease may have run out, or the key is no longer bound to it.
+    Lost(String),
+    /// Given up on purpose (resign).
+    Resigned,
+}
+
+/// Why taking the lock has to wait.
+pub(super) enum Retry {
+    /// Another process holds it; the key was read at this store revision.
+    Held(i64),
+    /// This process resigned and stays out until then.
+    HoldingOff(Instant),
+    /// etcd failed.
+    Failed(StoreError),
 }
 
 /// A held etcd lock. Dropping it stops the keep-alives without revoking, as a
 /// crash would: the key then expires after the TTL. The store's writes stay
 /// guarded by the abandoned lease, so once it has expired they fail with
 /// [`StoreError::LockLost`] rather than silently becoming unguarded.
-struct EtcdLock {
-    store: EtcdStore,
-    fence: Arc<Fence>,
-    task: JoinHandle<()>,
+pub(super) struct EtcdLock {
+    pub(super) store: EtcdStore,
+    pub(super) fence: Arc<Fence>,
+    pub(super) task: JoinHandle<()>,
 }
 
 #[async_trait]
 impl OwnershipLock for EtcdLock {
     fn state(&self) -> watch::Receiver<LockState> {
         self.fence.state.subscribe()
+    }
+
+    fn leadership(&self) -> Option<Arc<dyn crate::store::Leadership>> {
+        Some(Arc::new(super::leader::EtcdLeadership(self.fence.clone())))
     }
 
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -441,23 +558,17 @@ impl OwnershipLock for EtcdLock {
             }
         }
         let lease = self.fence.lease.load(Ordering::SeqCst);
-        let full_key = self.fence.full_key.as_str();
-        // Delete the key only if it is still ours: another owner may hold it now.
-        let txn = Txn::new()
-            .when([Compare::lease(full_key, CompareOp::Equal, lease)])
-            .and_then([TxnOp::delete(full_key, None)]);
-        let mut kv = self.store.inner.client.kv_client();
-        let deleted = self
-            .store
-            .call("release lock", kv.txn(txn))
-            .await
-            .map(|_| ());
-        let revoked = self.store.revoke(lease).await;
+        // A standby that never held it has nothing to give up.
+        let given_up = if lease == 0 {
+            Ok(())
+        } else {
+            self.store.drop_key(&self.fence, lease).await
+        };
         // Unused leases still being revoked: each call is bounded, and nothing
         // of this store may outlive the release.
         self.store.inner.background.close();
         self.store.inner.background.wait().await;
-        deleted.and(revoked)
+        given_up
     }
 }
 

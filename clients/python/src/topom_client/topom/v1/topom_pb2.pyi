@@ -34,6 +34,8 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
     EVENT_KIND_MASTER_SWITCH: _ClassVar[EventKind]
     EVENT_KIND_PROMOTE: _ClassVar[EventKind]
+    EVENT_KIND_LEADER_ELECTED: _ClassVar[EventKind]
+    EVENT_KIND_STEPPED_DOWN: _ClassVar[EventKind]
 INSTANCE_ROLE_UNSPECIFIED: InstanceRole
 INSTANCE_ROLE_LEADER: InstanceRole
 INSTANCE_ROLE_STANDBY: InstanceRole
@@ -47,6 +49,8 @@ LOG_LEVEL_OFF: LogLevel
 EVENT_KIND_UNSPECIFIED: EventKind
 EVENT_KIND_MASTER_SWITCH: EventKind
 EVENT_KIND_PROMOTE: EventKind
+EVENT_KIND_LEADER_ELECTED: EventKind
+EVENT_KIND_STEPPED_DOWN: EventKind
 
 class GetOverviewRequest(_message.Message):
     __slots__ = ()
