@@ -153,6 +153,8 @@ pub trait Leadership: Send + Sync {
     /// The owner record of the current holder (this instance's own while it
     /// holds the lock); `None` while nobody holds it or it is not known yet.
     fn holder(&self) -> watch::Receiver<Option<Vec<u8>>>;
+    /// The owner records of every running instance (leader and standbys).
+    async fn instances(&self) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Gives the lock up now (if held) and does not take it again for
     /// `hold_off`, so that another instance can.
     async fn resign(&self, hold_off: std::time::Duration) -> Result<(), StoreError>;

@@ -126,16 +126,23 @@ async fn a_standby_serves_reads_and_points_writes_at_the_leader() {
     };
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
 
-    // Both overviews list the leader first, with its address.
+    // Both overviews list every instance, the leader first.
     for t in [&leader, &standby] {
         let o = overview(t).await.unwrap();
         assert_eq!(o.leader_addr, leader.addr());
-        assert_eq!(o.instances[0].addr, leader.addr());
-        assert_eq!(o.instances[0].role(), pb::InstanceRole::Leader);
+        let listed: Vec<_> = o
+            .instances
+            .iter()
+            .map(|i| (i.addr.as_str(), i.role(), i.pid))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (leader.addr(), pb::InstanceRole::Leader, leader.pid()),
+                (standby.addr(), pb::InstanceRole::Standby, standby.pid()),
+            ]
+        );
     }
-    let o = overview(&standby).await.unwrap();
-    assert_eq!(o.instances.len(), 2, "{:?}", o.instances);
-    assert_eq!(o.instances[1].addr, standby.addr());
     assert!(
         overview(&leader).await.unwrap().instances[0]
             .leader_since
@@ -178,6 +185,17 @@ async fn a_killed_leader_is_replaced_within_the_lease() {
         .expect("a leadership event");
     assert_eq!(elected.new_master, standby.addr());
     assert_eq!(elected.old_master, old);
+    // The dead instance drops out of the list when its record's lease ends.
+    common::wait_until(
+        TTL * 4,
+        "the killed instance to leave the list",
+        async || {
+            overview(&standby)
+                .await
+                .is_some_and(|o| o.instances.len() == 1)
+        },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -243,6 +261,46 @@ async fn resign_hands_leadership_to_the_standby() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
     assert!(e.message().contains(leader.addr()), "{}", e.message());
 
+    // A proxy's stream to the leader: it must end when the leader steps down,
+    // naming the new one, so the proxy follows.
+    let mut proxies = pb::proxy_control_client::ProxyControlClient::new(leader.channel().await);
+    proxies
+        .register_proxy(pb::RegisterProxyRequest {
+            proxy: Some(pb::Proxy {
+                token: "p1".into(),
+                admin_addr: "127.0.0.1:1".into(),
+                proxy_addr: "127.0.0.1:2".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let hello = pb::WatchSlotsRequest {
+        kind: Some(pb::watch_slots_request::Kind::Hello(pb::WatchHello {
+            token: "p1".into(),
+            ..Default::default()
+        })),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello).await.unwrap();
+    let mut stream = proxies
+        .watch_slots(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        stream.message().await.unwrap().is_some(),
+        "the first update"
+    );
+    let mut rounds = leader
+        .client()
+        .await
+        .watch_stats(pb::WatchStatsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(rounds.message().await.unwrap().is_some(), "the first round");
+
     let started = Instant::now();
     let r = leader
         .client()
@@ -261,6 +319,30 @@ async fn resign_hands_leadership_to_the_standby() {
     assert!(took <= started.elapsed(), "{took:?}");
     create_group(&standby, 5).await.unwrap();
     assert_eq!(role(&leader).await, Some(pb::InstanceRole::Standby));
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.message()).await {
+            Ok(Ok(Some(_))) => continue, // heartbeats sent before the step-down
+            Ok(Err(status)) => break status,
+            other => panic!("the stream did not end with a status: {other:?}"),
+        }
+    };
+    let stats_ended = loop {
+        match tokio::time::timeout(Duration::from_secs(5), rounds.message()).await {
+            Ok(Ok(Some(_))) => continue, // rounds completed before the step-down
+            Ok(Err(status)) => break status,
+            other => panic!("WatchStats did not end with a status: {other:?}"),
+        }
+    };
+    for e in [&ended, &stats_ended] {
+        assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+        assert_eq!(
+            e.metadata()
+                .get("topom-leader")
+                .and_then(|v| v.to_str().ok()),
+            Some(standby.addr())
+        );
+    }
+    drop(tx);
     let e = create_group(&leader, 6).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
 }

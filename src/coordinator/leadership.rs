@@ -12,6 +12,9 @@ use super::{Coordinator, Error, Result, SlotTable, new_epoch};
 use crate::model::TopomRecord;
 use crate::store::{Leadership, LockState};
 
+/// How long a stream of a leader that stepped down waits to name the next one.
+pub const STEP_DOWN_PATIENCE: Duration = Duration::from_secs(1);
+
 /// The role of this instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -61,6 +64,50 @@ impl Coordinator {
         self.leader_record().map(|r| r.admin_addr)
     }
 
+    /// Every running instance with its role, the leader first. Without a
+    /// shared lock, this instance alone.
+    pub async fn instances(&self) -> Vec<(TopomRecord, Role)> {
+        let mut records: Vec<TopomRecord> = match self.leader.handle.get() {
+            Some(h) => match h.instances().await {
+                Ok(list) => list
+                    .iter()
+                    .filter_map(|b| serde_json::from_slice(b).ok())
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the instances");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let leader = self.leader_record();
+        // Shown even when the list could not be read or lags behind.
+        for known in leader.iter().chain([&self.owner]) {
+            if !records.iter().any(|r| r.token == known.token) {
+                records.push(known.clone());
+            }
+        }
+        let leads = |r: &TopomRecord| leader.as_ref().is_some_and(|l| l.token == r.token);
+        records.sort_by(|a, b| {
+            (!leads(a), &a.start_time, &a.admin_addr).cmp(&(
+                !leads(b),
+                &b.start_time,
+                &b.admin_addr,
+            ))
+        });
+        records
+            .into_iter()
+            .map(|r| {
+                let role = if leads(&r) {
+                    Role::Leader
+                } else {
+                    Role::Standby
+                };
+                (r, role)
+            })
+            .collect()
+    }
+
     /// Since when this instance leads (`None` while it does not).
     pub fn leader_since(&self) -> Option<SystemTime> {
         if self.role() != Role::Leader {
@@ -74,6 +121,29 @@ impl Coordinator {
     pub async fn until_not_leader(&self) {
         let mut state = self.lock_state.clone();
         let _ = state.wait_for(|s| *s != LockState::Held).await;
+    }
+
+    /// The error for a client of a leader that just stepped down: it names the
+    /// next leader if one takes over within [`STEP_DOWN_PATIENCE`], so the
+    /// client goes straight there.
+    pub async fn stepped_down(&self) -> Error {
+        if let Some(handle) = self.leader.handle.get() {
+            let mut holder = handle.holder();
+            let own = self.owner.token.clone();
+            let _ = tokio::time::timeout(
+                STEP_DOWN_PATIENCE,
+                holder.wait_for(|h| {
+                    h.as_deref()
+                        .and_then(|b| serde_json::from_slice::<TopomRecord>(b).ok())
+                        .is_some_and(|r| r.token != own)
+                }),
+            )
+            .await;
+        }
+        match self.check_leader() {
+            Err(e) => e,
+            Ok(()) => Error::NotOnline("this topom stepped down".into()),
+        }
     }
 
     /// Refuses on a standby what only the leader serves (its stats rounds).

@@ -175,29 +175,23 @@ pub fn role(r: crate::coordinator::Role) -> pb::InstanceRole {
     }
 }
 
-/// The instances GetOverview lists: the leader first, then this one if it
-/// stands by.
-pub fn instances(c: &crate::coordinator::Coordinator) -> Vec<pb::TopomInstance> {
-    let instance = |t: &model::TopomRecord, role: pb::InstanceRole| pb::TopomInstance {
-        addr: t.admin_addr.clone(),
-        role: role as i32,
-        pid: t.pid,
-        hostname: t.hostname.clone(),
-        started: timestamp(&t.start_time),
-        leader_since: None,
-    };
-    let mut out = Vec::new();
-    if let Some(leader) = c.leader_record() {
-        let mut l = instance(&leader, pb::InstanceRole::Leader);
-        if leader.token == c.owner().token {
-            l.leader_since = c.leader_since().map(prost_types::Timestamp::from);
-        }
-        out.push(l);
-    }
-    if c.role() == crate::coordinator::Role::Standby {
-        out.push(instance(c.owner(), pb::InstanceRole::Standby));
-    }
-    out
+/// The instances GetOverview lists, as the core orders them (leader first).
+pub fn instances(
+    c: &crate::coordinator::Coordinator,
+    list: Vec<(model::TopomRecord, crate::coordinator::Role)>,
+) -> Vec<pb::TopomInstance> {
+    list.into_iter()
+        .map(|(t, r)| pb::TopomInstance {
+            leader_since: (t.token == c.owner().token)
+                .then(|| c.leader_since().map(prost_types::Timestamp::from))
+                .flatten(),
+            addr: t.admin_addr,
+            role: role(r) as i32,
+            pid: t.pid,
+            hostname: t.hostname,
+            started: timestamp(&t.start_time),
+        })
+        .collect()
 }
 
 /// A Sentinel's report → proto stats (fields and monitored groups).

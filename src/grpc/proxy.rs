@@ -179,10 +179,8 @@ async fn serve(
             () = shutdown.cancelled() => break,
             // Stepped down: the proxy must follow the new leader.
             () = c.until_not_leader() => {
-                let _ = tx.send(Err(c.check_leader().err().map_or_else(
-                    || Status::unavailable("this topom stepped down"),
-                    Status::from,
-                ))).await;
+                let error = c.stepped_down().await;
+                let _ = tx.send(Err(Status::from(error))).await;
                 break;
             }
             r = table.changed() => {

@@ -47,6 +47,22 @@ impl TopomService {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Ends a leader-only stream when this instance stops leading, with the
+/// error that names the next leader (rounds stop on a standby).
+fn until_stepped_down(c: Arc<Coordinator>, rounds: stats::WatchStream) -> stats::WatchStream {
+    use futures::StreamExt as _;
+    let watching = c.clone();
+    let ended = async move { watching.until_not_leader().await };
+    let last = futures::stream::once(async move {
+        match c.check_leader() {
+            Ok(()) => None,
+            Err(_) => Some(Err(Status::from(c.stepped_down().await))),
+        }
+    })
+    .filter_map(std::future::ready);
+    Box::pin(rounds.take_until(ended).chain(last))
+}
+
 /// How long Resign waits for a standby by default, and at most.
 const RESIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_RESIGN_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -58,6 +74,7 @@ impl Topom for TopomService {
         _: Request<pb::GetOverviewRequest>,
     ) -> Reply<pb::GetOverviewResponse> {
         let c = &self.coordinator;
+        let instances = c.instances().await;
         let groups = c.groups();
         Ok(Response::new(pb::GetOverviewResponse {
             version: env!("CARGO_PKG_VERSION").into(),
@@ -70,7 +87,7 @@ impl Topom for TopomService {
             revision: c.table().revision,
             role: convert::role(c.role()) as i32,
             leader_addr: c.leader_addr().unwrap_or_default(),
-            instances: convert::instances(c),
+            instances: convert::instances(c, instances),
         }))
     }
 
@@ -192,11 +209,15 @@ impl Topom for TopomService {
         self.coordinator.check_not_standby()?;
         self.coordinator
             .check_stats_filter(&r.group_ids, &r.addrs)?;
-        Ok(Response::new(stats::watch(
+        let rounds = stats::watch(
             &self.coordinator,
             stats::Filter::new(&r),
             self.round_cache.clone(),
             self.control.shutdown.clone(),
+        );
+        Ok(Response::new(until_stepped_down(
+            self.coordinator.clone(),
+            rounds,
         )))
     }
 

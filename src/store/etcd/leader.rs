@@ -3,11 +3,11 @@
 //! product's records so a standby's reads stay current.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp, WatchOptions};
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, WatchOptions};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 
@@ -41,7 +41,112 @@ impl EtcdStore {
                 (fence, None)
             }
         };
-        Ok(self.start_keeping(Arc::new(fence), owner, term))
+        let mut lock = self.start_keeping(Arc::new(fence), owner, term);
+        lock.presence = Some(self.announce(format!("{}-instances", self.full(key)), owner));
+        Ok(Box::new(lock))
+    }
+
+    /// Keeps this instance's record under `dir` (bound to a lease of its own,
+    /// so a killed instance drops out of the list within the TTL).
+    fn announce(&self, dir: String, owner: &[u8]) -> Presence {
+        let lease = Arc::new(AtomicI64::new(0));
+        let task = tokio::spawn(self.clone().stay_present(
+            dir.clone(),
+            owner.to_vec(),
+            lease.clone(),
+        ));
+        Presence { dir, lease, task }
+    }
+
+    async fn stay_present(self, dir: String, owner: Vec<u8>, current: Arc<AtomicI64>) {
+        let mut failing = false;
+        loop {
+            let error = self.present_once(&dir, &owner, &current).await;
+            if !failing {
+                tracing::warn!(%error, "cannot keep this instance's record in etcd; retrying");
+                failing = true;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Puts the record under a fresh lease and renews it until that fails.
+    async fn present_once(&self, dir: &str, owner: &[u8], current: &AtomicI64) -> String {
+        let ttl = self.inner.opts.lease_ttl.max(Duration::from_secs(1));
+        let mut leases = self.inner.client.lease_client();
+        let grant = match self
+            .call(
+                "grant lease",
+                leases.grant(ttl.as_secs().try_into().unwrap_or(5), None),
+            )
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => return e.to_string(),
+        };
+        let lease = grant.id();
+        current.store(lease, Ordering::SeqCst);
+        let mut kv = self.inner.client.kv_client();
+        let put = kv.put(
+            format!("{dir}/{lease:x}"),
+            owner.to_vec(),
+            Some(PutOptions::new().with_lease(lease)),
+        );
+        if let Err(e) = self.call("announce instance", put).await {
+            self.revoke_in_background(lease);
+            return e.to_string();
+        }
+        let mut channel = None;
+        loop {
+            tokio::time::sleep(ttl / 3).await;
+            match timeout(
+                self.inner.opts.timeout,
+                self.keep_alive(&mut channel, lease, ttl),
+            )
+            .await
+            {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return "the instance lease expired".into(),
+                Ok(Err(e)) => return e.to_string(),
+                Err(_) => return "keep-alive of the instance lease timed out".into(),
+            }
+        }
+    }
+}
+
+/// This instance's record among the product's instances.
+pub(super) struct Presence {
+    /// The etcd directory of the instance records.
+    pub(super) dir: String,
+    lease: Arc<AtomicI64>,
+    pub(super) task: tokio::task::JoinHandle<()>,
+}
+
+impl Presence {
+    /// Stops renewing and removes the record now.
+    pub(super) async fn end(self, store: &EtcdStore) {
+        self.task.abort();
+        let _ = self.task.await;
+        let lease = self.lease.load(Ordering::SeqCst);
+        if lease != 0
+            && let Err(e) = store.revoke(lease).await
+        {
+            tracing::debug!(error = %e, "cannot revoke the instance lease; it expires by itself");
+        }
+    }
+}
+
+impl EtcdStore {
+    /// The records of every running instance under `dir`.
+    async fn instance_records(&self, dir: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut kv = self.inner.client.kv_client();
+        let resp = self
+            .call(
+                "list instances",
+                kv.get(format!("{dir}/"), Some(GetOptions::new().with_prefix())),
+            )
+            .await?;
+        Ok(resp.kvs().iter().map(|kv| kv.value().to_vec()).collect())
     }
 
     /// Makes `fence` guard this store's writes and starts its keep-alive task.
@@ -50,21 +155,24 @@ impl EtcdStore {
         fence: Arc<Fence>,
         owner: &[u8],
         term: Option<(Duration, Instant)>,
-    ) -> Box<dyn OwnershipLock> {
+    ) -> EtcdLock {
         *self.fence_slot() = Some(fence.clone());
         let task = tokio::spawn(self.clone().keep(fence.clone(), owner.to_vec(), term));
-        Box::new(EtcdLock {
+        EtcdLock {
             store: self.clone(),
             fence,
             task,
-        })
+            presence: None,
+        }
     }
 
     /// Resigns: stops claiming the lock first (writes are refused from here
     /// on), then deletes the key if it is still bound to `lease`.
     pub(super) async fn give_up(&self, fence: &Fence, lease: i64) {
-        fence.state.send_replace(LockState::Standby);
+        // Nobody holds it from here: a reader of the state must not find this
+        // instance named as the leader.
         fence.set_holder(None);
+        fence.state.send_replace(LockState::Standby);
         if let Err(e) = self.drop_key(fence, lease).await {
             // The lease then runs out by itself within its TTL.
             tracing::warn!(key = %fence.key, error = %e, "cannot delete the lock key on resign");
@@ -157,21 +265,30 @@ impl EtcdStore {
 }
 
 /// The [`Leadership`] handle of an etcd lock.
-pub(super) struct EtcdLeadership(pub(super) Arc<Fence>);
+pub(super) struct EtcdLeadership {
+    pub(super) store: EtcdStore,
+    pub(super) fence: Arc<Fence>,
+    /// The etcd directory of the instance records.
+    pub(super) instances: String,
+}
 
 #[async_trait]
 impl Leadership for EtcdLeadership {
     fn holder(&self) -> watch::Receiver<Option<Vec<u8>>> {
-        self.0.holder.subscribe()
+        self.fence.holder.subscribe()
+    }
+
+    async fn instances(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.store.instance_records(&self.instances).await
     }
 
     async fn resign(&self, hold_off: Duration) -> Result<(), StoreError> {
         *self
-            .0
+            .fence
             .hold_off_until
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now() + hold_off);
-        self.0.resign.notify_one();
+        self.fence.resign.notify_one();
         Ok(())
     }
 }

@@ -262,7 +262,7 @@ impl EtcdStore {
     }
 
     /// Revokes an unused lease without waiting; if that fails it expires anyway.
-    fn revoke_in_background(&self, lease: i64) {
+    pub(super) fn revoke_in_background(&self, lease: i64) {
         let store = self.clone();
         self.inner.background.spawn(async move {
             if let Err(e) = store.revoke(lease).await {
@@ -367,7 +367,7 @@ impl EtcdStore {
     }
 
     /// One keep-alive round trip: the renewed TTL, or `None` if the lease is gone.
-    async fn keep_alive(
+    pub(super) async fn keep_alive(
         &self,
         channel: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
         lease: i64,
@@ -505,7 +505,11 @@ impl EtcdStore {
             LockState::Held,
         ));
         fence.set_holder(Some(owner));
-        Ok(self.start_keeping(fence, owner, Some((ttl, valid_until))))
+        Ok(Box::new(self.start_keeping(
+            fence,
+            owner,
+            Some((ttl, valid_until)),
+        )))
     }
 }
 
@@ -535,6 +539,8 @@ pub(super) struct EtcdLock {
     pub(super) store: EtcdStore,
     pub(super) fence: Arc<Fence>,
     pub(super) task: JoinHandle<()>,
+    /// The instance record of a campaigning lock (see `leader.rs`).
+    pub(super) presence: Option<super::leader::Presence>,
 }
 
 #[async_trait]
@@ -544,10 +550,18 @@ impl OwnershipLock for EtcdLock {
     }
 
     fn leadership(&self) -> Option<Arc<dyn crate::store::Leadership>> {
-        Some(Arc::new(super::leader::EtcdLeadership(self.fence.clone())))
+        let instances = self.presence.as_ref()?.dir.clone();
+        Some(Arc::new(super::leader::EtcdLeadership {
+            store: self.store.clone(),
+            fence: self.fence.clone(),
+            instances,
+        }))
     }
 
     async fn release(mut self: Box<Self>) -> Result<(), StoreError> {
+        if let Some(presence) = self.presence.take() {
+            presence.end(&self.store).await;
+        }
         self.task.abort();
         // Wait until the task is gone, so it cannot re-create the key behind us.
         let _ = (&mut self.task).await;
@@ -575,5 +589,8 @@ impl OwnershipLock for EtcdLock {
 impl Drop for EtcdLock {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(p) = &self.presence {
+            p.task.abort();
+        }
     }
 }
