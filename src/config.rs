@@ -143,7 +143,7 @@ impl Default for Config {
             coordinator_addr: Backend::Local.default_addr().into(),
             coordinator_auth: String::new(),
             etcd_prefix: String::new(),
-            etcd_lease_ttl: Duration::from_secs(10),
+            etcd_lease_ttl: Duration::from_secs(5),
             product_name: "codis-demo".into(),
             product_auth: String::new(),
             admin_addr: "127.0.0.1:18080".into(),

@@ -11,19 +11,22 @@
 //! |-----------------|------------------------------------------------------------------------|
 //! | [`config`]      | the TOML config (Codis key names): typed fields, defaults, validate()  |
 //! | [`model`]       | pure data: slots, groups, proxies, sentinels, stats, `Addr`; Codis JSON|
-//! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store; keys  |
+//! | [`store`]       | `MetaStore` trait + backends (local, etcd, memory); typed Store; keys; |
+//! |                 | the ownership lock, campaigning for it on etcd (leader/standby)        |
 //! | [`redis`]       | every Redis/Sentinel conversation, on the `redis` crate: add-server    |
 //! |                 | probe, INFO rounds, replication (SLAVEOF), Sentinel admin and          |
 //! |                 | `+switch-master`, plain-Redis and codis migrators; one `Conn`, one     |
 //! |                 | `Dialer` (AUTH), a byte budget per reply, one error classifier         |
-//! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases; |
+//! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases, |
+//! |                 | leadership (role, takeover, resign);                                   |
 //! |                 | its errors carry an `ErrorCode` the transport maps                     |
 //! | [`tasks`]       | background loops: stats refresh, sync engine, slot-action engine,      |
 //! |                 | Sentinel watch                                                         |
 //! | [`grpc`]        | the only place that sees protobuf types: `router` (services, health,   |
 //! |                 | reflection, layers), conversion, auth, limits, status                  |
 //! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
-//! | [`server`]      | composition root: config → store → coordinator → tasks → gRPC          |
+//! | [`server`]      | composition root: config → store → coordinator → gRPC; leader terms    |
+//! |                 | (the leader-only tasks per term, a standby following the store)        |
 //! | [`pb`], [`units`] | re-exports of `topom-proto` and its duration/size parser             |
 //!
 //! Dependency rule (an arrow means "may use"):

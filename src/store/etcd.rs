@@ -83,7 +83,7 @@ pub struct EtcdOptions {
 impl Default for EtcdOptions {
     fn default() -> Self {
         EtcdOptions {
-            lease_ttl: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
             user: None,
         }
@@ -435,7 +435,7 @@ mod tests {
     #[test]
     fn defaults() {
         let opts = EtcdOptions::default();
-        assert_eq!(opts.lease_ttl, Duration::from_secs(10));
+        assert_eq!(opts.lease_ttl, Duration::from_secs(5));
         assert_eq!(opts.timeout, Duration::from_secs(2));
         assert!(opts.user.is_none());
     }
