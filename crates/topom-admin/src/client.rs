@@ -177,22 +177,11 @@ impl Ctx {
                     return Ok(resp.into_inner());
                 }
                 Ok(Err(status)) => status,
-                Err(_) => {
-                    let within = format_duration(rpc.deadline);
-                    if read {
-                        return Err(CliError::Status(Status::deadline_exceeded(format!(
-                            "no answer to {name} from {addr} within {within} (raise --timeout)"
-                        ))));
-                    }
-                    return Err(CliError::OutcomeUnknown {
-                        rpc: name,
-                        addr,
-                        cause: format!("no answer came within {within} (raise --timeout)"),
-                    });
-                }
+                Err(_) => return Err(no_answer(read, name, addr, rpc.deadline)),
             };
             let leader = match follow::classify(rpc.method, &status) {
                 Outcome::Final => return Err(CliError::Status(status)),
+                Outcome::Deadline => return Err(no_answer(read, name, addr, rpc.deadline)),
                 Outcome::Broken if !read => {
                     return Err(CliError::OutcomeUnknown {
                         rpc: name,
@@ -221,6 +210,21 @@ impl Ctx {
                 tried: walk.tried().to_vec(),
             }),
         }
+    }
+}
+
+/// No answer came within `deadline`: for a mutation, its outcome is unknown.
+fn no_answer(read: bool, rpc: String, addr: String, deadline: Duration) -> CliError {
+    let within = format_duration(deadline);
+    if read {
+        return CliError::Status(Status::deadline_exceeded(format!(
+            "no answer to {rpc} from {addr} within {within} (raise --timeout)"
+        )));
+    }
+    CliError::OutcomeUnknown {
+        rpc,
+        addr,
+        cause: format!("no answer came within {within} (raise --timeout)"),
     }
 }
 

@@ -7,9 +7,11 @@
 //!   which did nothing, so even a mutation may go on;
 //! - no connection, or a server's `UNAVAILABLE` without a leader: the next
 //!   endpoint;
-//! - a mutation whose outcome is unknown (no answer within the deadline, the
-//!   connection broke after the request went out) stops there: it may have
-//!   been applied, and a second run could apply it twice;
+//! - a mutation whose outcome is unknown (the connection broke after the
+//!   request went out) stops there: it may have been applied, and a second
+//!   run could apply it twice;
+//! - no answer within the deadline stops every call: the time is spent, and a
+//!   mutation's outcome is unknown;
 //! - one pass around the list plus the leaders learned on the way; each
 //!   endpoint is tried at most once per call.
 
@@ -52,6 +54,8 @@ pub enum Outcome {
     Unavailable,
     /// The connection broke after the request may have been sent.
     Broken,
+    /// The client's deadline passed before an answer came.
+    Deadline,
     /// Any other answer: final.
     Final,
 }
@@ -63,7 +67,13 @@ pub fn classify(method: &str, status: &Status) -> Outcome {
     // Statuses built by the client from a transport error keep that error as
     // their source; one decoded from the server's answer has none.
     if std::error::Error::source(status).is_some() {
-        return if refused_connection(status) {
+        return if in_chain(status, |e| e.is::<tonic::TimeoutExpired>()) {
+            Outcome::Deadline
+        } else if in_chain(status, |e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        }) {
+            // Refused while (re)connecting: the request was never written.
             Outcome::NotSent
         } else {
             Outcome::Broken
@@ -78,13 +88,11 @@ pub fn classify(method: &str, status: &Status) -> Outcome {
     }
 }
 
-/// A connection refused while (re)connecting: the request was never written.
-fn refused_connection(status: &Status) -> bool {
+/// Whether an error under `status` (a client-made one) matches `test`.
+fn in_chain(status: &Status, test: impl Fn(&(dyn std::error::Error + 'static)) -> bool) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
     while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::ConnectionRefused
-        {
+        if test(e) {
             return true;
         }
         current = e.source();
@@ -241,6 +249,14 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
         )));
         assert_eq!(classify("create_group", &reset), Outcome::Broken);
+        // tonic's own grpc-timeout enforcement, as the channel reports it.
+        let expired = Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert_eq!(classify("create_group", &expired), Outcome::Deadline);
+        // A server's DEADLINE_EXCEEDED (Resign with no taker) is an answer.
+        assert_eq!(
+            classify("resign", &Status::deadline_exceeded("no standby took over")),
+            Outcome::Final
+        );
     }
 
     #[test]
