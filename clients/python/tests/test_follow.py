@@ -161,3 +161,24 @@ def test_a_dead_first_endpoint_then_a_real_topom(tmp_path: Path) -> None:
             assert [g["id"] for g in c.groups()] == [5]
     finally:
         srv.stop()
+
+
+def test_overview_names_the_role_leader_and_instances() -> None:
+    from topom_client import convert
+    from topom_client.topom.v1 import topom_pb2
+
+    r = topom_pb2.GetOverviewResponse(
+        role=topom_pb2.INSTANCE_ROLE_STANDBY, leader_addr="10.0.0.1:18080",
+        instances=[
+            topom_pb2.TopomInstance(addr="10.0.0.1:18080", role=topom_pb2.INSTANCE_ROLE_LEADER, pid=41),
+            topom_pb2.TopomInstance(addr="10.0.0.2:18080", role=topom_pb2.INSTANCE_ROLE_STANDBY, pid=42),
+        ],
+    )
+    r.instances[0].leader_since.FromSeconds(2_000)
+    ov = convert.overview(r)
+    assert ov["role"] == "standby" and ov["leader"] == "10.0.0.1:18080"
+    assert [(i["addr"], i["role"], i["pid"]) for i in ov["instances"]] == [
+        ("10.0.0.1:18080", "leader", 41), ("10.0.0.2:18080", "standby", 42),
+    ]
+    assert ov["instances"][0]["leader_since"] is not None
+    assert ov["instances"][1]["leader_since"] is None and ov["instances"][1]["started"] is None
