@@ -10,7 +10,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::error::CliError;
 use super::follow::{self, Endpoints, Outcome};
@@ -184,6 +184,7 @@ impl Ctx {
                 Outcome::Deadline => return Err(no_answer(read, name, addr, rpc.deadline)),
                 Outcome::Broken if !read => {
                     return Err(CliError::OutcomeUnknown {
+                        code: Code::Unavailable,
                         rpc: name,
                         addr,
                         cause: format!("the connection broke ({})", transport_cause(&status)),
@@ -222,6 +223,7 @@ fn no_answer(read: bool, rpc: String, addr: String, deadline: Duration) -> CliEr
         )));
     }
     CliError::OutcomeUnknown {
+        code: Code::DeadlineExceeded,
         rpc,
         addr,
         cause: format!("no answer came within {within} (raise --timeout)"),

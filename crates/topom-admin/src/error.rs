@@ -17,7 +17,8 @@ pub enum CliError {
     },
     /// topom answered with an error status (exit 1).
     Status(Status),
-    /// Several endpoints were tried and none served the call (exit 1).
+    /// Several endpoints were tried and none served the call (exit 1); it
+    /// prints as UNAVAILABLE, what each endpoint was.
     Exhausted {
         /// The RPC, e.g. `CreateGroup`.
         rpc: String,
@@ -27,6 +28,8 @@ pub enum CliError {
     /// A mutation was sent but its outcome is unknown, so it was not retried
     /// on another endpoint (exit 1).
     OutcomeUnknown {
+        /// DEADLINE_EXCEEDED or UNAVAILABLE, as printed.
+        code: Code,
         /// The RPC, e.g. `CreateGroup`.
         rpc: String,
         /// The endpoint it was sent to.
@@ -81,14 +84,20 @@ impl CliError {
                     .map(|(a, why)| format!("{a} ({why})"))
                     .collect();
                 Some(format!(
-                    "no topom endpoint could serve {rpc}; tried {}",
+                    "UNAVAILABLE: no topom endpoint could serve {rpc}; tried {}",
                     each.join(", ")
                 ))
             }
-            Self::OutcomeUnknown { rpc, addr, cause } => Some(format!(
-                "{rpc} was sent to {addr}, then {cause}: it may have been applied, so it was \
+            Self::OutcomeUnknown {
+                code,
+                rpc,
+                addr,
+                cause,
+            } => Some(format!(
+                "{}: {rpc} was sent to {addr}, then {cause}: it may have been applied, so it was \
                  not retried on another endpoint; check the state (e.g. `topom-admin \
-                 overview`) before running it again"
+                 overview`) before running it again",
+                code_name(*code)
             )),
             Self::BrokenPipe => None,
         }
@@ -150,13 +159,14 @@ mod tests {
             )
         );
         let unknown = CliError::OutcomeUnknown {
+            code: Code::DeadlineExceeded,
             rpc: "CreateGroup".into(),
             addr: "http://h:1".into(),
             cause: "no answer came within 1s".into(),
         };
         assert_eq!(unknown.exit_code(), 1);
         let m = unknown.message().unwrap();
-        assert!(m.starts_with("CreateGroup was sent to http://h:1, then no answer came within 1s: it may have been applied, so it was not retried"), "{m}");
+        assert!(m.starts_with("DEADLINE_EXCEEDED: CreateGroup was sent to http://h:1, then no answer came within 1s: it may have been applied, so it was not retried"), "{m}");
         let all = CliError::Exhausted {
             rpc: "ListSlots".into(),
             tried: vec![
@@ -168,7 +178,7 @@ mod tests {
         assert_eq!(
             all.message().as_deref(),
             Some(
-                "no topom endpoint could serve ListSlots; tried http://a:1 (cannot connect: refused), http://b:1 (UNAVAILABLE: standby)"
+                "UNAVAILABLE: no topom endpoint could serve ListSlots; tried http://a:1 (cannot connect: refused), http://b:1 (UNAVAILABLE: standby)"
             )
         );
         let pipe = CliError::from_io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
