@@ -26,9 +26,14 @@ fn admin_bin() -> std::path::PathBuf {
 }
 
 async fn admin(t: &Topom, args: &[&str]) -> Run {
+    admin_at(t.addr(), args).await
+}
+
+/// Runs topom-admin with `--addr addrs` (one endpoint or several, comma-separated).
+async fn admin_at(addrs: &str, args: &[&str]) -> Run {
     let out = tokio::process::Command::new(admin_bin())
         .arg("--addr")
-        .arg(t.addr())
+        .arg(addrs)
         .args(args)
         .env_remove("TOPOM_ADDR")
         .env_remove("TOPOM_TOKEN")
@@ -130,4 +135,41 @@ async fn operator_session() {
     // A usage error: exit 2, nothing sent.
     let usage = admin(&t, &["group", "create", "0"]).await;
     assert_eq!(usage.code, 2, "{}", usage.stderr);
+}
+
+/// Several endpoints, the first one down (nothing listens there): reads and
+/// mutations go on to the real topom, which is second.
+#[tokio::test]
+async fn a_dead_first_endpoint_is_skipped() {
+    let t = Topom::start_with(Options {
+        token: Some("tok".into()),
+        ..Default::default()
+    })
+    .await;
+    let dead = format!("127.0.0.1:{}", common::ports::free_port());
+    let addrs = format!("{dead},{}", t.addr());
+    let ok = |run: &Run| {
+        assert_eq!(
+            run.code, 0,
+            "stdout: {}\nstderr: {}",
+            run.stdout, run.stderr
+        )
+    };
+    let overview = admin_at(&addrs, &["overview"]).await;
+    ok(&overview);
+    assert!(overview.stdout.contains("revision"), "{}", overview.stdout);
+    ok(&admin_at(&addrs, &["--token", "tok", "group", "create", "7"]).await);
+    let groups = admin(&t, &["--json", "group", "list"]).await;
+    ok(&groups);
+    let v: serde_json::Value = serde_json::from_str(&groups.stdout).expect("--json prints JSON");
+    assert_eq!(v["groups"][0]["id"], 7, "{}", groups.stdout);
+    // With no topom at either endpoint, the error names both.
+    let gone = format!("127.0.0.1:{}", common::ports::free_port());
+    let down = admin_at(&format!("{dead},{gone}"), &["overview"]).await;
+    assert_eq!(down.code, 1, "{}", down.stderr);
+    assert!(
+        down.stderr.contains(&dead) && down.stderr.contains(&gone),
+        "{}",
+        down.stderr
+    );
 }

@@ -1,11 +1,14 @@
 //! Housekeeping commands: `overview`, `model`, `reload`, `shutdown`,
-//! `log-level`, `server-info`, `sentinel-info`, `events`.
+//! `resign`, `log-level`, `server-info`, `sentinel-info`, `events`.
+
+use std::time::Duration;
 
 use clap::ValueEnum;
 
 use super::client::{Ctx, call};
 use super::error::CliError;
 use super::output::{Table, enum_label, fmt_pb_duration, fmt_time, key_values, or_dash};
+use super::parse;
 use crate::pb;
 
 /// The levels `log-level` accepts.
@@ -38,14 +41,50 @@ impl From<Level> for pb::LogLevel {
     }
 }
 
-/// `overview`: version, configuration, owner and counts.
+/// `overview`: version, configuration, owner, counts, and the instances.
 pub async fn overview(ctx: &Ctx) -> Result<(), CliError> {
     let resp = call!(ctx, get_overview, pb::GetOverviewRequest {})?;
-    ctx.out.emit(&resp, render_overview)
+    ctx.out.emit(&resp, |r| {
+        let mut text = render_overview(r);
+        if !r.instances.is_empty() {
+            text.push('\n');
+            text.push_str(&render_instances(&r.instances));
+        }
+        text
+    })
+}
+
+fn role_label(role: i32) -> String {
+    pb::InstanceRole::try_from(role).map_or_else(
+        |_| role.to_string(),
+        |r| enum_label(r.as_str_name(), "INSTANCE_ROLE_"),
+    )
+}
+
+/// One row per instance. SINCE is when the leader took over, and when a
+/// standby started (it has been one since).
+fn render_instances(instances: &[pb::TopomInstance]) -> String {
+    let mut table = Table::new(&["ADDR", "ROLE", "PID", "HOST", "SINCE"]);
+    for i in instances {
+        let since = i.leader_since.as_ref().or(i.started.as_ref());
+        table.row([
+            i.addr.clone(),
+            role_label(i.role),
+            i.pid.to_string(),
+            or_dash(&i.hostname),
+            fmt_time(since),
+        ]);
+    }
+    table.render()
 }
 
 fn render_overview(resp: &pb::GetOverviewResponse) -> String {
     let mut pairs = vec![("version", resp.version.clone())];
+    // An older topom sets neither.
+    if resp.role != pb::InstanceRole::Unspecified as i32 || !resp.leader_addr.is_empty() {
+        pairs.push(("role", role_label(resp.role)));
+        pairs.push(("leader", or_dash(&resp.leader_addr)));
+    }
     if let Some(c) = &resp.config {
         pairs.push(("product", c.product_name.clone()));
         pairs.push((
@@ -141,6 +180,23 @@ pub async fn reload(ctx: &Ctx) -> Result<(), CliError> {
 pub async fn shutdown(ctx: &Ctx) -> Result<(), CliError> {
     let resp = call!(ctx, shutdown, pb::ShutdownRequest {})?;
     ctx.out.emit(&resp, |_| "shutting down".to_string())
+}
+
+/// `resign [--wait D]`: hand leadership to a standby and wait for it.
+pub async fn resign(ctx: &Ctx, wait: Duration) -> Result<(), CliError> {
+    let req = pb::ResignRequest {
+        wait: Some(parse::proto_duration(wait, "--wait").map_err(CliError::Usage)?),
+    };
+    // topom answers once a standby leads, or when `wait` is over.
+    let deadline = ctx.timeout().max(wait + Duration::from_secs(5));
+    let resp = call!(ctx, resign, req, deadline)?;
+    ctx.out.emit(&resp, |r| {
+        format!(
+            "leader is now {} (takeover {})",
+            or_dash(&r.leader_addr),
+            fmt_pb_duration(r.takeover.as_ref())
+        )
+    })
 }
 
 /// `log-level <level>`.
@@ -257,6 +313,56 @@ mod tests {
             text.contains("slots     offline 12, group 1: 500, group 2: 512"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn overview_shows_the_role_leader_and_instances() {
+        let ts = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let resp = pb::GetOverviewResponse {
+            role: pb::InstanceRole::Standby as i32,
+            leader_addr: "10.0.0.1:18080".into(),
+            instances: vec![
+                pb::TopomInstance {
+                    addr: "10.0.0.1:18080".into(),
+                    role: pb::InstanceRole::Leader as i32,
+                    pid: 41,
+                    hostname: "a".into(),
+                    started: ts(1_000),
+                    leader_since: ts(2_000),
+                },
+                pb::TopomInstance {
+                    addr: "10.0.0.2:18080".into(),
+                    role: pb::InstanceRole::Standby as i32,
+                    pid: 42,
+                    hostname: "b".into(),
+                    started: ts(3_000),
+                    leader_since: None,
+                },
+            ],
+            ..Default::default()
+        };
+        let text = render_overview(&resp);
+        assert!(text.contains("role      standby"), "{text}");
+        assert!(text.contains("leader    10.0.0.1:18080"), "{text}");
+        let table = render_instances(&resp.instances);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(
+            lines[0].starts_with("ADDR") && lines[0].contains("SINCE"),
+            "{table}"
+        );
+        // The leader's SINCE is when it took over; a standby's when it started.
+        assert!(
+            lines[1].contains("leader") && lines[1].contains(&fmt_time(ts(2_000).as_ref())),
+            "{table}"
+        );
+        assert!(
+            lines[2].contains("standby") && lines[2].contains(&fmt_time(ts(3_000).as_ref())),
+            "{table}"
+        );
+        // An older topom reports neither: no role line.
+        let old = render_overview(&pb::GetOverviewResponse::default());
+        assert!(!old.contains("role"), "{old}");
     }
 
     #[test]

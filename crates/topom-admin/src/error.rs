@@ -17,6 +17,26 @@ pub enum CliError {
     },
     /// topom answered with an error status (exit 1).
     Status(Status),
+    /// Several endpoints were tried and none served the call (exit 1); it
+    /// prints as UNAVAILABLE, what each endpoint was.
+    Exhausted {
+        /// The RPC, e.g. `CreateGroup`.
+        rpc: String,
+        /// Each endpoint tried, in order, with why it failed.
+        tried: Vec<(String, String)>,
+    },
+    /// A mutation was sent but its outcome is unknown, so it was not retried
+    /// on another endpoint (exit 1).
+    OutcomeUnknown {
+        /// DEADLINE_EXCEEDED or UNAVAILABLE, as printed.
+        code: Code,
+        /// The RPC, e.g. `CreateGroup`.
+        rpc: String,
+        /// The endpoint it was sent to.
+        addr: String,
+        /// What happened, e.g. "no answer came within 10s".
+        cause: String,
+    },
     /// The answer could not be printed (exit 1).
     Output(String),
     /// stdout was closed by the reader (`| head`): stop quietly (exit 0).
@@ -38,7 +58,11 @@ impl CliError {
         match self {
             Self::Usage(_) => 2,
             Self::BrokenPipe => 0,
-            Self::Connect { .. } | Self::Status(_) | Self::Output(_) => 1,
+            Self::Connect { .. }
+            | Self::Status(_)
+            | Self::Exhausted { .. }
+            | Self::OutcomeUnknown { .. }
+            | Self::Output(_) => 1,
         }
     }
 
@@ -54,6 +78,27 @@ impl CliError {
                 "" => code_name(status.code()).to_string(),
                 m => format!("{}: {m}", code_name(status.code())),
             }),
+            Self::Exhausted { rpc, tried } => {
+                let each: Vec<String> = tried
+                    .iter()
+                    .map(|(a, why)| format!("{a} ({why})"))
+                    .collect();
+                Some(format!(
+                    "UNAVAILABLE: no topom endpoint could serve {rpc}; tried {}",
+                    each.join(", ")
+                ))
+            }
+            Self::OutcomeUnknown {
+                code,
+                rpc,
+                addr,
+                cause,
+            } => Some(format!(
+                "{}: {rpc} was sent to {addr}, then {cause}: it may have been applied, so it was \
+                 not retried on another endpoint; check the state (e.g. `topom-admin \
+                 overview`) before running it again",
+                code_name(*code)
+            )),
             Self::BrokenPipe => None,
         }
     }
@@ -111,6 +156,29 @@ mod tests {
             refused.message().as_deref(),
             Some(
                 "cannot connect to topom at http://127.0.0.1:1: Connection refused (os error 111)"
+            )
+        );
+        let unknown = CliError::OutcomeUnknown {
+            code: Code::DeadlineExceeded,
+            rpc: "CreateGroup".into(),
+            addr: "http://h:1".into(),
+            cause: "no answer came within 1s".into(),
+        };
+        assert_eq!(unknown.exit_code(), 1);
+        let m = unknown.message().unwrap();
+        assert!(m.starts_with("DEADLINE_EXCEEDED: CreateGroup was sent to http://h:1, then no answer came within 1s: it may have been applied, so it was not retried"), "{m}");
+        let all = CliError::Exhausted {
+            rpc: "ListSlots".into(),
+            tried: vec![
+                ("http://a:1".into(), "cannot connect: refused".into()),
+                ("http://b:1".into(), "UNAVAILABLE: standby".into()),
+            ],
+        };
+        assert_eq!(all.exit_code(), 1);
+        assert_eq!(
+            all.message().as_deref(),
+            Some(
+                "UNAVAILABLE: no topom endpoint could serve ListSlots; tried http://a:1 (cannot connect: refused), http://b:1 (UNAVAILABLE: standby)"
             )
         );
         let pipe = CliError::from_io(std::io::Error::from(std::io::ErrorKind::BrokenPipe));

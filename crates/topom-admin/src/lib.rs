@@ -9,10 +9,11 @@
 //! |---------------------|------------------------------------------------------------|
 //! | `lib.rs`            | global flags, the command tree, validation, dispatch       |
 //! | `error.rs`          | `CliError`: the message and exit code of a failure         |
-//! | `client.rs`         | connection, bearer token, deadlines                        |
+//! | `client.rs`         | connections, bearer token, deadlines, the call loop        |
+//! | `follow.rs`         | which endpoint next: leader redirects, what is retried     |
 //! | `parse.rs`          | value parsers: slot ranges, group ids, on/off, addresses   |
 //! | `output.rs`         | text tables, proto3 JSON transcoding, formatters           |
-//! | `admin.rs`          | overview, model, reload, shutdown, log-level, info, events |
+//! | `admin.rs`          | overview, model, reload, shutdown, resign, log-level, info, events |
 //! | `stats.rs`          | stats, stats --watch, stats refresh                        |
 //! | `slots.rs`          | slots list/assign/offline/rebalance                        |
 //! | `slot_action.rs`    | slots action ...                                           |
@@ -30,6 +31,7 @@
 mod admin;
 mod client;
 mod error;
+mod follow;
 mod group;
 mod output;
 mod parse;
@@ -61,16 +63,20 @@ use self::output::{Output, note};
     after_help = "Exit codes: 0 ok, 1 error from topom or no connection, 2 usage error."
 )]
 pub struct Cli {
-    /// topom's gRPC address, `host:port` or a URL (`http://` is added).
+    /// topom's gRPC endpoints, `host:port` or URLs (`http://` is added),
+    /// comma-separated: every instance of the product (leader and standbys).
+    /// Calls follow the leader a standby names and skip endpoints that are
+    /// down; a mutation whose outcome is unknown is never re-sent.
     #[arg(
         long,
         global = true,
-        value_name = "ADDR",
+        value_name = "ADDR[,ADDR...]",
         env = "TOPOM_ADDR",
+        value_delimiter = ',',
         default_value = parse::DEFAULT_ADDR,
         value_parser = parse::normalize_addr
     )]
-    pub addr: String,
+    pub addr: Vec<String>,
     /// Admin token, sent as `authorization: Bearer <token>` on every call.
     #[arg(
         long,
@@ -103,6 +109,13 @@ pub enum Command {
     Reload,
     /// Stop topom gracefully.
     Shutdown,
+    /// Hand leadership to a standby (planned restart); prints the new leader
+    /// and how long the takeover took.
+    Resign {
+        /// How long topom waits for a standby to take over.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration)]
+        wait: Duration,
+    },
     /// Change topom's log level at run time.
     LogLevel {
         /// The new level.
@@ -165,11 +178,11 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     // An empty TOPOM_TOKEN means "no token", not an empty bearer.
     let token = cli.token.filter(|t| !t.is_empty());
     let target = Target {
-        addr: cli.addr,
+        addrs: cli.addr,
         token,
         timeout: cli.timeout,
     };
-    let ctx = Ctx::connect(&target, Output { json: cli.json }).await?;
+    let ctx = Ctx::new(&target, Output { json: cli.json })?;
     dispatch(&ctx, cli.command).await
 }
 
@@ -199,6 +212,7 @@ async fn dispatch(ctx: &Ctx, cmd: Command) -> Result<(), CliError> {
         Command::Model => admin::model(ctx).await,
         Command::Reload => admin::reload(ctx).await,
         Command::Shutdown => admin::shutdown(ctx).await,
+        Command::Resign { wait } => admin::resign(ctx, wait).await,
         Command::LogLevel { level } => admin::log_level(ctx, level).await,
         Command::ServerInfo { server } => admin::server_info(ctx, server).await,
         Command::SentinelInfo {
@@ -236,13 +250,13 @@ mod tests {
     fn global_flags_anywhere() {
         let cli = parse(&["slots", "list", "--json", "--addr", "h:1", "--token", "s"]).unwrap();
         assert!(cli.json);
-        assert_eq!(cli.addr, "http://h:1");
+        assert_eq!(cli.addr, ["http://h:1"]);
         assert_eq!(cli.token.as_deref(), Some("s"));
         assert_eq!(cli.timeout, Duration::from_secs(10));
         let cli = parse(&["--timeout", "500ms", "overview"]).unwrap();
         assert_eq!(cli.timeout, Duration::from_millis(500));
         if std::env::var_os("TOPOM_ADDR").is_none() {
-            assert_eq!(cli.addr, parse::DEFAULT_ADDR);
+            assert_eq!(cli.addr, [parse::DEFAULT_ADDR]);
         }
         assert!(parse(&["--addr", "bad host", "overview"]).is_err());
     }
@@ -310,6 +324,7 @@ mod tests {
         ("GetModel", &["model"]),
         ("Reload", &["reload"]),
         ("Shutdown", &["shutdown"]),
+        ("Resign", &["resign", "--wait", "3s"]),
         ("SetLogLevel", &["log-level", "debug"]),
         ("GetServerInfo", &["server-info", "h:6379"]),
         (

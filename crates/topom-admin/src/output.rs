@@ -35,6 +35,7 @@ proto_names!(
     GetModelResponse,
     ReloadResponse,
     ShutdownResponse,
+    ResignResponse,
     SetLogLevelResponse,
     GetServerInfoResponse,
     GetSentinelInfoResponse,

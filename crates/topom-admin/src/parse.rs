@@ -128,6 +128,11 @@ pub fn normalize_addr(s: &str) -> Result<String, String> {
     Ok(url)
 }
 
+/// A duration flag as the API's `google.protobuf.Duration`.
+pub fn proto_duration(d: std::time::Duration, flag: &str) -> Result<prost_types::Duration, String> {
+    prost_types::Duration::try_from(d).map_err(|e| format!("invalid {flag}: {e}"))
+}
+
 /// Parses the arguments of `slots assign`: either `<range> <group>` or one or
 /// more `<range>:<group>`; a slot may appear only once.
 pub fn parse_assignments(args: &[String]) -> Result<Vec<(SlotRange, u32)>, String> {

@@ -8,12 +8,12 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use futures::{Stream, StreamExt};
 
-use super::client::{Ctx, call};
+use super::client::{Ctx, Rpc, call};
 use super::error::CliError;
 use super::output::{Table, fmt_bytes, fmt_time, note, or_dash, print, to_json};
-use super::parse::parse_group_id;
+use super::parse::{self, parse_group_id};
 use crate::pb;
-use crate::units::{format_duration, parse_duration};
+use crate::units::parse_duration;
 
 /// Arguments of `stats`.
 #[derive(Debug, Args)]
@@ -90,10 +90,8 @@ fn render_snapshot(s: &pb::StatsSnapshot) -> String {
 }
 
 async fn refresh(ctx: &Ctx, probe: Duration) -> Result<(), CliError> {
-    let probe_pb = prost_types::Duration::try_from(probe)
-        .map_err(|e| CliError::Usage(format!("invalid --timeout: {e}")))?;
     let req = pb::RefreshRedisStatsRequest {
-        timeout: Some(probe_pb),
+        timeout: Some(parse::proto_duration(probe, "--timeout").map_err(CliError::Usage)?),
     };
     // The round takes up to one probe deadline; leave room for the answer.
     let deadline = ctx.timeout().max(probe + Duration::from_secs(5));
@@ -110,20 +108,18 @@ async fn refresh(ctx: &Ctx, probe: Duration) -> Result<(), CliError> {
 }
 
 async fn watch(ctx: &Ctx, req: pb::WatchStatsRequest) -> Result<(), CliError> {
-    let mut client = ctx.client();
-    // No grpc-timeout here: the stream is meant to outlive any deadline. Only
-    // opening it is bounded.
-    let open = tokio::time::timeout(ctx.timeout(), client.watch_stats(req)).await;
-    let stream = match open {
-        Ok(Ok(resp)) => resp.into_inner(),
-        Ok(Err(status)) => return Err(CliError::Status(status)),
-        Err(_) => {
-            return Err(CliError::Status(tonic::Status::deadline_exceeded(format!(
-                "WatchStats did not open within {}",
-                format_duration(ctx.timeout())
-            ))));
-        }
+    // Only opening the stream is bounded; it then runs until Ctrl-C. A standby
+    // refuses to open it and names the leader, which `call` follows.
+    let rpc = Rpc {
+        method: "watch_stats",
+        deadline: ctx.timeout(),
+        stream: true,
     };
+    let stream = ctx
+        .call(rpc, req, |mut client, req| async move {
+            client.watch_stats(req).await
+        })
+        .await?;
     let view = WatchView {
         json: ctx.out.json,
         redraw: std::io::stdout().is_terminal() && !ctx.out.json,

@@ -19,7 +19,7 @@ import grpc
 import grpc.aio
 
 from topom_client import endpoints as ep
-from topom_client import ops, records, watch
+from topom_client import follow, ops, records, watch
 from topom_client.client import DEFAULT_TIMEOUT
 from topom_client.errors import TopomError, from_rpc_error
 from topom_client.topom.v1 import topom_pb2
@@ -39,17 +39,16 @@ class AsyncTopomClient:
 
     def __init__(
         self,
-        endpoints: str | Sequence[str],
+        endpoints: str | Sequence[str] | None = None,
         token: str | None = None,
         tls: ep.TLS = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.endpoints = ep.parse_endpoints(endpoints)
+        self._route = follow.Route(ep.parse_endpoints(endpoints))
         self.timeout = timeout
         self._metadata = ep.metadata(token)
         self._creds = ep.credentials(tls)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._current = 0
         self._closed = False
 
     def _channel(self, endpoint: str) -> grpc.aio.Channel:
@@ -64,22 +63,15 @@ class AsyncTopomClient:
             self._channels[endpoint] = ch
         return ch
 
-    def _order(self) -> list[str]:
-        n = len(self.endpoints)
-        return [self.endpoints[(self._current + i) % n] for i in range(n)]
-
-    def _settle(self, endpoint: str) -> None:
-        self._current = self.endpoints.index(endpoint)
-
-    def _advance(self, endpoint: str) -> None:
-        i = self.endpoints.index(endpoint)
-        if self._current == i:
-            self._current = (i + 1) % len(self.endpoints)
+    @property
+    def endpoints(self) -> list[str]:
+        """The endpoints: those given, then leaders learned from standbys."""
+        return self._route.endpoints
 
     async def run(self, op: ops.Op[T], timeout: float | None = None) -> T:
         """Runs one operation (see :mod:`topom_client.ops`)."""
-        last: TopomError | None = None
-        for endpoint in self._order():
+        walk = self._route.walk()
+        for endpoint in walk:
             call = self._channel(endpoint).unary_unary(
                 op.path,
                 request_serializer=type(op.request).SerializeToString,
@@ -92,18 +84,11 @@ class AsyncTopomClient:
                     metadata=self._metadata,
                 )
             except grpc.RpcError as e:
-                err = from_rpc_error(e, method=op.method, endpoint=endpoint)
-                if err.code != grpc.StatusCode.UNAVAILABLE:
-                    raise err from None
-                self._advance(endpoint)
-                if not op.read:
-                    raise err from None
-                last = err
+                walk.failed(e, method=op.method, endpoint=endpoint, read=op.read)
                 continue
-            self._settle(endpoint)
+            self._route.settle(endpoint)
             return op.convert(resp)
-        assert last is not None
-        raise last
+        raise walk.exhausted(op.method)
 
     async def close(self) -> None:
         self._closed = True
@@ -214,8 +199,10 @@ class AsyncTopomClient:
         req = watch.request(groups, addrs, fields)
         backoff = watch.Backoff(backoff_initial, backoff_max, retries)
         rounds = watch.Rounds()
+        redirected = False
         while True:
-            endpoint = self.endpoints[self._current]
+            endpoint = self._route.endpoint
+            leader: str | None = None
             rounds.reopened()
             stream = self._channel(endpoint).unary_stream(
                 watch.PATH,
@@ -228,7 +215,8 @@ class AsyncTopomClient:
                     r = rounds.accept(msg, endpoint)
                     if r is not None:
                         backoff.reset()
-                        self._settle(endpoint)
+                        redirected = False
+                        self._route.settle(endpoint)
                         yield r
                 err = TopomError(
                     grpc.StatusCode.UNAVAILABLE, "the stats stream ended", method=watch.METHOD,
@@ -238,12 +226,19 @@ class AsyncTopomClient:
                 err = from_rpc_error(e, method=watch.METHOD, endpoint=endpoint)
                 if err.code in watch.FATAL:
                     raise err from None
+                if err.code == grpc.StatusCode.UNAVAILABLE:
+                    leader = follow.leader_of(e)
             finally:
                 call.cancel()
             if self._closed:
                 return  # close() ended the stream
-            self._advance(endpoint)
+            self._route.moved_on(endpoint, leader)
             pause = backoff.failed(err, self.endpoints)
+            if leader is not None and not redirected:
+                # A standby named the leader: go there at once (but only once
+                # in a row, so two instances naming each other still back off).
+                pause = 0.0
+            redirected = leader is not None
             if on_retry is not None:
                 on_retry(err, pause)
             log.warning("stats stream from %s broke (%s); re-opening in %.2f s", endpoint, err, pause)

@@ -108,6 +108,20 @@ def overview(r: topom_pb2.GetOverviewResponse) -> records.Overview:
         "proxy_count": r.proxy_count,
         "slots_per_group": dict(r.slots_per_group),
         "revision": r.revision,
+        "role": enum_name(topom_pb2.InstanceRole, r.role, "INSTANCE_ROLE_"),
+        "leader": r.leader_addr,
+        "instances": [instance(i) for i in r.instances],
+    }
+
+
+def instance(i: topom_pb2.TopomInstance) -> records.Instance:
+    return {
+        "addr": i.addr,
+        "role": enum_name(topom_pb2.InstanceRole, i.role, "INSTANCE_ROLE_"),
+        "pid": i.pid,
+        "hostname": i.hostname,
+        "started": time_of(i.started, i.HasField("started")),
+        "leader_since": time_of(i.leader_since, i.HasField("leader_since")),
     }
 
 

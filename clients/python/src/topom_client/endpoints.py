@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import grpc
@@ -25,8 +26,19 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 
-def parse_endpoints(endpoints: str | Sequence[str]) -> list[str]:
-    """``"a:1,b:2"`` or ``["a:1", "b:2"]`` -> ``["a:1", "b:2"]``; at least one."""
+#: Where the endpoints come from when the caller gives none.
+ENV_ADDR = "TOPOM_ADDR"
+
+
+def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[str]:
+    """``"a:1,b:2"`` or ``["a:1", "b:2"]`` -> ``["a:1", "b:2"]``; at least one.
+    ``None`` reads ``$TOPOM_ADDR`` (same form)."""
+    if endpoints is None:
+        endpoints = os.environ.get(ENV_ADDR, "")
+        if not endpoints.strip():
+            raise ValueError(
+                f"no topom endpoint given and ${ENV_ADDR} is empty; want host:port[,host:port...]"
+            )
     items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
     out = [e.strip() for e in items if e.strip()]
     if not out:

@@ -97,6 +97,25 @@ class Overview(TypedDict):
     #: group id -> slots owned (group 0 = offline).
     slots_per_group: dict[int, int]
     revision: int
+    #: This instance's role: ``"leader"``, ``"standby"`` (``"unspecified"``
+    #: from an older topom).
+    role: str
+    #: The leader's ``host:port``; empty while no instance leads.
+    leader: str
+    #: Every running instance, the leader first.
+    instances: list[Instance]
+
+
+class Instance(TypedDict):
+    """One running topom instance of the product."""
+
+    addr: str
+    role: str
+    pid: int
+    hostname: str
+    started: datetime | None
+    #: Since when it leads (None for a standby).
+    leader_since: datetime | None
 
 
 class SlotInfo(TypedDict):

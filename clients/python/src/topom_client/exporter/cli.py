@@ -25,8 +25,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="topom-stats-exporter",
         description="Serve Prometheus metrics (redis_exporter names) from topom's WatchStats stream.",
     )
-    p.add_argument("--topom", required=True, metavar="ADDR[,ADDR...]",
-                   help="topom gRPC endpoint(s); the one that answers is followed")
+    p.add_argument("--topom", metavar="ADDR[,ADDR...]",
+                   help="topom gRPC endpoint(s), every instance; the leader is followed "
+                        "(default: env TOPOM_ADDR)")
     p.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9121",
                    help="where to serve /metrics (default %(default)s)")
     p.add_argument("--token", default=None,
