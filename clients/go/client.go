@@ -216,6 +216,38 @@ func (c *Client) failedOver(i int, leader string) {
 	c.current = (c.current + 1) % len(c.endpoints)
 }
 
+// RoleMetadataKey is the metadata key a standby's refusals carry ("standby"):
+// the call did nothing there, so it may be sent elsewhere.
+const RoleMetadataKey = "topom-role"
+
+// idempotent lists the calls that change nothing, or nothing twice: sending
+// one again after a connection failed mid-call is harmless.
+var idempotent = map[string]bool{
+	"/topom.v1.Topom/GetOverview":          true,
+	"/topom.v1.Topom/GetModel":             true,
+	"/topom.v1.Topom/GetServerInfo":        true,
+	"/topom.v1.Topom/GetSentinelInfo":      true,
+	"/topom.v1.Topom/ListEvents":           true,
+	"/topom.v1.Topom/GetStats":             true,
+	"/topom.v1.Topom/RefreshRedisStats":    true,
+	"/topom.v1.Topom/ListSlots":            true,
+	"/topom.v1.Topom/ListGroups":           true,
+	"/topom.v1.Topom/GetGroup":             true,
+	"/topom.v1.Topom/ListSentinels":        true,
+	"/topom.v1.Topom/ListProxies":          true,
+	"/topom.v1.ProxyControl/RegisterProxy": true, // registering again updates the same record
+}
+
+// safeToResend reports whether a call that failed UNAVAILABLE may go to
+// another endpoint: a standby refused it (it did nothing), the connection
+// was never made (nothing was sent), or sending it twice is harmless.
+func safeToResend(method string, err error, trailer metadata.MD) bool {
+	if leaderOf(trailer) != "" || len(trailer.Get(RoleMetadataKey)) > 0 || idempotent[method] {
+		return true
+	}
+	return strings.Contains(status.Convert(err).Message(), "Error while dialing")
+}
+
 // leaderOf returns the "topom-leader" value of trailing metadata.
 func leaderOf(md metadata.MD) string {
 	if v := md.Get(LeaderMetadataKey); len(v) > 0 {
@@ -246,6 +278,12 @@ func (f *failoverConn) Invoke(ctx context.Context, method string, args, reply an
 		err = cc.Invoke(ctx, method, args, reply, append(opts, grpc.Trailer(&trailer))...)
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return err
+		}
+		if !safeToResend(method, err, trailer) {
+			// A mutation cut mid-call may have been applied: the caller
+			// decides (the error says so), it is not sent twice.
+			return status.Errorf(codes.Unavailable, "%s sent to %s, then the connection failed: it may have been applied, so it was not re-sent: %v",
+				method, addr, status.Convert(err).Message())
 		}
 		f.c.failedOver(i, leaderOf(trailer))
 	}

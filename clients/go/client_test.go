@@ -108,6 +108,42 @@ func TestClientEndpoints(t *testing.T) {
 	})
 }
 
+// flaky answers every call UNAVAILABLE with no standby marker, as a
+// connection cut mid-call looks, and counts the calls it got.
+func flaky(t *testing.T, calls *atomic.Int32) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		calls.Add(1)
+		return status.Error(codes.Unavailable, "connection reset")
+	}))
+	go s.Serve(l)
+	t.Cleanup(s.Stop)
+	return l.Addr().String()
+}
+
+func TestMutationsWithAnUnknownOutcomeAreNotResent(t *testing.T) {
+	var first, second atomic.Int32
+	a, b := flaky(t, &first), flaky(t, &second)
+	c, err := topom.Dial(a + "," + b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	err = c.CreateGroup(ctx, 1)
+	if status.Code(err) != codes.Unavailable || first.Load() != 1 || second.Load() != 0 {
+		t.Fatalf("CreateGroup: %v after %d+%d calls, want UNAVAILABLE after one call", err, first.Load(), second.Load())
+	}
+	// A read goes on to the next endpoint.
+	if _, err := c.ListSlots(ctx); status.Code(err) != codes.Unavailable || second.Load() == 0 {
+		t.Fatalf("ListSlots: %v, second endpoint called %d times, want it tried", err, second.Load())
+	}
+}
+
 func TestDialNeedsAnEndpoint(t *testing.T) {
 	if _, err := topom.Dial(" , "); err == nil {
 		t.Fatal("Dial with no endpoint succeeded")

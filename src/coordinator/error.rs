@@ -108,16 +108,6 @@ fn not_leader_message(leader: Option<&str>) -> String {
     }
 }
 
-impl Error {
-    /// The leader to retry at, for an error a standby answered.
-    pub fn leader(&self) -> Option<&str> {
-        match self {
-            Error::NotLeader { leader } => leader.as_deref(),
-            _ => None,
-        }
-    }
-}
-
 /// Shorthands that keep validation code short.
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())

@@ -1,11 +1,14 @@
 //! The single mapping from the core's error codes to gRPC statuses.
 
+use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::coordinator::{Error, ErrorCode};
 
 /// The metadata key naming the leader, in a standby's answers.
 pub const LEADER_METADATA: &str = "topom-leader";
+/// The metadata key `standby` marks a standby's refusals with.
+pub const ROLE_METADATA: &str = "topom-role";
 
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
@@ -20,9 +23,15 @@ impl From<Error> for Status {
             ErrorCode::DataLoss => Code::DataLoss,
         };
         let mut status = Status::new(code, e.to_string());
-        // Clients follow this to the leader (see the API's error list).
-        if let Some(leader) = e.leader().and_then(|l| l.parse().ok()) {
-            status.metadata_mut().insert(LEADER_METADATA, leader);
+        if let Error::NotLeader { leader } = &e {
+            // Clients follow this to the leader (see the API's error list); the
+            // role tells a standby's refusal (nothing done, safe to retry
+            // elsewhere) from a connection cut mid-call even while nobody leads.
+            let md = status.metadata_mut();
+            md.insert(ROLE_METADATA, MetadataValue::from_static("standby"));
+            if let Some(leader) = leader.as_deref().and_then(|l| l.parse().ok()) {
+                md.insert(LEADER_METADATA, leader);
+            }
         }
         status
     }

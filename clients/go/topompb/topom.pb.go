@@ -16,8 +16,10 @@
 //                       a standby answers every mutation, WatchSlots and
 //                       WatchStats so, naming the leader in the message and
 //                       in trailing metadata `topom-leader: host:port` (absent
-//                       while no instance leads). Every response of a standby
-//                       also carries `topom-leader` as a response header.
+//                       while no instance leads) and `topom-role: standby`
+//                       (always: the refusal did nothing, retry elsewhere).
+//                       Every response of a standby also carries
+//                       `topom-leader` as a response header.
 //   UNIMPLEMENTED       the capability is not built yet (the message names it).
 // A request that fails validation writes nothing.
 

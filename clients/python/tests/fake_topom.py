@@ -4,7 +4,8 @@ the asyncio client can call them.
 
 Roles: ``leader`` answers every unary RPC with an empty message (the default
 of any response) and WatchStats with one round; ``standby`` answers
-UNAVAILABLE with the trailing metadata ``topom-leader``; ``hang`` never
+UNAVAILABLE with the trailing metadata ``topom-leader``; ``electing`` is a
+standby while nobody leads (``topom-role: standby`` only); ``hang`` never
 answers; ``cut`` sits behind a relay that drops the connection while the
 call is in flight.
 """
@@ -53,6 +54,9 @@ class _Handler(grpc.GenericRpcHandler):
             if fake.role == "standby":
                 context.set_trailing_metadata((("topom-leader", fake.leader),))
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"standby: the leader is {fake.leader}")
+            if fake.role == "electing":
+                context.set_trailing_metadata((("topom-role", "standby"),))
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "standby: no instance leads right now")
             if fake.role == "cut":
                 assert fake.cut is not None
                 fake.cut.set()

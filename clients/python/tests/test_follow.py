@@ -57,6 +57,15 @@ def test_asyncio_follows_the_leader_too(fakes: Fakes) -> None:
     assert leader.calls == ["CreateGroup"]
 
 
+def test_a_standby_naming_nobody_passes_a_mutation_on(fakes: Fakes) -> None:
+    electing = fakes.start("electing")
+    leader = fakes.start("leader")
+    with TopomClient([electing.addr, leader.addr], timeout=10) as c:
+        c.create_group(1)
+    assert electing.calls == ["CreateGroup"]
+    assert leader.calls == ["CreateGroup"]
+
+
 def test_a_dead_endpoint_is_skipped_even_for_a_mutation(fakes: Fakes) -> None:
     leader = fakes.start("leader")
     with TopomClient([dead(), leader.addr], timeout=10) as c:

@@ -6,6 +6,8 @@ The rule (topom-admin's and the Go client's):
 - an ``UNAVAILABLE`` answer naming a leader in the trailing metadata
   ``topom-leader`` comes from a standby, which did nothing: the call, even a
   mutation, goes to that leader next (added to the endpoints when new);
+- an ``UNAVAILABLE`` marked ``topom-role: standby`` but naming nobody (an
+  election is under way): the next endpoint, even for a mutation;
 - a connection that could not be made (the request never left): the next
   endpoint;
 - any other ``UNAVAILABLE``: a read goes to the next endpoint; a mutation
@@ -29,18 +31,30 @@ from topom_client.errors import TopomError, from_rpc_error
 #: The metadata key a standby names the leader under.
 LEADER_KEY = "topom-leader"
 
+#: The metadata key (value ``standby``) a standby marks its refusals with.
+ROLE_KEY = "topom-role"
+
 #: How grpc core words a failure to connect: nothing was sent.
 _NOT_CONNECTED = ("failed to connect to all addresses", "DNS resolution failed")
 
 
-def leader_of(err: grpc.RpcError) -> str | None:
-    """The leader ``host:port`` named in the trailing metadata of ``err``."""
+def _trailer(err: grpc.RpcError, name: str) -> str | None:
     trailing = getattr(err, "trailing_metadata", None)
     for key, value in (trailing() if callable(trailing) else None) or ():
-        if key == LEADER_KEY:
+        if key == name:
             text = value.decode() if isinstance(value, bytes) else str(value)
             return text.strip() or None
     return None
+
+
+def leader_of(err: grpc.RpcError) -> str | None:
+    """The leader ``host:port`` named in the trailing metadata of ``err``."""
+    return _trailer(err, LEADER_KEY)
+
+
+def from_standby(err: grpc.RpcError) -> bool:
+    """Whether ``err`` is a standby's refusal (it did nothing)."""
+    return _trailer(err, ROLE_KEY) == "standby" or leader_of(err) is not None
 
 
 def never_sent(err: TopomError) -> bool:
@@ -109,7 +123,7 @@ class Walk:
             raise _unknown(err, "no answer came within the deadline") from None
         if err.code != grpc.StatusCode.UNAVAILABLE:
             raise err from None
-        if leader is None and not read and not never_sent(err):
+        if not read and not from_standby(e) and not never_sent(err):
             raise _unknown(err, "it failed without naming a leader") from None
         self.tried.append((endpoint, err))
         if leader is not None:
