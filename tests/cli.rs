@@ -173,3 +173,49 @@ async fn a_dead_first_endpoint_is_skipped() {
         down.stderr
     );
 }
+
+/// Against real instances on etcd: the CLI pointed at a standby reaches the
+/// leader for mutations and for Resign, and shows both in the overview.
+#[cfg(feature = "etcd")]
+#[tokio::test]
+async fn the_cli_follows_the_leader_from_a_standby() {
+    let etcd = common::etcd::EtcdServer::start().await;
+    let on = || Options {
+        etcd: Some(etcd.endpoint()),
+        config: vec!["etcd_lease_ttl = \"2s\"".into()],
+        ..Default::default()
+    };
+    let leader = Topom::start_with(on()).await;
+    let standby = Topom::start_with(on()).await;
+
+    let created = admin(&standby, &["group", "create", "7"]).await;
+    assert_eq!(created.code, 0, "{}", created.stderr);
+    let groups = leader
+        .client()
+        .await
+        .list_groups(topom::pb::ListGroupsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .groups;
+    assert_eq!(groups.iter().map(|g| g.id).collect::<Vec<_>>(), [7]);
+
+    let overview = admin(&standby, &["overview"]).await;
+    assert_eq!(overview.code, 0, "{}", overview.stderr);
+    for needle in [leader.addr(), standby.addr(), "standby", "leader"] {
+        assert!(
+            overview.stdout.contains(needle),
+            "{needle}: {}",
+            overview.stdout
+        );
+    }
+
+    // Resign sent to the standby goes to the leader, which hands over to it.
+    let resigned = admin(&standby, &["resign", "--wait", "10s"]).await;
+    assert_eq!(resigned.code, 0, "{}", resigned.stderr);
+    assert!(
+        resigned.stdout.contains(standby.addr()),
+        "{}",
+        resigned.stdout
+    );
+}
