@@ -35,7 +35,7 @@ type config struct {
 }
 
 func defineFlags(fs *flag.FlagSet, c *config) *string {
-	fs.StringVar(&c.Topom, "topom", "", "topom gRPC endpoint(s), ADDR[,ADDR...] (required)")
+	fs.StringVar(&c.Topom, "topom", os.Getenv("TOPOM_ADDR"), "topom gRPC endpoint(s), ADDR[,ADDR...] (required; default $TOPOM_ADDR)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:19000", "RESP listen address for clients")
 	fs.StringVar(&c.Admin, "admin", "127.0.0.1:11080", "HTTP admin address (/metrics, /healthz)")
 	fs.StringVar(&c.Advertise, "advertise", "", "client address registered with topom (default: the bound --listen address, hostname for a wildcard host)")
@@ -74,7 +74,7 @@ func loadConfig(args []string) (*config, error) {
 		}
 	}
 	if c.Topom == "" {
-		return nil, errors.New("--topom is required (topom's gRPC address, e.g. 127.0.0.1:18080)")
+		return nil, errors.New("--topom (or TOPOM_ADDR) is required: topom's gRPC address(es), e.g. 127.0.0.1:18080,127.0.0.1:18081")
 	}
 	if c.BackendConns < 1 || c.BackendConns > 64 {
 		return nil, fmt.Errorf("--backend-conns %d out of range 1..64", c.BackendConns)

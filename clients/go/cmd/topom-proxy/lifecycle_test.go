@@ -57,13 +57,14 @@ func TestRegistersWithItsAddressesAndIdentity(t *testing.T) {
 
 // Bad flags and files are refused at start with a message naming them.
 func TestBadSettingsAreRefused(t *testing.T) {
+	t.Setenv("TOPOM_ADDR", "")
 	conf := filepath.Join(t.TempDir(), "bad.conf")
 	_ = os.WriteFile(conf, []byte("listen = 127.0.0.1:0\nno_such_key = 1\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{nil, "--topom is required"},
+		{nil, "--topom (or TOPOM_ADDR) is required"},
 		{[]string{"--topom", "x:1", "--backend-conns", "0"}, "--backend-conns 0 out of range 1..64"},
 		{[]string{"--topom", "x:1", "--config", conf}, `bad.conf:2: unknown key "no-such-key" (keys are the flag names)`},
 		{[]string{"--topom", "x:1", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-level", "loud"}, `--log-level "loud": want debug, info, warn or error`},
@@ -77,6 +78,10 @@ func TestBadSettingsAreRefused(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want %q", tc.args, err, tc.want)
 		}
+	}
+	t.Setenv("TOPOM_ADDR", "a:1,b:2")
+	if cfg, err := loadConfig(nil); err != nil || cfg.Topom != "a:1,b:2" {
+		t.Errorf("TOPOM_ADDR: got %+v, %v; want the endpoints from the environment", cfg, err)
 	}
 }
 
