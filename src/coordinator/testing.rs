@@ -243,10 +243,10 @@ impl HaAdmin for FakeHa {
             return Ok(info);
         };
         let up = !lock(&self.link_down).contains(addr);
-        let (host, port) = master.rsplit_once(':').unwrap_or((&master, "0"));
+        let (host, port) = crate::model::Addr::split(&master).unwrap_or((&master, 0));
         info.insert("role".into(), "slave".into());
         info.insert("master_host".into(), host.into());
-        info.insert("master_port".into(), port.into());
+        info.insert("master_port".into(), port.to_string());
         info.insert(
             "master_link_status".into(),
             if up { "up" } else { "down" }.into(),
