@@ -44,10 +44,15 @@ fn path(p: &Path) -> &str {
 
 /// `topom import` from `--from-fs root` into the local store at `data`.
 fn import(root: &Path, data: &Path, extra: &[&str]) -> (i32, String, String) {
+    import_from("--from-fs", root, data, extra)
+}
+
+/// `topom import FLAG source` into the local store at `data`.
+fn import_from(flag: &str, source: &Path, data: &Path, extra: &[&str]) -> (i32, String, String) {
     let mut args = vec![
         "import",
-        "--from-fs",
-        path(root),
+        flag,
+        path(source),
         "--data-dir",
         path(data),
         "--product",
@@ -439,16 +444,7 @@ fn a_corrupt_store_or_dump_names_every_problem_and_writes_nothing() {
 
     let dump = tmp.path().join("dump.json");
     std::fs::write(&dump, r#"{"slots": [{"id": 0, "group_id": 1, "action": {}}], "group": [{"id": 1, "servers": "x"}]}"#).unwrap();
-    let (code, out, _) = topom(&[
-        "import",
-        "--from-dump",
-        path(&dump),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-        "--confirm",
-    ]);
+    let (code, out, _) = import_from("--from-dump", &dump, &data, &["--confirm"]);
     assert_eq!(code, 1, "{out}");
     let d = dump.display();
     assert!(
@@ -464,15 +460,7 @@ fn a_corrupt_store_or_dump_names_every_problem_and_writes_nothing() {
     assert!(!holds_records(&data), "a refused import wrote records");
 
     std::fs::write(&dump, "{\"slots\": [").unwrap();
-    let (code, out, _) = topom(&[
-        "import",
-        "--from-dump",
-        path(&dump),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, _) = import_from("--from-dump", &dump, &data, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&format!("problem: {d}: not valid JSON")),
@@ -483,4 +471,151 @@ fn a_corrupt_store_or_dump_names_every_problem_and_writes_nothing() {
     let (code, _, err) = topom(&["import", "--data-dir", path(&data)]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--from-fs"), "{err}");
+}
+
+/// Two groups of fake addresses (import and export contact no server) and slot
+/// 3 queued from group 1 to group 2.
+const QUEUED_STORE: &[(&str, &str)] = &[
+    (
+        "group/group-0001",
+        r#"{"id": 1, "servers": [{"server": "127.0.0.1:7001"}]}"#,
+    ),
+    (
+        "group/group-0002",
+        r#"{"id": 2, "servers": [{"server": "127.0.0.1:7002"}]}"#,
+    ),
+    (
+        "slots/slot-0000",
+        r#"{"id": 0, "group_id": 1, "action": {}}"#,
+    ),
+    (
+        "slots/slot-0003",
+        r#"{"id": 3, "group_id": 1, "action": {"index": 1, "state": "pending", "target_id": 2}}"#,
+    ),
+    (
+        "sentinel",
+        r#"{"servers": ["127.0.0.1:26379"], "out_of_sync": false}"#,
+    ),
+];
+
+#[test]
+fn export_to_dump_refuses_what_config_restore_refuses_and_to_fs_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("codis");
+    let data = tmp.path().join("topom");
+    fs_store(&root, QUEUED_STORE);
+    let (code, out, err) = import(&root, &data, &["--confirm"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let dump = tmp.path().join("dump.json");
+    let (code, out, _) = topom(&[
+        "export",
+        "--to-dump",
+        path(&dump),
+        "--data-dir",
+        path(&data),
+        "--product",
+        PRODUCT,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("problem: slot 3 has a pending action toward group 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("codis-admin --config-restore refuses slot actions"),
+        "{out}"
+    );
+    assert!(!dump.exists(), "a refused export wrote {}", dump.display());
+
+    let back = tmp.path().join("back");
+    let (code, out, err) = topom(&[
+        "export",
+        "--to-fs",
+        path(&back),
+        "--data-dir",
+        path(&data),
+        "--product",
+        PRODUCT,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let dir = back.join("data/codis3").join(PRODUCT);
+    let slot3 = std::fs::read_to_string(dir.join("slots/slot-0003")).unwrap();
+    assert!(
+        slot3.contains("\"state\": \"pending\"") && slot3.contains("\"target_id\": 2"),
+        "{slot3}"
+    );
+    // What only topom knows stays out of a Codis store.
+    let group1 = std::fs::read_to_string(dir.join("group/group-0001")).unwrap();
+    assert!(!group1.contains("kind"), "{group1}");
+    assert!(!dir.join("topom").exists() && !dir.join("slot-action").exists());
+    let sentinel = std::fs::read_to_string(dir.join("sentinel")).unwrap();
+    assert!(sentinel.contains("127.0.0.1:26379"), "{sentinel}");
+    // A second export into the same directory is refused.
+    let (code, out, _) = topom(&[
+        "export",
+        "--to-fs",
+        path(&back),
+        "--data-dir",
+        path(&data),
+        "--product",
+        PRODUCT,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("already exists there"), "{out}");
+}
+
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_reads_codis_keys_on_etcd_v3() {
+    let etcd = common::etcd::EtcdServer::start().await;
+    let mut client = etcd.client().await;
+    for (rel, text) in QUEUED_STORE {
+        client
+            .put(format!("/prod-a/codis3/{PRODUCT}/{rel}"), *text, None)
+            .await
+            .unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("topom");
+    let endpoint = etcd.endpoint();
+    let args = [
+        "import",
+        "--from-etcd",
+        &endpoint,
+        "--from-etcd-prefix",
+        "/prod-a",
+        "--data-dir",
+        path(&data),
+        "--product",
+        PRODUCT,
+    ];
+    let (code, out, err) = topom(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for want in [
+        "product demo: 2 groups, 2 servers, 2 of 1024 slots assigned, 1 slot actions, 0 proxies, 1 sentinels",
+        "group 1: 127.0.0.1:7001 (master); slots 0,3 (2)",
+        "slot action: slots 3 (1) group 1 -> group 2, pending",
+        "sentinels: 127.0.0.1:26379",
+        "dry run: nothing written",
+    ] {
+        assert!(out.contains(want), "the plan lacks {want:?}:\n{out}");
+    }
+    // A corrupt key is named by its etcd key.
+    client
+        .put(
+            format!("/prod-a/codis3/{PRODUCT}/group/group-0002"),
+            "{",
+            None,
+        )
+        .await
+        .unwrap();
+    let (code, out, _) = topom(&args);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "problem: /prod-a/codis3/{PRODUCT}/group/group-0002: not a valid record"
+        )),
+        "{out}"
+    );
 }

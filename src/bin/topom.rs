@@ -113,15 +113,8 @@ fn main() -> ExitCode {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("topom: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     let hooks = topom::server::Hooks {
         on_ready: Box::new(|ready| {
@@ -152,15 +145,9 @@ fn offline(cmd: Cmd, config: Config) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(EnvFilter::new("warn"))
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("topom: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    // One thread: the commands do a few store calls in sequence.
+    let Some(runtime) = runtime(&mut tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     let outcome = match cmd {
         Cmd::Import {
@@ -210,6 +197,15 @@ fn offline(cmd: Cmd, config: Config) -> ExitCode {
         Outcome::Ok => ExitCode::SUCCESS,
         Outcome::Problems => ExitCode::from(1),
     }
+}
+
+/// Builds the runtime, or says why not.
+fn runtime(builder: &mut tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("topom: cannot start the runtime: {e}"))
+        .ok()
 }
 
 fn load_config(args: &Args) -> Result<Config, String> {

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::import::importer;
+use super::import::{batch, importer};
 use super::read::read_store;
 use super::{Outcome, Problem};
 use crate::config::Config;
 use crate::model::{Group, Proxy, ServerKind, SlotMapping};
-use crate::store::{ProductData, Store, StoreBatch, local::LocalStore};
+use crate::store::{ProductData, Store, local::LocalStore};
 
 /// Where `topom export` writes.
 #[derive(Debug, Clone)]
@@ -119,17 +119,8 @@ async fn to_fs(product: &str, data: &ProductData, dir: &Path) -> (String, Outcom
         }
         Err(e) => return fail(e.to_string()),
     }
-    let mut b = StoreBatch::default();
-    for g in data.groups.values() {
-        b.put_group(g);
-    }
-    for m in &data.slots {
-        b.put_slot(m);
-    }
-    for x in data.proxies.values() {
-        b.put_proxy(x);
-    }
-    b.put_sentinel(&data.sentinel);
+    // An empty directory: nothing to delete beside the records.
+    let b = batch(data, &Default::default());
     if let Err(e) = Store::new(std::sync::Arc::new(raw), product)
         .commit(b)
         .await

@@ -177,7 +177,7 @@ async fn write_locked(
 }
 
 /// Every record of `data`, and the deletion of what `existing` has beyond it.
-fn batch(data: &ProductData, existing: &super::Source) -> StoreBatch {
+pub(super) fn batch(data: &ProductData, existing: &super::Source) -> StoreBatch {
     let mut b = StoreBatch::default();
     for rec in &existing.groups {
         if !data.groups.contains_key(&rec.value.id) {
