@@ -601,6 +601,26 @@ async fn import_reads_codis_keys_on_etcd_v3() {
     ] {
         assert!(out.contains(want), "the plan lacks {want:?}:\n{out}");
     }
+    // Into a topom store on the same etcd (no prefix): one transaction.
+    let into_etcd = [
+        &args[..5],
+        &["--etcd", &endpoint, "--product", PRODUCT, "--confirm"],
+    ]
+    .concat();
+    let (code, out, err) = topom(&into_etcd);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let got = client
+        .get(format!("/codis3/{PRODUCT}/slots/slot-0003"), None)
+        .await
+        .unwrap();
+    let slot3 = String::from_utf8_lossy(got.kvs()[0].value()).into_owned();
+    assert!(slot3.contains("\"state\": \"pending\""), "{slot3}");
+    let got = client
+        .get(format!("/codis3/{PRODUCT}/slots/slot-1023"), None)
+        .await
+        .unwrap();
+    assert_eq!(got.kvs().len(), 1, "all 1024 slots are written");
+
     // A corrupt key is named by its etcd key.
     client
         .put(
