@@ -639,3 +639,46 @@ async fn import_reads_codis_keys_on_etcd_v3() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_export_refuse_while_a_topom_serves_the_product() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("codis");
+    fs_store(&root, QUEUED_STORE);
+    let mut t = Topom::start_with(Options {
+        product: Some(PRODUCT.into()),
+        ..Options::default()
+    })
+    .await;
+    let data = t.data_dir.clone();
+    let (code, out, _) = import(&root, &data, &["--confirm"]);
+    assert_eq!(code, 1, "{out}");
+    let holder = format!("owned by another topom: {} (pid {}", t.addr(), t.pid());
+    assert!(
+        out.contains(&holder),
+        "the holder is not named ({holder:?}):\n{out}"
+    );
+    assert!(out.contains("1 problems found; nothing written"), "{out}");
+    assert!(!holds_records(&data), "a refused import wrote records");
+
+    let back = tmp.path().join("back");
+    let (code, out, _) = topom(&[
+        "export",
+        "--to-fs",
+        path(&back),
+        "--data-dir",
+        path(&data),
+        "--product",
+        PRODUCT,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&holder) && out.contains("stop it first"),
+        "{out}"
+    );
+    assert!(
+        !back.join("data/codis3").join(PRODUCT).exists(),
+        "a refused export wrote records"
+    );
+    assert_eq!(t.terminate().await, Some(0));
+}
