@@ -62,6 +62,19 @@ fn import_from(flag: &str, source: &Path, data: &Path, extra: &[&str]) -> (i32, 
     topom(&args)
 }
 
+/// `topom export FLAG target` from the local store at `data`.
+fn export(flag: &str, target: &Path, data: &Path) -> (i32, String, String) {
+    topom(&[
+        "export",
+        flag,
+        path(target),
+        "--data-dir",
+        path(data),
+        "--product",
+        PRODUCT,
+    ])
+}
+
 /// Whether the local store at `data` holds any record of the product.
 fn holds_records(data: &Path) -> bool {
     let dir = data.join("data/codis3").join(PRODUCT);
@@ -278,15 +291,7 @@ async fn import_resumes_the_queued_migration_and_rolls_back() {
 
     // Roll back 1: a Codis filesystem store the original dashboard starts on.
     let back = tmp.path().join("codis-back");
-    let (code, out, err) = topom(&[
-        "export",
-        "--to-fs",
-        path(&back),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, err) = export("--to-fs", &back, &data);
     assert_eq!(code, 0, "export --to-fs failed:\n{out}\n{err}");
     let d = Dashboard::start(&back, PRODUCT).await;
     let after = codis_backends(&d);
@@ -310,15 +315,7 @@ async fn import_resumes_the_queued_migration_and_rolls_back() {
 
     // Roll back 2: a --config-dump that codis-admin --config-restore accepts.
     let dump = tmp.path().join("dump.json");
-    let (code, out, err) = topom(&[
-        "export",
-        "--to-dump",
-        path(&dump),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, err) = export("--to-dump", &dump, &data);
     assert_eq!(code, 0, "export --to-dump failed:\n{out}\n{err}");
     let restored = tmp.path().join("codis-restored");
     let args = [
@@ -504,19 +501,18 @@ fn export_to_dump_refuses_what_config_restore_refuses_and_to_fs_keeps_it() {
     let root = tmp.path().join("codis");
     let data = tmp.path().join("topom");
     fs_store(&root, QUEUED_STORE);
-    let (code, out, err) = import(&root, &data, &["--confirm"]);
+    let (code, out, err) = import(&root, &data, &["--confirm", "--disable-slot-actions"]);
     assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("slot actions: disabled when topom starts"),
+        "{out}"
+    );
+    let engine = data.join("data/codis3").join(PRODUCT).join("slot-action");
+    let engine = std::fs::read_to_string(&engine).unwrap();
+    assert!(engine.contains("\"disabled\": true"), "{engine}");
 
     let dump = tmp.path().join("dump.json");
-    let (code, out, _) = topom(&[
-        "export",
-        "--to-dump",
-        path(&dump),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, _) = export("--to-dump", &dump, &data);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains("problem: slot 3 has a pending action toward group 2"),
@@ -529,15 +525,7 @@ fn export_to_dump_refuses_what_config_restore_refuses_and_to_fs_keeps_it() {
     assert!(!dump.exists(), "a refused export wrote {}", dump.display());
 
     let back = tmp.path().join("back");
-    let (code, out, err) = topom(&[
-        "export",
-        "--to-fs",
-        path(&back),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, err) = export("--to-fs", &back, &data);
     assert_eq!(code, 0, "{out}\n{err}");
     let dir = back.join("data/codis3").join(PRODUCT);
     let slot3 = std::fs::read_to_string(dir.join("slots/slot-0003")).unwrap();
@@ -552,15 +540,7 @@ fn export_to_dump_refuses_what_config_restore_refuses_and_to_fs_keeps_it() {
     let sentinel = std::fs::read_to_string(dir.join("sentinel")).unwrap();
     assert!(sentinel.contains("127.0.0.1:26379"), "{sentinel}");
     // A second export into the same directory is refused.
-    let (code, out, _) = topom(&[
-        "export",
-        "--to-fs",
-        path(&back),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, _) = export("--to-fs", &back, &data);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("already exists there"), "{out}");
 }
@@ -662,15 +642,7 @@ async fn import_and_export_refuse_while_a_topom_serves_the_product() {
     assert!(!holds_records(&data), "a refused import wrote records");
 
     let back = tmp.path().join("back");
-    let (code, out, _) = topom(&[
-        "export",
-        "--to-fs",
-        path(&back),
-        "--data-dir",
-        path(&data),
-        "--product",
-        PRODUCT,
-    ]);
+    let (code, out, _) = export("--to-fs", &back, &data);
     assert_eq!(code, 1, "{out}");
     assert!(
         out.contains(&holder) && out.contains("stop it first"),

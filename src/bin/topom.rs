@@ -72,6 +72,9 @@ enum Cmd {
         /// Overwrite the product if topom's store already holds it.
         #[arg(long)]
         replace: bool,
+        /// Start topom with slot actions disabled (Codis's flag is not in its store).
+        #[arg(long)]
+        disable_slot_actions: bool,
     },
     /// Write topom's product back as a Codis store (roll back). Exit codes as import.
     #[command(group(ArgGroup::new("target").required(true).args(["to_fs", "to_dump"])))]
@@ -158,6 +161,7 @@ fn offline(cmd: Cmd, config: Config) -> ExitCode {
             confirm,
             force,
             replace,
+            disable_slot_actions,
         } => {
             let source = match (from_fs, from_dump, from_etcd) {
                 (Some(dir), _, _) => SourceKind::Fs(dir),
@@ -178,6 +182,7 @@ fn offline(cmd: Cmd, config: Config) -> ExitCode {
                 confirm,
                 force,
                 replace,
+                disable_slot_actions,
             };
             runtime.block_on(cs::run_import(&opts))
         }

@@ -24,6 +24,10 @@ pub struct ImportOptions {
     pub force: bool,
     /// Overwrite a topom store that already holds the product.
     pub replace: bool,
+    /// Write the slot-action engine as disabled, so a started topom migrates
+    /// nothing until an operator enables it (Codis's flag lives in memory only,
+    /// so the store cannot say whether it was set).
+    pub disable_slot_actions: bool,
 }
 
 /// Runs an import, printing the plan and every problem to stdout.
@@ -63,7 +67,14 @@ async fn import(opts: &ImportOptions) -> (String, Outcome) {
             }
         }
     }
+    checked.data.slot_action.disabled = opts.disable_slot_actions;
     out.push_str(&render_plan(product, &checked.data));
+    if opts.disable_slot_actions {
+        let _ = writeln!(
+            out,
+            "slot actions: disabled when topom starts (topom-admin slots action enable to resume them)"
+        );
+    }
 
     let raw = match crate::server::open_store(&opts.config).await {
         Ok(r) => r,
@@ -151,7 +162,7 @@ async fn write_locked(
         );
         return (out, Outcome::Ok);
     }
-    let batch = batch(&checked.data, &existing);
+    let batch = import_batch(&checked.data, &existing);
     match store.commit(batch).await {
         Ok(()) => {
             let _ = writeln!(
@@ -199,6 +210,14 @@ pub(super) fn batch(data: &ProductData, existing: &super::Source) -> StoreBatch 
         b.put_proxy(x);
     }
     b.put_sentinel(&data.sentinel);
+    b
+}
+
+/// [`batch`], plus the slot-action settings: topom's own record, so an import
+/// writes it and an export (to Codis) does not.
+fn import_batch(data: &ProductData, existing: &super::Source) -> StoreBatch {
+    let mut b = batch(data, existing);
+    b.put_slot_action_config(&data.slot_action);
     b
 }
 
