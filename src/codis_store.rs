@@ -11,7 +11,7 @@
 //! | file        | job                                                                    |
 //! |-------------|------------------------------------------------------------------------|
 //! | `read.rs`   | the three sources into a [`Source`]: each record with where it came from|
-//! | `check.rs`  | pure checks: every problem, not the first; builds the [`ProductData`]  |
+//! | `check.rs`  | pure checks: every problem, not the first; builds the records to write |
 //! | `owner.rs`  | is the Codis dashboard that holds the product still answering?         |
 //! | `plan.rs`   | the dry-run text: groups, slot ranges, actions, proxies, sentinels     |
 //! | `import.rs` | the import run: lock the target, refuse a non-empty one, one batch      |
@@ -39,8 +39,6 @@ pub use export::{ExportOptions, ExportTarget, run_export};
 pub use import::{ImportOptions, run_import};
 pub use plan::{render_plan, slot_ranges};
 pub use read::{Located, Source, SourceKind, read_dump_text};
-
-use crate::store::ProductData;
 
 /// One thing wrong with the source or the target, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +73,3 @@ pub enum Outcome {
     /// Problems were found and printed; nothing was written: exit 1.
     Problems,
 }
-
-/// The product as it would be written, for callers that want it (tests).
-pub type Imported = ProductData;
