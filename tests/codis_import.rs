@@ -1,6 +1,7 @@
 //! `topom import` / `topom export` against the real Codis 3.2 binaries: a Codis
 //! deployment built with codis-dashboard and codis-admin is adopted (dry run,
-//! then --confirm), topom resumes the migration Codis had queued, and the
+//! then --confirm), topom resumes the migration Codis had queued (63 slots
+//! `pending`, one `migrating` with a tag group already moved), and the
 //! product goes back to codis-dashboard (`export --to-fs`) and to
 //! `codis-admin --config-restore` (`export --to-dump`). Refusals: a live
 //! dashboard, a corrupt store or dump, a non-empty target.
@@ -172,6 +173,25 @@ async fn import_resumes_the_queued_migration_and_rolls_back() {
     let (servers, dashboard, keys) = codis_deployment(&root).await;
     let before = codis_backends(&dashboard);
     dashboard.shutdown().await;
+    // As if the dashboard had stopped in the middle of slot 0: its action is
+    // `migrating` and one tag group has already moved.
+    let slot0 = root
+        .join("data/codis3")
+        .join(PRODUCT)
+        .join("slots/slot-0000");
+    let text = std::fs::read_to_string(&slot0).unwrap();
+    assert!(text.contains("\"pending\""), "{text}");
+    std::fs::write(&slot0, text.replace("\"pending\"", "\"migrating\"")).unwrap();
+    let mut src = servers[0].conn().await.unwrap();
+    let moved: Vec<i64> = redis::cmd("SLOTSMGRTTAGSLOT")
+        .arg("127.0.0.1")
+        .arg(servers[2].addr().rsplit(':').next().unwrap())
+        .arg(5000)
+        .arg(0)
+        .query_async(&mut src)
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 2, "SLOTSMGRTTAGSLOT answered {moved:?}");
 
     // The dry run: the plan, and nothing written.
     let (code, out, err) = import(&root, &data, &[]);
@@ -191,9 +211,11 @@ async fn import_resumes_the_queued_migration_and_rolls_back() {
         format!("group 2: {m2} (master), {r2} (replica"),
         "; slots 512-1023 (512)".to_owned(),
         format!(
-            "slot action: slots 0-{} ({QUEUED}) group 1 -> group 2, pending",
+            "slot action: slots 1-{} ({}) group 1 -> group 2, pending",
+            QUEUED - 1,
             QUEUED - 1
         ),
+        "slot action: slots 0 (1) group 1 -> group 2, migrating".to_owned(),
         "dry run: nothing written".to_owned(),
     ] {
         assert!(out.contains(&want), "the plan lacks {want:?}:\n{out}");
