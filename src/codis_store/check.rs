@@ -376,6 +376,44 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn records_must_match_their_paths() {
+        use crate::store::{MetaStore, memory::MemoryStore};
+        let raw = MemoryStore::new();
+        for (key, text) in [
+            (
+                "/codis3/demo/group/group-0001",
+                r#"{"id": 2, "servers": [{"server": "127.0.0.1:7001"}]}"#,
+            ),
+            (
+                "/codis3/demo/slots/slot-0004",
+                r#"{"id": 5, "group_id": 2, "action": {}}"#,
+            ),
+            (
+                "/codis3/demo/proxy/proxy-aaa",
+                r#"{"token": "bbb", "admin_addr": "127.0.0.1:1"}"#,
+            ),
+        ] {
+            raw.put(key, text.as_bytes()).await.unwrap();
+        }
+        let src = crate::codis_store::read::read_store(&raw, "demo", "m".into())
+            .await
+            .unwrap();
+        let text: Vec<String> = check(&src, "demo")
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "/codis3/demo/group/group-0001: the record says group 2 but is stored under another name",
+                "/codis3/demo/slots/slot-0004: the record says slot 5 but is stored under another name",
+                "/codis3/demo/proxy/proxy-aaa: the record's token bbb does not match its name",
+            ]
+        );
+    }
+
     #[test]
     fn an_empty_product_is_refused() {
         let c = dump("{}");
