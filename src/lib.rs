@@ -27,6 +27,7 @@
 //! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
 //! | [`server`]      | composition root: config → store → coordinator → gRPC; leader terms    |
 //! |                 | (the leader-only tasks per term, a standby following the store)        |
+//! | [`codis_store`] | offline `topom import`/`export`: a Codis store (fs, etcd, dump) ⇄ ours |
 //! | [`pb`], [`units`] | re-exports of `topom-proto` and its duration/size parser             |
 //!
 //! Dependency rule (an arrow means "may use"):
@@ -41,12 +42,15 @@
 //!    ├─► tasks ─► coordinator
 //!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator}
 //!        (concrete backends are chosen only in server)
+//! codis_store ─► server::open_store, store (+ local/etcd for Codis sources), model, config
+//!        (an offline tool beside server; the coordinator is not involved)
 //! topom-admin ─► topom-proto (generated client, limits, units)
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod codis_store;
 pub mod config;
 pub mod coordinator;
 pub mod grpc;

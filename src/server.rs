@@ -197,7 +197,9 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     Ok(())
 }
 
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
+/// Opens the store `config` names (the one place that picks a backend), for the
+/// service and for the offline `import`/`export` commands.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn MetaStore>> {
     Ok(match config.backend {
         Backend::Local => {
             Arc::new(LocalStore::open(&config.coordinator_addr).with_context(|| {

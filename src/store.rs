@@ -21,6 +21,7 @@ use std::fmt;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+pub(crate) use typed::encode;
 pub use typed::{ProductData, Store, StoreBatch};
 
 /// Errors of the storage layer.

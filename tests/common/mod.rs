@@ -19,6 +19,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod codis;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod fake_codis;
