@@ -112,12 +112,22 @@ async fn run(build: &Build, keys: u64, parallel: u64, slots: u32, load_rps: u64)
     })
     .await
     .unwrap();
+    // When no slot of the move is still being prepared: what follows is data.
+    let mut prepared_in = None;
     loop {
         let tb = c
             .list_slots(pb::ListSlotsRequest {})
             .await
             .unwrap()
             .into_inner();
+        let preparing = |m: &pb::SlotMapping| {
+            m.action
+                .as_ref()
+                .is_some_and(|a| a.state <= pb::SlotActionState::Prepared as i32 && m.group_id != 2)
+        };
+        if prepared_in.is_none() && !tb.mappings[..slots as usize].iter().any(preparing) {
+            prepared_in = Some(t0.elapsed().as_secs_f64());
+        }
         if (0..slots as usize)
             .all(|s| tb.mappings[s].group_id == 2 && tb.mappings[s].action.is_none())
         {
@@ -145,7 +155,33 @@ async fn run(build: &Build, keys: u64, parallel: u64, slots: u32, load_rps: u64)
             String::new()
         }
     );
-    println!("    loadavg at the end: {}", loadavg.trim());
+    let scans = scan_calls(&a).await;
+    println!(
+        "    every slot past prepared after {:.2} s; source: {scans} SCAN calls (a full scan \
+         is about {} with COUNT 1000); loadavg at the end: {}",
+        prepared_in.unwrap_or(took),
+        keys.div_ceil(1000),
+        loadavg.trim()
+    );
+}
+
+/// `SCAN` calls served by `r` (`INFO commandstats`), which counts full passes.
+async fn scan_calls(r: &RedisServer) -> u64 {
+    let mut c = redis::Client::open(r.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
+        .and_then(|v| v.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::main]
