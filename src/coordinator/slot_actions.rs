@@ -232,8 +232,11 @@ impl Coordinator {
     }
 
     /// Every slot in progress, and pending ones (by index, unless the engine is
-    /// disabled) while fewer than `parallel_slots` slots are being prepared;
-    /// never a slot whose source or target group is promoting.
+    /// disabled) while fewer than `parallel_slots` slots are `preparing`; never
+    /// a slot whose source or target group is promoting. A `prepared` slot
+    /// leaves for `migrating` in this very step, so the next batch starts
+    /// preparing alongside, and at most `parallel_slots` are ever `prepared`
+    /// (locked at proxies).
     fn pick_slots(&self) -> Vec<SlotMapping> {
         let d = self.cache();
         let mut candidates: Vec<&SlotMapping> =
@@ -244,7 +247,7 @@ impl Coordinator {
         });
         let preparing = candidates
             .iter()
-            .filter(|m| matches!(m.state(), Some(SlotState::Preparing | SlotState::Prepared)))
+            .filter(|m| m.state() == Some(SlotState::Preparing))
             .count();
         let room = (self.settings.migration.parallel_slots as usize).saturating_sub(preparing);
         let (pending, in_progress): (Vec<&SlotMapping>, Vec<&SlotMapping>) = candidates
