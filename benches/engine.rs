@@ -6,14 +6,23 @@
 //! Run: `cargo bench --bench engine` (optionally `-- --keys 1000000 --p1-slots 16`).
 //! Parallel slots 1 moves only the first `--p1-slots` slots (one full scan of
 //! the source per slot would take many minutes for all 512).
+//!
+//! Before and after in one run: `--topom PATH` (another build of the `topom`
+//! binary, e.g. the branch point's `target/release/topom` copied aside) runs
+//! each figure with that binary too, alternating, `--runs N` times each
+//! (default 1). `--only-100 1` keeps parallel slots 100 without load. On
+//! codis-server: `TOPOM_TEST_REDIS_SERVER=/path/to/codis-server` (the servers'
+//! binary; topom then drives `SLOTSMGRTTAGSLOT-ASYNC`). Each figure is followed
+//! by the machine's `/proc/loadavg` at its end.
 
 mod support;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use support::args::arg;
+use support::args::{arg, value};
 use support::cluster::two_groups;
 use support::common::redis::RedisServer;
 use support::common::topom::{Options, Topom};
@@ -44,7 +53,15 @@ async fn load(r: &RedisServer, n: u64) {
     }
 }
 
-async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
+/// Which topom binary a run starts.
+#[derive(Clone)]
+struct Build {
+    label: &'static str,
+    /// `None`: this build's.
+    binary: Option<PathBuf>,
+}
+
+async fn run(build: &Build, keys: u64, parallel: u64, slots: u32, load_rps: u64) {
     let (a, b) = (RedisServer::start().await, RedisServer::start().await);
     load(&a, keys).await;
     let moving = (0..keys)
@@ -55,6 +72,7 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
             format!("migration_parallel_slots = {parallel}"),
             "log_level = \"warn\"".into(),
         ],
+        binary: build.binary.clone(),
         ..Default::default()
     })
     .await;
@@ -94,12 +112,22 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
     })
     .await
     .unwrap();
+    // When no slot of the move is still being prepared: what follows is data.
+    let mut prepared_in = None;
     loop {
         let tb = c
             .list_slots(pb::ListSlotsRequest {})
             .await
             .unwrap()
             .into_inner();
+        let preparing = |m: &pb::SlotMapping| {
+            m.action
+                .as_ref()
+                .is_some_and(|a| a.state <= pb::SlotActionState::Prepared as i32 && m.group_id != 2)
+        };
+        if prepared_in.is_none() && !tb.mappings[..slots as usize].iter().any(preparing) {
+            prepared_in = Some(t0.elapsed().as_secs_f64());
+        }
         if (0..slots as usize)
             .all(|s| tb.mappings[s].group_id == 2 && tb.mappings[s].action.is_none())
         {
@@ -114,8 +142,10 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
     }
     // ~32 bytes of key and value per key.
     let mb = moving as f64 * 32.0 / 1e6;
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "parallel slots {parallel:>3}{}: {moving} keys of {slots} slots in {took:.2} s = {:.0} keys/s, {:.2} MB/s (key+value bytes){}",
+        "[{}] parallel slots {parallel:>3}{}: {moving} keys of {slots} slots in {took:.2} s = {:.0} keys/s, {:.2} MB/s (key+value bytes){}",
+        build.label,
         if load_rps > 0 { " + load" } else { "" },
         moving as f64 / took,
         mb / took,
@@ -125,6 +155,33 @@ async fn run(keys: u64, parallel: u64, slots: u32, load_rps: u64) {
             String::new()
         }
     );
+    let scans = scan_calls(&a).await;
+    println!(
+        "    every slot past prepared after {:.2} s; source: {scans} SCAN calls (a full scan \
+         is about {} with COUNT 1000); loadavg at the end: {}",
+        prepared_in.unwrap_or(took),
+        keys.div_ceil(1000),
+        loadavg.trim()
+    );
+}
+
+/// `SCAN` calls served by `r` (`INFO commandstats`), which counts full passes.
+async fn scan_calls(r: &RedisServer) -> u64 {
+    let mut c = redis::Client::open(r.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_scan:calls="))
+        .and_then(|v| v.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::main]
@@ -134,10 +191,32 @@ async fn main() {
     println!(
         "Slot migration through topom's engine: {keys} keys of 32 B (key+value), slots 0..511 from group 1 to group 2"
     );
-    if arg("--only-100", 0) == 0 {
-        run(keys, 1, p1, 0).await;
-        run(keys, 16, 512, 0).await;
+    if let Ok(server) = std::env::var("TOPOM_TEST_REDIS_SERVER") {
+        println!("servers: {server}");
     }
-    run(keys, 100, 512, 0).await;
-    run(keys, 100, 512, 1000).await;
+    let mut builds = vec![Build {
+        label: "this build",
+        binary: None,
+    }];
+    if let Some(other) = value("--topom") {
+        builds.push(Build {
+            label: "--topom",
+            binary: Some(other.into()),
+        });
+    }
+    let mut runs: Vec<(u64, u32, u64)> = Vec::new();
+    if arg("--only-100", 0) == 0 {
+        runs.extend([(1, p1, 0), (16, 512, 0)]);
+    }
+    runs.push((100, 512, 0));
+    if arg("--only-100", 0) == 0 {
+        runs.push((100, 512, 1000));
+    }
+    for (parallel, slots, load_rps) in runs {
+        for _ in 0..arg("--runs", 1) {
+            for build in &builds {
+                run(build, keys, parallel, slots, load_rps).await;
+            }
+        }
+    }
 }

@@ -78,7 +78,9 @@ pub struct Config {
     /// How proxies serve migrating keys.
     #[serde(deserialize_with = "de_forward_method")]
     pub migration_method: ForwardMethod,
-    /// Maximum slots migrating at once.
+    /// Maximum slots being prepared at once (pending → preparing → prepared: what
+    /// proxies hold locked). Slots already `migrating` do not count: one scan of
+    /// a source serves all of them.
     pub migration_parallel_slots: u32,
     /// codis-server async migration: elements per chunk.
     pub migration_async_maxbulks: u32,

@@ -600,3 +600,85 @@ async fn an_empty_or_foreign_move_set_touches_nothing() {
     assert_eq!(pass[&unused], SlotPass::default());
     assert_eq!(ca.call(&[b"DBSIZE"]).await.unwrap(), Value::Int(100));
 }
+
+#[tokio::test]
+async fn a_busy_key_in_one_of_several_migrates_in_flight_is_settled_alone() {
+    let (a, b) = tokio::join!(RedisServer::start(), RedisServer::start());
+    // 60 keys of one slot in batches of 10: the mover sends the MIGRATEs of
+    // the batches waiting in one pipeline; two batches hold a key busy on B.
+    let keys: Vec<Vec<u8>> = (0..60)
+        .map(|i| format!("{{fly}}:{i:02}").into_bytes())
+        .collect();
+    let slot = slot_of(&keys[0]);
+    let (mut ca, mut cb) = (client(&a, "", 0).await, client(&b, "", 0).await);
+    let writes: Vec<_> = keys.iter().map(|k| cmd(&[b"SET", k, b"old"])).collect();
+    pipe(&mut ca, &writes).await;
+    // Which batch a key lands in follows SCAN's order: one busy key in the
+    // second batch, one in the fifth.
+    let order = match ca.call(&[b"SCAN", b"0", b"COUNT", b"1000"]).await {
+        Ok(Value::Array(mut parts)) => match parts.pop() {
+            Some(Value::Array(ks)) => ks,
+            other => panic!("SCAN keys: {other:?}"),
+        },
+        other => panic!("SCAN: {other:?}"),
+    };
+    let busy: Vec<Vec<u8>> = [15, 45]
+        .iter()
+        .map(|&i| match &order[i] {
+            Value::Bulk(k) => k.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let busy_writes: Vec<_> = busy.iter().map(|k| cmd(&[b"SET", k, b"new"])).collect();
+    pipe(&mut cb, &busy_writes).await;
+    let opts = MigrateOptions {
+        batch_keys: 10,
+        scan_count: 1000,
+        ..opts()
+    };
+    let m = PlainMigrator::new("");
+    let moves = BTreeMap::from([(slot, b.addr())]);
+    // B frozen for a moment holds the first MIGRATE, so the other batches
+    // queue up and go together (MIGRATE waits up to its 5 s timeout).
+    signal(&b, "STOP");
+    let thaw = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal(&b, "CONT");
+    };
+    let source = a.addr();
+    let (pass, ()) = tokio::join!(m.migrate_pass(&source, &moves, &opts, &|_| {}), thaw);
+    let pass = pass.expect("pass");
+    let p = &pass[&slot];
+    assert_eq!((p.found, p.moved, p.left), (60, 58, 0), "{p:?}");
+    let mut conflicts = p.conflicts.clone();
+    conflicts.sort();
+    let mut shown: Vec<String> = busy
+        .iter()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect();
+    shown.sort();
+    assert_eq!(conflicts, shown);
+    assert_eq!(ca.call(&[b"DBSIZE"]).await.unwrap(), Value::Int(0));
+    assert_eq!(cb.call(&[b"DBSIZE"]).await.unwrap(), Value::Int(60));
+    for k in &busy {
+        assert_eq!(
+            cb.call(&[b"GET", k]).await.unwrap(),
+            Value::Bulk(b"new".to_vec())
+        );
+    }
+    for k in keys.iter().filter(|k| !busy.contains(k)) {
+        assert_eq!(
+            cb.call(&[b"GET", k]).await.unwrap(),
+            Value::Bulk(b"old".to_vec())
+        );
+    }
+}
+
+fn signal(r: &RedisServer, sig: &str) {
+    let pid = r.pid().expect("redis-server runs").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid}");
+}

@@ -66,9 +66,13 @@ async fn wait_moved(c: &mut Client, range: std::ops::Range<u32>, to: u32, within
 }
 
 async fn keys_on(r: &RedisServer) -> BTreeMap<String, String> {
+    // KEYS over 100,000 keys outlasts the client's default 500 ms response
+    // timeout on a loaded machine (seen at load 12).
+    let config =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
     let mut c = redis::Client::open(r.url())
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&config)
         .await
         .unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")

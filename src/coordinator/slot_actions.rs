@@ -9,9 +9,13 @@
 //! the stored state: a slot found `migrating` after a restart re-runs its
 //! barrier before moving data again.
 //!
-//! Up to `migration_parallel_slots` slots move at once, across and within groups;
-//! one scan pass of a source serves every slot migrating from it, and sources are
-//! scanned concurrently, so one slow or failing source does not stall the others.
+//! Up to `migration_parallel_slots` slots are being prepared at once (pending,
+//! preparing, prepared: what proxies hold locked); a `migrating` slot no longer
+//! counts, so every queued slot reaches `migrating` in a few quick steps. A
+//! source's data pass waits while more of its slots are on their way there
+//! (see [`Coordinator::joining_sources`]), so one scan of the source serves
+//! every queued slot instead of one scan per batch; sources are scanned
+//! concurrently, so one slow or failing source does not stall the others.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -28,7 +32,7 @@ use crate::store::ProductData;
 /// Slot migration settings.
 #[derive(Debug, Clone)]
 pub struct MigrationSettings {
-    /// Slots moving at once.
+    /// Slots being prepared at once (see the module docs).
     pub parallel_slots: u32,
     /// Timeout of one MIGRATE.
     pub timeout: Duration,
@@ -178,11 +182,14 @@ impl Coordinator {
                 .map(|m| m.id)
                 .collect()
         };
+        // Read before the advances: a slot `prepared` now is `migrating` after
+        // them, and joins the next pass of its source rather than costing one.
+        let joining = self.joining_sources();
         let mut steps = Vec::new();
-        // Later states first, so a slot moves one state per call.
+        // Each slot is in one list, so it moves one state per call.
         steps.extend(self.complete(&by_state(SlotState::Finished)).await?);
-        steps.extend(self.migrate(&by_state(SlotState::Migrating)).await?);
-        steps.extend(
+        let mut advanced = Vec::new();
+        advanced.extend(
             self.advance(
                 &by_state(SlotState::Prepared),
                 SlotState::Prepared,
@@ -190,7 +197,7 @@ impl Coordinator {
             )
             .await?,
         );
-        steps.extend(
+        advanced.extend(
             self.advance(
                 &by_state(SlotState::Preparing),
                 SlotState::Preparing,
@@ -198,7 +205,7 @@ impl Coordinator {
             )
             .await?,
         );
-        steps.extend(
+        advanced.extend(
             self.advance(
                 &by_state(SlotState::Pending),
                 SlotState::Pending,
@@ -206,6 +213,15 @@ impl Coordinator {
             )
             .await?,
         );
+        // A barrier that fails would keep its slots from joining: then the
+        // pass runs with the slots it has.
+        let wait = if advanced.iter().all(|s| s.error.is_empty()) {
+            joining
+        } else {
+            BTreeSet::new()
+        };
+        steps.extend(self.migrate(&by_state(SlotState::Migrating), &wait).await?);
+        steps.extend(advanced);
         let errors = steps.iter().filter(|s| !s.error.is_empty()).count();
         *Engine::lock(&self.engine.status) = if errors == 0 {
             format!("[OK] {} slot(s) advanced", steps.len())
@@ -215,31 +231,46 @@ impl Coordinator {
         Ok(steps)
     }
 
-    /// Up to `parallel_slots` slots: those in progress first (by index), then
-    /// pending ones unless the engine is disabled; never a slot whose source or
-    /// target group is promoting.
+    /// Every slot in progress, and pending ones (by index, unless the engine is
+    /// disabled) while fewer than `parallel_slots` slots are `preparing`; never
+    /// a slot whose source or target group is promoting. A `prepared` slot
+    /// leaves for `migrating` in this very step, so the next batch starts
+    /// preparing alongside, and at most `parallel_slots` are ever `prepared`
+    /// (locked at proxies).
     fn pick_slots(&self) -> Vec<SlotMapping> {
         let d = self.cache();
-        let promoting = |gid: u32| d.groups.get(&gid).is_some_and(|g| g.promoting.is_some());
-        let mut candidates: Vec<&SlotMapping> = d
-            .slots
-            .iter()
-            .filter(|m| {
-                m.action.is_some_and(|a| {
-                    !promoting(m.group_id)
-                        && !promoting(a.target_id)
-                        && (a.state != SlotState::Pending || !d.slot_action.disabled)
-                })
-            })
-            .collect();
+        let mut candidates: Vec<&SlotMapping> =
+            d.slots.iter().filter(|m| actionable(&d, m)).collect();
         candidates.sort_by_key(|m| {
             let a = m.action.expect("filtered on action");
             (a.state == SlotState::Pending, a.index, m.id)
         });
-        candidates
+        let preparing = candidates
+            .iter()
+            .filter(|m| m.state() == Some(SlotState::Preparing))
+            .count();
+        let room = (self.settings.migration.parallel_slots as usize).saturating_sub(preparing);
+        let (pending, in_progress): (Vec<&SlotMapping>, Vec<&SlotMapping>) = candidates
             .into_iter()
-            .take(self.settings.migration.parallel_slots as usize)
+            .partition(|m| m.state() == Some(SlotState::Pending));
+        in_progress
+            .into_iter()
+            .chain(pending.into_iter().take(room))
             .cloned()
+            .collect()
+    }
+
+    /// Source groups with slots on their way to `migrating` (pending and
+    /// pickable, preparing, prepared). Their data pass waits for those slots:
+    /// a pass scans the whole source whatever slots it serves. The wait is
+    /// bounded: each step advances every such slot (or fails, and then the pass
+    /// runs), and at most 1024 slots can be queued.
+    fn joining_sources(&self) -> BTreeSet<u32> {
+        let d = self.cache();
+        d.slots
+            .iter()
+            .filter(|m| actionable(&d, m) && m.state().is_some_and(is_preparation))
+            .map(|m| m.group_id)
             .collect()
     }
 
@@ -278,11 +309,22 @@ impl Coordinator {
         }
     }
 
-    /// One scan pass per source for the migrating `slots`; slots whose pass
-    /// left no key behind become `finished`.
-    async fn migrate(&self, slots: &[u32]) -> Result<Vec<SlotStep>> {
+    /// One scan pass per source for the migrating `slots`, except the sources
+    /// in `wait` (their slots stay `migrating` for a pass that serves the ones
+    /// still joining); slots whose pass left no key behind become `finished`.
+    async fn migrate(&self, slots: &[u32], wait: &BTreeSet<u32>) -> Result<Vec<SlotStep>> {
+        let mut out = Vec::new();
+        let slots: Vec<u32> = {
+            let d = self.cache();
+            let (waiting, now): (Vec<u32>, Vec<u32>) = slots
+                .iter()
+                .partition(|&&sid| wait.contains(&d.slots[sid as usize].group_id));
+            out.extend(steps(&waiting, Some(SlotState::Migrating), ""));
+            now
+        };
+        let slots = &slots[..];
         if slots.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         // After a restart, the migrating state must be known to every proxy
         // before keys move again.
@@ -292,25 +334,20 @@ impl Coordinator {
         };
         if !unconfirmed.is_empty() {
             if let Err(e) = self.wait_applied(self.table().revision).await {
-                return Ok(steps(
-                    &unconfirmed,
-                    Some(SlotState::Migrating),
-                    &e.to_string(),
-                ));
+                let failed = steps(&unconfirmed, Some(SlotState::Migrating), &e.to_string());
+                out.extend(failed);
+                return Ok(out);
             }
             Engine::lock(&self.engine.confirmed).extend(unconfirmed);
         }
         let disabled = self.slot_action_config().disabled;
         if disabled {
-            return Ok(steps(
-                slots,
-                Some(SlotState::Migrating),
-                "the engine is disabled: no data moves",
-            ));
+            let idle = "the engine is disabled: no data moves";
+            out.extend(steps(slots, Some(SlotState::Migrating), idle));
+            return Ok(out);
         }
         // (source master, both codis-server) → (slot → target master)
         let mut by_source: BTreeMap<(String, bool), BTreeMap<u32, String>> = BTreeMap::new();
-        let mut out = Vec::new();
         {
             let d = self.cache();
             for &sid in slots {
@@ -517,6 +554,25 @@ impl Coordinator {
             };
         }
     }
+}
+
+/// Whether the engine may work on `m` now: it has an action, neither group is
+/// promoting, and a pending one waits while the engine is disabled.
+fn actionable(d: &ProductData, m: &SlotMapping) -> bool {
+    let promoting = |gid: u32| d.groups.get(&gid).is_some_and(|g| g.promoting.is_some());
+    m.action.is_some_and(|a| {
+        !promoting(m.group_id)
+            && !promoting(a.target_id)
+            && (a.state != SlotState::Pending || !d.slot_action.disabled)
+    })
+}
+
+/// The states before `migrating`, bounded by `migration_parallel_slots`.
+fn is_preparation(s: SlotState) -> bool {
+    matches!(
+        s,
+        SlotState::Pending | SlotState::Preparing | SlotState::Prepared
+    )
 }
 
 fn master_of(d: &ProductData, gid: u32) -> String {

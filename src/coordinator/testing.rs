@@ -319,7 +319,8 @@ pub struct FakeMigrator {
     keys: Mutex<BTreeMap<u32, u64>>,
     per_pass: Mutex<u64>,
     failure: Mutex<Option<String>>,
-    passes: Mutex<Vec<String>>,
+    /// Each pass's source and slots.
+    passes: Mutex<Vec<(String, Vec<u32>)>>,
 }
 
 impl Default for FakeMigrator {
@@ -351,7 +352,12 @@ impl FakeMigrator {
 
     /// The sources of every pass so far.
     pub fn passes(&self) -> Vec<String> {
-        lock(&self.passes).clone()
+        lock(&self.passes).iter().map(|(s, _)| s.clone()).collect()
+    }
+
+    /// The slots each pass so far served.
+    pub fn pass_slots(&self) -> Vec<Vec<u32>> {
+        lock(&self.passes).iter().map(|(_, s)| s.clone()).collect()
     }
 }
 
@@ -364,7 +370,8 @@ impl Migrator for FakeMigrator {
         _opts: &MigrateOptions,
         progress: &(dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
     ) -> Result<BTreeMap<u32, SlotPass>, RedisError> {
-        lock(&self.passes).push(source.to_owned());
+        let slots = moves.keys().copied().collect();
+        lock(&self.passes).push((source.to_owned(), slots));
         if let Some(reason) = lock(&self.failure).clone() {
             return Err(RedisError::Reply {
                 addr: source.to_owned(),

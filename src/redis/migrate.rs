@@ -8,12 +8,19 @@
 //! run together so the source keeps working while we parse its replies:
 //!
 //! ```text
-//! scanner: SCAN ─► slot_of(key) ∈ moves? ─► queue[target] ─full─► channel
-//! mover:   channel ─► MEMORY USAGE (pipelined) ─┬─► big: MIGRATE alone, timed
-//!                                               └─► rest: MIGRATE ... KEYS
-//!                                                     │ BUSYKEY
-//!                        key by key; busy ones: EXISTS on target, then DEL here
+//! scanner: SCAN ─► slot_of(key) ∈ moves? ─► queue[target] ─full─► MEMORY USAGE
+//!          (pipelined) ─► small | big ─► channel
+//! mover:   channel ─► up to 4 batches' MIGRATE ... KEYS in one pipeline
+//!                     │ BUSYKEY                        big: MIGRATE alone, timed
+//!          key by key; busy ones: EXISTS on target, then DEL here
 //! ```
+//!
+//! The source runs one command at a time, and MIGRATE holds it until the
+//! target restored the keys; what we can take off the critical path is our
+//! own round trips. So sizing happens on the scanner's connection (it fills
+//! the gaps between MIGRATEs) and the mover sends the MIGRATEs of the batches
+//! already sized back to back, so the source finishes one and starts the next
+//! without waiting for us.
 //!
 //! `MIGRATE` never gets `REPLACE`: a key already on the target was moved there
 //! by a proxy and written since, so the target's copy is the newer one.
@@ -27,7 +34,7 @@ mod plan;
 
 pub(crate) use plan::{SlotTarget, slot_targets};
 
-use plan::{Keyed, Migrated, Queues, Target, classify, migrate_args, split_by_size};
+use plan::{BySize, Keyed, Migrated, Queues, Target, classify, migrate_args, split_by_size};
 
 use super::client::Conn;
 use super::dial::{bounded, connect};
@@ -128,7 +135,7 @@ struct Settings {
     /// Our deadline for one MIGRATE.
     migrate_deadline: Duration,
     /// Our deadline for the scanner's commands: the source may first have to
-    /// finish a MIGRATE of the mover's.
+    /// finish the MIGRATEs of the mover's pipeline.
     scan_deadline: Duration,
     interval: Duration,
 }
@@ -149,7 +156,7 @@ impl From<&MigrateOptions> for Settings {
             // MIGRATE reads 0 as "use 1000 ms": send at least 1.
             timeout_ms: timeout.as_millis().max(1),
             migrate_deadline,
-            scan_deadline: migrate_deadline + timeout,
+            scan_deadline: migrate_deadline * MIGRATES_IN_FLIGHT as u32 + timeout,
             interval: o.interval,
         }
     }
@@ -158,8 +165,25 @@ impl From<&MigrateOptions> for Settings {
 // === connections ===
 
 /// Batches on their way from the scanner to the mover: enough for the scan
-/// to run ahead while a batch moves, and a bound on what a pass holds.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// to run ahead while batches move, and a bound on what a pass holds.
+const BATCHES_QUEUED: usize = 8;
+
+/// MIGRATEs the mover sends in one pipeline (when no interval paces the
+/// batches): enough that the source never waits for our next command, few
+/// enough that a failing target costs little more than one batch.
+const MIGRATES_IN_FLIGHT: usize = 4;
+
+/// A key, its slot and its size in bytes.
+type SizedKey = (Vec<u8>, u32, u64);
+
+/// A batch sized by the scanner: every key of migrating slots the scan saw
+/// (their slots, for `found`), and those still present, split by size.
+#[derive(Debug)]
+struct Sized {
+    target: usize,
+    found: Vec<u32>,
+    keys: BySize,
+}
 
 /// One pass over one source: a scanner feeding a mover, each on its own
 /// connection to the source, running together so that the source is rarely
@@ -179,7 +203,7 @@ impl Pass<'_> {
             self.mover.db = db;
             self.mover.call(&select).await?;
             self.scanner.call(&select).await?;
-            let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_IN_FLIGHT);
+            let (tx, rx) = tokio::sync::mpsc::channel(BATCHES_QUEUED);
             // Everything queued belongs to this db: both finish before the
             // next SELECT. The first error ends both.
             tokio::try_join!(self.scanner.scan_db(tx), self.mover.consume(rx))?;
@@ -198,10 +222,7 @@ struct Scanner {
 
 impl Scanner {
     /// Scans the selected db to the end, then sends what is still queued.
-    async fn scan_db(
-        &mut self,
-        tx: tokio::sync::mpsc::Sender<(usize, Vec<Keyed>)>,
-    ) -> Result<(), RedisError> {
+    async fn scan_db(&mut self, tx: tokio::sync::mpsc::Sender<Sized>) -> Result<(), RedisError> {
         let count = self.settings.scan_count.to_string();
         let mut cursor = b"0".to_vec();
         loop {
@@ -225,14 +246,30 @@ impl Scanner {
         Ok(())
     }
 
+    /// Sizes `batch` (`MEMORY USAGE`, pipelined) and hands it to the mover.
     async fn send(
-        &self,
-        tx: &tokio::sync::mpsc::Sender<(usize, Vec<Keyed>)>,
-        batch: (usize, Vec<Keyed>),
+        &mut self,
+        tx: &tokio::sync::mpsc::Sender<Sized>,
+        (target, batch): (usize, Vec<Keyed>),
     ) -> Result<(), RedisError> {
+        let usage: Vec<[&[u8]; 5]> = batch
+            .iter()
+            .map(|(key, _)| [&b"MEMORY"[..], b"USAGE", key, b"SAMPLES", b"1"])
+            .collect();
+        let cmds: Vec<&[&[u8]]> = usage.iter().map(|c| &c[..]).collect();
+        let source = self.conn.addr().to_owned();
+        let deadline = self.settings.scan_deadline;
+        let sizes = bounded(&source, deadline, self.conn.pipeline(&cmds)).await?;
+        let found = batch.iter().map(|(_, slot)| *slot).collect();
+        let keys = split_by_size(&source, batch, sizes, self.settings.big_value_bytes)?;
+        let sized = Sized {
+            target,
+            found,
+            keys,
+        };
         // The mover only stops early on an error, which ends the pass first.
-        tx.send(batch).await.map_err(|_| RedisError::Reply {
-            addr: self.conn.addr().to_owned(),
+        tx.send(sized).await.map_err(|_| RedisError::Reply {
+            addr: source,
             reason: "the migration pass stopped".into(),
         })
     }
@@ -283,55 +320,66 @@ struct Mover<'a> {
 }
 
 impl Mover<'_> {
-    /// Moves every batch the scanner sends, until it is done.
+    /// Moves every batch the scanner sends, until it is done: the batches
+    /// already waiting go together (see [`MIGRATES_IN_FLIGHT`]).
     async fn consume(
         &mut self,
-        mut rx: tokio::sync::mpsc::Receiver<(usize, Vec<Keyed>)>,
+        mut rx: tokio::sync::mpsc::Receiver<Sized>,
     ) -> Result<(), RedisError> {
-        while let Some((target, batch)) = rx.recv().await {
-            // Every key of a migrating slot that the scan saw is in one batch.
-            for (_, slot) in &batch {
-                self.slot(*slot).found += 1;
+        // A pause between batches means one batch at a time.
+        let together = if self.settings.interval.is_zero() {
+            MIGRATES_IN_FLIGHT
+        } else {
+            1
+        };
+        let mut ready = Vec::with_capacity(together);
+        while rx.recv_many(&mut ready, together).await > 0 {
+            for sized in &ready {
+                // Every key of a migrating slot that the scan saw is in one batch.
+                for slot in &sized.found {
+                    self.slot(*slot).found += 1;
+                }
             }
-            self.batch(target, batch).await?;
+            self.batches(std::mem::take(&mut ready)).await?;
+            if !self.settings.interval.is_zero() {
+                tokio::time::sleep(self.settings.interval).await;
+            }
         }
         Ok(())
     }
 
-    /// Moves one batch to `target`: big values alone, the rest together.
-    async fn batch(&mut self, target: usize, batch: Vec<Keyed>) -> Result<(), RedisError> {
-        let usage: Vec<[&[u8]; 5]> = batch
-            .iter()
-            .map(|(key, _)| [&b"MEMORY"[..], b"USAGE", key, b"SAMPLES", b"1"])
-            .collect();
-        let cmds: Vec<&[&[u8]]> = usage.iter().map(|c| &c[..]).collect();
-        let timeout = self.settings.timeout;
-        let source = self.conn.addr().to_owned();
-        let sizes = bounded(&source, timeout, self.conn.pipeline(&cmds)).await?;
-        let sized = split_by_size(&source, batch, sizes, self.settings.big_value_bytes)?;
-        if !sized.small.is_empty() {
-            let keys = sized.small.iter().map(|(k, _, _)| &k[..]);
-            match self.migrate(target, keys).await? {
+    /// Moves sized batches: their small keys in one pipeline of MIGRATEs (one
+    /// per batch), then their big values alone; progress after each.
+    async fn batches(&mut self, batches: Vec<Sized>) -> Result<(), RedisError> {
+        let mut small = Vec::with_capacity(batches.len());
+        let mut big = Vec::new();
+        for Sized { target, keys, .. } in batches {
+            if !keys.small.is_empty() {
+                small.push((target, keys.small));
+            }
+            big.extend(keys.big.into_iter().map(|k| (target, k)));
+        }
+        let replies = self.migrate_many(&small).await?;
+        for ((target, keys), reply) in small.into_iter().zip(replies) {
+            match reply {
                 Migrated::Ok => {
-                    for (_, slot, bytes) in &sized.small {
+                    for (_, slot, bytes) in &keys {
                         self.count_moved(*slot, *bytes);
                     }
                 }
                 Migrated::NoKey => {}
-                Migrated::Busy => self.key_by_key(target, sized.small).await?,
+                Migrated::Busy => self.key_by_key(target, keys).await?,
             }
+            (self.progress)(self.totals);
         }
-        for (key, slot, bytes) in sized.big {
+        for (target, (key, slot, bytes)) in big {
             let started = Instant::now();
             if self.migrate_one(target, &key, slot, bytes).await? {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let shown = String::from_utf8_lossy(&key).into_owned();
                 self.slot(slot).big_values.push((shown, bytes, ms));
             }
-        }
-        (self.progress)(self.totals);
-        if !self.settings.interval.is_zero() {
-            tokio::time::sleep(self.settings.interval).await;
+            (self.progress)(self.totals);
         }
         Ok(())
     }
@@ -417,6 +465,46 @@ impl Mover<'_> {
         let deadline = self.settings.migrate_deadline;
         let reply = bounded(&source, deadline, self.conn.call(&args)).await;
         classify(&source, &t.addr, reply)
+    }
+
+    /// One MIGRATE per (target, keys), sent in one pipeline; each reply
+    /// judged on its own. The first failure fails the pass.
+    async fn migrate_many(
+        &mut self,
+        batches: &[(usize, Vec<SizedKey>)],
+    ) -> Result<Vec<Migrated>, RedisError> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.db.to_string();
+        let timeout_ms = self.settings.timeout_ms.to_string();
+        let args: Vec<Vec<&[u8]>> = batches
+            .iter()
+            .map(|(target, keys)| {
+                let t = &self.targets[*target];
+                let keys = keys.iter().map(|(k, _, _)| &k[..]);
+                migrate_args(t, db.as_bytes(), timeout_ms.as_bytes(), self.auth, keys)
+            })
+            .collect();
+        let cmds: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
+        let source = self.conn.addr().to_owned();
+        // The source runs them one after the other.
+        let deadline = self.settings.migrate_deadline * batches.len() as u32;
+        let replies = bounded(&source, deadline, self.conn.pipeline(&cmds)).await?;
+        batches
+            .iter()
+            .zip(replies)
+            .map(|((target, _), reply)| {
+                let reply = match reply {
+                    Value::Error(reason) => Err(RedisError::Reply {
+                        addr: source.clone(),
+                        reason,
+                    }),
+                    v => Ok(v),
+                };
+                classify(&source, &self.targets[*target].addr, reply)
+            })
+            .collect()
     }
 
     /// One command on the source, within the timeout.
@@ -647,7 +735,7 @@ mod tests {
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.timeout_ms, 1000);
         assert_eq!(s.migrate_deadline, Duration::from_secs(2));
-        assert_eq!(s.scan_deadline, Duration::from_secs(3));
+        assert_eq!(s.scan_deadline, Duration::from_secs(9));
         let s = Settings::from(&MigrateOptions {
             batch_keys: 100,
             scan_count: 1000,

@@ -43,6 +43,8 @@ pub struct Options {
     pub config: Vec<String>,
     /// Serve `/metrics` on a free port (`--metrics-addr 127.0.0.1:0`).
     pub metrics: bool,
+    /// Another topom binary (a bench comparing builds); default: this build's.
+    pub binary: Option<PathBuf>,
 }
 
 /// A running topom process; killed (SIGKILL) on drop.
@@ -82,7 +84,8 @@ impl Topom {
         let log = dir.path().join("topom.log");
         let conf = dir.path().join("topom.toml");
         std::fs::write(&conf, opts.config.join("\n")).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_topom"));
+        let binary = (opts.binary.clone()).unwrap_or_else(|| env!("CARGO_BIN_EXE_topom").into());
+        let mut cmd = Command::new(binary);
         cmd.arg("--config")
             .arg(&conf)
             .arg("--listen")

@@ -106,3 +106,75 @@ async fn a_failed_pass_keeps_the_slot_migrating_with_the_error() {
     assert_eq!(steps[0].state, Some(SlotState::Finished), "{steps:?}");
     assert_eq!(h.coordinator.slot_progress()[&0].error, "");
 }
+
+/// Groups 1 (A) and 2 (B), slots `0..n` on group 1 with 10 keys each, queued
+/// to group 2, with `parallel` slots prepared at once.
+async fn slots_queued(n: u32, parallel: u32) -> Harness {
+    let mut s = settings();
+    s.migration.parallel_slots = parallel;
+    let h = harness(s).await;
+    h.group(1, &[A]).await;
+    h.group(2, &[B]).await;
+    let all: Vec<(u32, u32)> = (0..n).map(|sid| (sid, 1)).collect();
+    h.coordinator.assign_slots(&all).await.expect("assign");
+    for sid in 0..n {
+        h.coordinator
+            .create_slot_action(sid, 2)
+            .await
+            .expect("queue");
+        h.migrator.set_keys(sid, 10);
+    }
+    h
+}
+
+/// Slots in preparing or prepared: what proxies may hold locked.
+fn being_prepared(h: &Harness) -> usize {
+    h.coordinator
+        .table()
+        .mappings
+        .iter()
+        .filter(|m| matches!(m.state(), Some(SlotState::Preparing | SlotState::Prepared)))
+        .count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_pass_of_a_source_serves_every_queued_slot() {
+    let h = slots_queued(5, 2).await;
+    for _ in 0..30 {
+        let steps = h.coordinator.process_slot_action().await.expect("step");
+        assert!(steps.iter().all(|s| s.error.is_empty()), "{steps:?}");
+        assert!(being_prepared(&h) <= 2, "the parallel limit bounds locking");
+        if steps.is_empty() {
+            break;
+        }
+    }
+    // Not one scan per batch of 2: the first slots waited for the others.
+    assert_eq!(h.migrator.pass_slots(), [vec![0, 1, 2, 3, 4]]);
+    let t = h.coordinator.table();
+    assert!(
+        (0..5).all(|s| t.mappings[s].group_id == 2 && t.mappings[s].action.is_none()),
+        "{:?}",
+        &t.mappings[..5]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_barrier_does_not_hold_back_the_pass() {
+    let h = slots_queued(2, 1).await;
+    // Slot 0 reaches migrating as slot 1 starts preparing behind it.
+    for _ in 0..3 {
+        h.coordinator.process_slot_action().await.expect("step");
+    }
+    let t = h.coordinator.table();
+    assert_eq!(t.mappings[0].state(), Some(SlotState::Migrating));
+    assert_eq!(t.mappings[1].state(), Some(SlotState::Preparing));
+    assert!(
+        h.migrator.pass_slots().is_empty(),
+        "slot 0 waits for slot 1"
+    );
+    // From now on slot 1's prepared barrier fails: slot 0 must move anyway.
+    let _silent = live_proxy(&h, "p").await;
+    h.coordinator.process_slot_action().await.expect("step");
+    assert_eq!(h.migrator.pass_slots(), [vec![0]]);
+    assert_eq!(slot_state(&h), Some(SlotState::Finished));
+}
