@@ -82,7 +82,10 @@ impl Topom {
         let log = dir.path().join("topom.log");
         let conf = dir.path().join("topom.toml");
         std::fs::write(&conf, opts.config.join("\n")).map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_topom"));
+        // Benches set TOPOM_BIN to run another build (e.g. the branch point's).
+        let bin = std::env::var_os("TOPOM_BIN")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_topom")), PathBuf::from);
+        let mut cmd = Command::new(bin);
         cmd.arg("--config")
             .arg(&conf)
             .arg("--listen")
