@@ -60,7 +60,7 @@ impl Side {
 
 /// A running control plane over the topology.
 enum Running {
-    Topom(Seeded),
+    Topom(Box<Seeded>),
     Codis(codis::Dashboard),
 }
 
@@ -188,7 +188,7 @@ async fn start(side: &Side, servers: &[(RedisServer, RedisServer)]) -> Running {
             c.refresh_redis_stats(pb::RefreshRedisStatsRequest::default())
                 .await
                 .expect("a first round");
-            Running::Topom(t)
+            Running::Topom(Box::new(t))
         }
         Side::Codis => Running::Codis(codis::Dashboard::start(PRODUCT, topology(servers)).await),
     }
