@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use crate::coordinator::proxies::ProxySettings;
 use crate::coordinator::slot_actions::MigrationSettings;
 use crate::coordinator::{HaSettings, SentinelSettings, Settings};
-use crate::model::{ForwardMethod, validate_product_name};
+use crate::model::{ForwardMethod, InfoSections, validate_product_name};
 use crate::units::{parse_bytes, parse_duration};
 
 /// Which metadata store backs the product.
@@ -127,6 +127,10 @@ pub struct Config {
     /// Period of the stats refresh task.
     #[serde(deserialize_with = "de_duration")]
     pub stats_refresh_period: Duration,
+    /// The INFO sections a round asks each group server for: a comma-separated
+    /// list (the sections of the derived fields are always added) or `all`.
+    #[serde(deserialize_with = "de_info_sections")]
+    pub stats_info_sections: InfoSections,
     /// How long in-flight RPCs may run after a shutdown signal.
     #[serde(deserialize_with = "de_duration")]
     pub shutdown_grace: Duration,
@@ -170,6 +174,7 @@ impl Default for Config {
             proxy_lease_ttl: Duration::from_secs(10),
             migration_barrier_timeout: Duration::from_secs(30),
             stats_refresh_period: Duration::from_secs(1),
+            stats_info_sections: InfoSections::default(),
             shutdown_grace: Duration::from_secs(10),
             log_level: "info".into(),
             metrics_addr: None,
@@ -403,6 +408,10 @@ fn de_forward_method<'de, D: Deserializer<'de>>(d: D) -> Result<ForwardMethod, D
     }
 }
 
+fn de_info_sections<'de, D: Deserializer<'de>>(d: D) -> Result<InfoSections, D::Error> {
+    InfoSections::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
 /// An empty string means "not set".
 fn de_optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
@@ -464,6 +473,7 @@ mod tests {
             ),
             ("stats_refresh_period = '0s'", "stats_refresh_period"),
             ("metrics_addr = 'localhost'", "metrics_addr"),
+            ("stats_info_sections = 'memory,cpus'", "stats_info_sections"),
         ] {
             let err = Config::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
@@ -490,6 +500,24 @@ mod tests {
         }
         let c = Config::from_toml("migration_async_maxbytes = 4096").unwrap();
         assert_eq!(c.migration_async_maxbytes, 4096);
+    }
+
+    #[test]
+    fn info_sections_add_to_the_derived_ones_or_are_all() {
+        let c = Config::from_toml("stats_info_sections = 'cpu, commandstats'").unwrap();
+        assert_eq!(
+            c.stats_info_sections.to_string(),
+            "clients,commandstats,cpu,keyspace,memory,replication,server,stats"
+        );
+        let c = Config::from_toml("stats_info_sections = 'all'").unwrap();
+        assert_eq!(c.stats_info_sections, InfoSections::All);
+        let err = Config::from_toml("stats_info_sections = 'all,cpu'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stats_info_sections") && err.contains("alone"),
+            "{err}"
+        );
     }
 
     #[test]

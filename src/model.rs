@@ -6,6 +6,7 @@
 mod addr;
 mod group;
 mod hash;
+mod info;
 mod proxy;
 mod sentinel;
 mod slot;
@@ -16,6 +17,7 @@ mod topom;
 pub use addr::{Addr, AddrError};
 pub use group::{Group, GroupServer, PromoteState, Promoting, ServerKind, SyncAction, SyncState};
 pub use hash::{hash_tag, slot_of};
+pub use info::{DERIVED_SECTIONS, Info, InfoSections};
 pub use proxy::Proxy;
 pub use sentinel::Sentinel;
 pub use slot::{

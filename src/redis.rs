@@ -50,7 +50,7 @@ pub use pool::Pool;
 pub use reply::Value;
 pub use stats::PooledProbe;
 
-use crate::model::{InfoMap, SentinelReport, ServerKind};
+use crate::model::{Info, InfoMap, SentinelReport, ServerKind};
 
 /// Errors talking to one Redis server; each names the address.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -134,8 +134,9 @@ pub enum Persisted {
 /// connect included.
 #[async_trait]
 pub trait StatsProbe: Send + Sync {
-    /// `INFO` (all sections) of a group server, authenticating with `product_auth`.
-    async fn server_info(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError>;
+    /// `INFO` of a group server (the sections configured), authenticating with
+    /// `product_auth`.
+    async fn server_info(&self, addr: &str, timeout: Duration) -> Result<Info, RedisError>;
     /// `INFO` of a Sentinel plus what it monitors for `product` (names
     /// `<product>-<gid>`): `SENTINEL masters`, then `SENTINEL replicas <name>` for
     /// each of the product's names. Sentinels take no password.

@@ -93,10 +93,10 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
     let settings = Settings::from(&config);
     // Idle connections live 5 s (as Codis's stats pool), longer than the 1 s
     // between rounds, so rounds reuse them.
-    let probe = Arc::new(PooledProbe::new(
-        &config.product_auth,
-        Duration::from_secs(5),
-    ));
+    let probe = Arc::new(
+        PooledProbe::new(&config.product_auth, Duration::from_secs(5))
+            .with_sections(&config.stats_info_sections),
+    );
     let ha = Arc::new(PooledHa::new(&config.product_auth));
     let backends = Backends {
         store,

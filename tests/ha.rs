@@ -486,7 +486,7 @@ async fn sentinels_are_managed_and_their_failover_is_followed() {
         (1, m.addr(), r.addr())
     );
     let stats = c
-        .get_stats(pb::GetStatsRequest {})
+        .get_stats(pb::GetStatsRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -12,6 +12,7 @@ use common::ports::free_port;
 use common::redis::RedisServer;
 use common::sentinel::SentinelServer;
 use common::wait_until;
+use topom::model::InfoSections;
 use topom::redis::{Pool, PooledProbe, RedisError, StatsProbe, Value};
 
 /// The per-probe deadline used where the test is not about deadlines.
@@ -50,12 +51,76 @@ async fn server_info_of_a_master() {
     let redis = RedisServer::start().await;
     let info = probe().server_info(&redis.addr(), T).await.unwrap();
     assert!(info.contains_key("redis_version"), "{info:?}");
-    assert_eq!(info["role"], "master");
-    // `INFO all` includes more than the default sections.
+    assert_eq!(info.get("role").unwrap(), "master");
+    for derived in [
+        "used_memory",
+        "connected_clients",
+        "instantaneous_ops_per_sec",
+    ] {
+        assert!(info.contains_key(derived), "no {derived}: {info:?}");
+    }
+    // Only the sections of the derived fields, unless more are configured.
+    assert!(!info.contains_key("used_cpu_sys"), "cpu: {info:?}");
+    assert!(!info.contains_key("cmdstat_info"), "commandstats: {info:?}");
+    let with_cpu = probe()
+        .with_sections(&InfoSections::parse("cpu").unwrap())
+        .server_info(&redis.addr(), T)
+        .await
+        .unwrap();
+    assert!(with_cpu.contains_key("used_cpu_sys"), "{with_cpu:?}");
+    assert!(with_cpu.contains_key("used_memory"), "{with_cpu:?}");
+    let all = probe()
+        .with_sections(&InfoSections::All)
+        .server_info(&redis.addr(), T)
+        .await
+        .unwrap();
+    assert!(all.contains_key("cmdstat_info"), "no commandstats: {all:?}");
+}
+
+/// codis-server (Redis 3.2) takes one INFO section name at most.
+#[tokio::test]
+async fn server_info_of_a_codis_server() {
+    let bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/codis/bin/codis-server");
     assert!(
-        info.contains_key("cmdstat_info"),
-        "no commandstats: {info:?}"
+        bin.is_file(),
+        "{} is missing: this test needs the real codis-server",
+        bin.display()
     );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _server = common::process::ChildGuard::spawn(cmd, "codis-server");
+    let addr = format!("127.0.0.1:{port}");
+    let probe = probe();
+    let mut last = None;
+    wait_until(
+        Duration::from_secs(10),
+        "codis-server to answer INFO",
+        async || {
+            last = Some(probe.server_info(&addr, T).await);
+            last.as_ref().is_some_and(Result::is_ok)
+        },
+    )
+    .await;
+    // Twice: the first call learns that it takes one section, the second asks
+    // it that way at once.
+    for _ in 0..2 {
+        let info = probe.server_info(&addr, T).await.unwrap();
+        assert!(
+            info.get("redis_version").unwrap().starts_with("3.2"),
+            "{info:?}"
+        );
+        assert_eq!(info.get("role"), Some("master"));
+        assert!(info.contains_key("used_memory"), "{info:?}");
+    }
 }
 
 #[tokio::test]
@@ -64,9 +129,9 @@ async fn server_info_of_a_replica() {
     let replica =
         RedisServer::start_with(&[&format!("replicaof 127.0.0.1 {}", master.port())]).await;
     let info = probe().server_info(&replica.addr(), T).await.unwrap();
-    assert_eq!(info["role"], "slave");
-    assert_eq!(info["master_host"], "127.0.0.1");
-    assert_eq!(info["master_port"], master.port().to_string());
+    assert_eq!(info.get("role").unwrap(), "slave");
+    assert_eq!(info.get("master_host").unwrap(), "127.0.0.1");
+    assert_eq!(info.get("master_port").unwrap(), master.port().to_string());
 }
 
 #[tokio::test]
@@ -77,7 +142,7 @@ async fn passwords() {
         .server_info(&addr, T)
         .await
         .unwrap();
-    assert_eq!(info["role"], "master");
+    assert_eq!(info.get("role").unwrap(), "master");
 
     for password in ["wrong", ""] {
         match PooledProbe::new(password, IDLE).server_info(&addr, T).await {
@@ -261,7 +326,7 @@ async fn sentinel_info_lists_only_the_product() {
             probe
                 .server_info(&master.addr(), T)
                 .await
-                .is_ok_and(|i| i.get("connected_slaves").map(String::as_str) == Some("1"))
+                .is_ok_and(|i| i.get("connected_slaves") == Some("1"))
         },
     )
     .await;

@@ -72,8 +72,12 @@ pub async fn refresh(grpc: &mut Grpc<Channel>, timeout: Option<Duration>) -> (By
 
 /// One GetStats, taken as bytes; the client-observed time.
 pub async fn get_stats_raw(grpc: &mut Grpc<Channel>) -> (usize, Duration) {
-    let (body, took) =
-        raw_grpc::unary(grpc, "/topom.v1.Topom/GetStats", pb::GetStatsRequest {}).await;
+    let (body, took) = raw_grpc::unary(
+        grpc,
+        "/topom.v1.Topom/GetStats",
+        pb::GetStatsRequest::default(),
+    )
+    .await;
     (body.len(), took)
 }
 
@@ -176,7 +180,7 @@ pub async fn server_round(g: &mut Grpc<Channel>) -> u64 {
     g.ready().await.expect("channel ready");
     let r = g
         .unary(
-            tonic::Request::new(pb::GetStatsRequest {}),
+            tonic::Request::new(pb::GetStatsRequest::default()),
             PathAndQuery::from_static("/topom.v1.Topom/GetStats"),
             tonic_prost::ProstCodec::<pb::GetStatsRequest, GetStatsHead>::default(),
         )

@@ -134,7 +134,7 @@ impl Coordinator {
             let round = self.stats();
             for s in &round.servers {
                 if let ProbeOutcome::Ok(info) = &s.probe.outcome
-                    && info.get("run_id") == Some(&identity.run_id)
+                    && info.get("run_id") == Some(identity.run_id.as_str())
                     && s.addr != addr
                 {
                     return Err(same(

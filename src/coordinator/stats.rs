@@ -14,7 +14,7 @@ use tokio::task::{JoinError, JoinSet};
 
 use super::error::{invalid, not_found};
 use super::{Coordinator, Result};
-use crate::model::{InfoMap, Probe, ProbeOutcome, SentinelReport};
+use crate::model::{Info, Probe, ProbeOutcome, SentinelReport};
 use crate::redis::RedisError;
 
 /// The longest per-target deadline a caller may ask for.
@@ -58,7 +58,7 @@ pub struct ServerStats {
     /// Its index in the group (0 = master).
     pub index: u32,
     /// What the probe found.
-    pub probe: Probe<InfoMap>,
+    pub probe: Probe<Info>,
     /// Derived fields (when the probe succeeded).
     pub summary: Option<ServerSummary>,
 }
@@ -339,13 +339,13 @@ fn crashed<T>(e: &str) -> Probe<T> {
     }
 }
 
-fn int(info: &InfoMap, key: &str) -> i64 {
+fn int(info: &Info, key: &str) -> i64 {
     info.get(key).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// Derives the summary of one server from its INFO.
-pub fn summarize(info: &InfoMap) -> ServerSummary {
-    let role = info.get("role").cloned().unwrap_or_default();
+pub fn summarize(info: &Info) -> ServerSummary {
+    let role = info.get("role").unwrap_or_default().to_owned();
     let replica = role == "slave";
     let master_addr = match (info.get("master_host"), info.get("master_port")) {
         (Some(h), Some(p)) if replica => format!("{h}:{p}"),
@@ -365,7 +365,9 @@ pub fn summarize(info: &InfoMap) -> ServerSummary {
         .collect();
     ServerSummary {
         master_link_status: if replica {
-            info.get("master_link_status").cloned().unwrap_or_default()
+            info.get("master_link_status")
+                .unwrap_or_default()
+                .to_owned()
         } else {
             String::new()
         },
@@ -380,7 +382,7 @@ pub fn summarize(info: &InfoMap) -> ServerSummary {
         ops_per_sec: int(info, "instantaneous_ops_per_sec"),
         connected_clients: int(info, "connected_clients"),
         keys_per_db,
-        redis_version: info.get("redis_version").cloned().unwrap_or_default(),
+        redis_version: info.get("redis_version").unwrap_or_default().to_owned(),
         role,
         master_addr,
     }
@@ -430,11 +432,8 @@ fn same_server(reported: &str, configured: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn info(pairs: &[(&str, &str)]) -> InfoMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn info(pairs: &[(&str, &str)]) -> Info {
+        pairs.iter().copied().collect()
     }
 
     #[test]

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{Backends, Coordinator, Settings};
-use crate::model::{ForwardMethod, InfoMap, SentinelReport, ServerKind, TopomRecord};
+use crate::model::{ForwardMethod, Info, InfoMap, SentinelReport, ServerKind, TopomRecord};
 use crate::redis::{
     HaAdmin, MigrateOptions, Migrator, MonitorSpec, Persisted, RedisAdmin, RedisError,
     ServerIdentity, SlotPass, StatsProbe, SwitchStream,
@@ -79,7 +79,7 @@ impl RedisAdmin for FakeRedis {
 /// and [`FakeProbe::hang`]ed ones never answer.
 #[derive(Debug, Default)]
 pub struct FakeProbe {
-    infos: Mutex<BTreeMap<String, InfoMap>>,
+    infos: Mutex<BTreeMap<String, Info>>,
     hung: Mutex<BTreeSet<String>>,
     in_flight: Arc<AtomicUsize>,
 }
@@ -87,7 +87,7 @@ pub struct FakeProbe {
 impl FakeProbe {
     /// What `addr` answers to INFO from now on.
     pub fn set_info(&self, addr: &str, info: InfoMap) {
-        lock(&self.infos).insert(addr.to_owned(), info);
+        lock(&self.infos).insert(addr.to_owned(), info.iter().collect());
     }
 
     /// `addr` accepts INFO and never answers.
@@ -119,7 +119,7 @@ impl Drop for InFlight {
 
 #[async_trait]
 impl StatsProbe for FakeProbe {
-    async fn server_info(&self, addr: &str, _timeout: Duration) -> Result<InfoMap, RedisError> {
+    async fn server_info(&self, addr: &str, _timeout: Duration) -> Result<Info, RedisError> {
         if lock(&self.hung).contains(addr) {
             let _counted = InFlight::new(&self.in_flight);
             std::future::pending::<()>().await;

@@ -1,4 +1,5 @@
-//! Stats over gRPC: GetStats, RefreshRedisStats and the WatchStats stream.
+//! Stats over gRPC: the filters, RefreshRedisStats and the WatchStats stream
+//! (GetStats is in `stats_snapshot`).
 
 use std::collections::BTreeSet;
 use std::pin::Pin;
@@ -11,7 +12,7 @@ use tonic::Status;
 use super::convert;
 use crate::coordinator::stats::{SentinelStats, ServerStats, ServerSummary};
 use crate::coordinator::{Coordinator, StatsRound};
-use crate::model::{InfoMap, Probe, ProbeOutcome};
+use crate::model::{Probe, ProbeOutcome};
 use crate::pb;
 use crate::pb::encoded::Encoded;
 
@@ -21,7 +22,7 @@ pub type WatchStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<Encoded, S
 /// The default per-target deadline of RefreshRedisStats.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// What a WatchStats subscriber asked for.
+/// What a WatchStats subscriber or a GetStats caller asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filter {
     groups: BTreeSet<u32>,
@@ -30,21 +31,39 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// A filter from the request (empty lists mean "everything").
-    pub fn new(r: &pb::WatchStatsRequest) -> Filter {
+    /// A filter from a request's lists (empty lists mean "everything").
+    pub fn new(group_ids: &[u32], addrs: &[String], fields: &[String]) -> Filter {
         Filter {
-            groups: r.group_ids.iter().copied().collect(),
-            addrs: r.addrs.iter().cloned().collect(),
-            fields: (!r.fields.is_empty()).then(|| r.fields.iter().cloned().collect()),
+            groups: group_ids.iter().copied().collect(),
+            addrs: addrs.iter().cloned().collect(),
+            fields: (!fields.is_empty()).then(|| fields.iter().cloned().collect()),
         }
     }
 
-    fn keeps_server(&self, s: &ServerStats) -> bool {
-        (self.groups.is_empty() || self.groups.contains(&s.group_id))
-            && (self.addrs.is_empty() || self.addrs.contains(&s.addr))
+    /// True when the filter keeps everything.
+    pub fn is_everything(&self) -> bool {
+        self.groups.is_empty() && self.addrs.is_empty() && self.fields.is_none()
     }
 
-    fn keeps_sentinel(&self, addr: &str) -> bool {
+    /// The INFO fields to keep (`None`: all).
+    pub(super) fn fields(&self) -> Option<&BTreeSet<String>> {
+        self.fields.as_ref()
+    }
+
+    /// True when the filter names servers by address.
+    pub(super) fn names_servers(&self) -> bool {
+        !self.addrs.is_empty()
+    }
+
+    pub(super) fn keeps_group(&self, gid: u32) -> bool {
+        self.groups.is_empty() || self.groups.contains(&gid)
+    }
+
+    pub(super) fn keeps_server(&self, s: &ServerStats) -> bool {
+        self.keeps_group(s.group_id) && (self.addrs.is_empty() || self.addrs.contains(&s.addr))
+    }
+
+    pub(super) fn keeps_sentinel(&self, addr: &str) -> bool {
         // Sentinels belong to no group: a group filter leaves them out.
         self.groups.is_empty() && (self.addrs.is_empty() || self.addrs.contains(addr))
     }
@@ -60,13 +79,13 @@ pub fn round_message(round: &StatsRound, f: &Filter) -> pb::WatchStatsResponse {
             .servers
             .iter()
             .filter(|s| f.keeps_server(s))
-            .map(|s| server_stats(s, f.fields.as_ref()))
+            .map(|s| server_stats(s, f.fields()))
             .collect(),
         sentinels: round
             .sentinels
             .iter()
             .filter(|s| f.keeps_sentinel(&s.addr))
-            .map(|s| sentinel_stats(s, f.fields.as_ref()))
+            .map(|s| sentinel_stats(s, f.fields()))
             .collect(),
     }
 }
@@ -123,79 +142,6 @@ pub fn watch(
     ))
 }
 
-/// The full snapshot of GetStats.
-pub fn snapshot(c: &Coordinator, closed: bool) -> pb::StatsSnapshot {
-    let round = c.stats();
-    let table = c.table();
-    let groups = c.groups();
-    let sentinel = c.sentinel();
-    let cfg = c.slot_action_config();
-    pb::StatsSnapshot {
-        closed,
-        slots: table.mappings.iter().map(convert::mapping).collect(),
-        groups: groups
-            .values()
-            .map(|g| pb::GroupEntry {
-                group: Some(convert::group(g)),
-                servers: round
-                    .servers
-                    .iter()
-                    .filter(|s| s.group_id == g.id)
-                    .map(|s| server_stats(s, None))
-                    .collect(),
-            })
-            .collect(),
-        proxies: c
-            .proxies()
-            .values()
-            .map(|p| {
-                let st = c.proxy_status(&p.token);
-                pb::ProxyEntry {
-                    stats: st.report.as_ref().map(convert::proxy_report),
-                    proxy: Some(convert::proxy_with_status(p, &st)),
-                }
-            })
-            .collect(),
-        slot_action: Some(pb::SlotActionStats {
-            interval_us: cfg.interval_us,
-            disabled: cfg.disabled,
-            status: c.slot_action_status(),
-            executor: c.migrations_running(),
-            progress: c
-                .slot_progress()
-                .into_iter()
-                .map(|(slot, p)| pb::SlotProgress {
-                    slot_id: slot,
-                    keys_moved: p.keys_moved as i64,
-                    keys_left: p.keys_left as i64,
-                    bytes_moved: p.bytes_moved as i64,
-                    keys_per_sec: p.keys_per_sec,
-                    eta_seconds: p.eta_seconds,
-                    error: p.error.clone(),
-                })
-                .collect(),
-        }),
-        sentinels: Some(pb::SentinelOverview {
-            model: Some(convert::sentinel(&sentinel)),
-            stats: round
-                .sentinels
-                .iter()
-                .map(|s| sentinel_stats(s, None))
-                .collect(),
-            masters: {
-                // What the Sentinel watcher last read, else what the stats saw.
-                let reported = c.reported_masters();
-                if reported.is_empty() {
-                    round.sentinel_masters(c.product()).into_iter().collect()
-                } else {
-                    reported.into_iter().collect()
-                }
-            },
-        }),
-        round: round.seq,
-    }
-}
-
 /// RefreshRedisStats's answer for a round.
 pub fn refresh_response(round: &StatsRound) -> pb::RefreshRedisStatsResponse {
     let full = round_message(round, &Filter::default());
@@ -211,15 +157,16 @@ pub fn refresh_response(round: &StatsRound) -> pb::RefreshRedisStatsResponse {
     }
 }
 
-fn keep_fields(
-    info: &InfoMap,
+fn keep_fields<'a>(
+    all: impl Iterator<Item = (&'a str, &'a str)>,
+    get: impl Fn(&str) -> Option<&'a str>,
     fields: Option<&BTreeSet<String>>,
 ) -> std::collections::HashMap<String, String> {
     match fields {
-        None => info.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => all.map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         Some(f) => f
             .iter()
-            .filter_map(|k| info.get(k).map(|v| (k.clone(), v.clone())))
+            .filter_map(|k| get(k).map(|v| (k.clone(), v.to_owned())))
             .collect(),
     }
 }
@@ -256,10 +203,10 @@ fn summary(s: &ServerSummary) -> pb::ServerSummary {
     }
 }
 
-fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::ServerStats {
+pub(super) fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::ServerStats {
     let mut stats = base(&s.probe);
     if let ProbeOutcome::Ok(info) = &s.probe.outcome {
-        stats.fields = keep_fields(info, fields);
+        stats.fields = keep_fields(info.iter(), |k| info.get(k), fields);
     }
     stats.summary = s.summary.as_ref().map(summary);
     pb::ServerStats {
@@ -270,11 +217,19 @@ fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::Serve
     }
 }
 
-fn sentinel_stats(s: &SentinelStats, fields: Option<&BTreeSet<String>>) -> pb::SentinelStats {
+pub(super) fn sentinel_stats(
+    s: &SentinelStats,
+    fields: Option<&BTreeSet<String>>,
+) -> pb::SentinelStats {
     let mut stats = base(&s.probe);
     if let ProbeOutcome::Ok(report) = &s.probe.outcome {
         let full = convert::sentinel_report(report);
-        stats.fields = keep_fields(&report.info, fields);
+        let info = &report.info;
+        stats.fields = keep_fields(
+            info.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            |k| info.get(k).map(String::as_str),
+            fields,
+        );
         stats.sentinel = full.sentinel;
     }
     pb::SentinelStats {

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::slots_cache::SlotsCache;
+use super::stats_snapshot::SnapshotCache;
 use super::{convert, stats};
 use crate::coordinator::Coordinator;
 use crate::pb;
@@ -31,6 +32,8 @@ pub struct TopomService {
     slots_cache: SlotsCache,
     /// The latest full stats round, encoded once for unfiltered watchers.
     round_cache: Arc<stats::RoundCache>,
+    /// The heavy parts of the GetStats answer, encoded once per round.
+    snapshot_cache: SnapshotCache,
 }
 
 impl TopomService {
@@ -41,6 +44,7 @@ impl TopomService {
             control,
             slots_cache: SlotsCache::default(),
             round_cache: Arc::default(),
+            snapshot_cache: SnapshotCache::default(),
         }
     }
 }
@@ -190,13 +194,19 @@ impl Topom for TopomService {
         }))
     }
 
-    async fn get_stats(&self, _: Request<pb::GetStatsRequest>) -> Reply<pb::GetStatsResponse> {
+    async fn get_stats(&self, r: Request<pb::GetStatsRequest>) -> Reply<Encoded> {
+        let r = r.into_inner();
         // Stats rounds run on the leader only.
         self.coordinator.check_not_standby()?;
+        self.coordinator
+            .check_stats_filter(&r.group_ids, &r.addrs)?;
         let closed = self.control.shutdown.is_cancelled();
-        Ok(Response::new(pb::GetStatsResponse {
-            stats: Some(stats::snapshot(&self.coordinator, closed)),
-        }))
+        let filter = stats::Filter::new(&r.group_ids, &r.addrs, &r.fields);
+        Ok(Response::new(self.snapshot_cache.get(
+            &self.coordinator,
+            closed,
+            &filter,
+        )))
     }
 
     type WatchStatsStream = stats::WatchStream;
@@ -211,7 +221,7 @@ impl Topom for TopomService {
             .check_stats_filter(&r.group_ids, &r.addrs)?;
         let rounds = stats::watch(
             &self.coordinator,
-            stats::Filter::new(&r),
+            stats::Filter::new(&r.group_ids, &r.addrs, &r.fields),
             self.round_cache.clone(),
             self.control.shutdown.clone(),
         );

@@ -1,8 +1,8 @@
 //! The real [`StatsProbe`]: `INFO` of group servers and of Sentinels, plus what
 //! each Sentinel monitors for the product, over pooled connections.
 
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,14 +11,7 @@ use super::info::parse_info;
 use super::pool::Pool;
 use super::reply::{Value, records, unexpected};
 use super::{RedisError, StatsProbe};
-use crate::model::{InfoMap, SentinelGroup, SentinelReport};
-
-/// `INFO all`, built once: it is sent to every group server every second.
-static INFO_ALL: LazyLock<redis::Cmd> = LazyLock::new(|| {
-    let mut cmd = redis::cmd("INFO");
-    cmd.arg("all");
-    cmd
-});
+use crate::model::{Info, InfoSections, SentinelGroup, SentinelReport};
 
 /// Probes over two pools: group servers with `product_auth`, Sentinels without
 /// a password.
@@ -26,6 +19,20 @@ static INFO_ALL: LazyLock<redis::Cmd> = LazyLock::new(|| {
 pub struct PooledProbe {
     servers: Pool,
     sentinels: Pool,
+    /// `INFO <section>...`, built once: it goes to every group server every round.
+    info: redis::Cmd,
+    /// The same for servers that take at most one section name.
+    legacy_info: redis::Cmd,
+    /// Servers that refused several section names (Redis < 7, codis-server).
+    legacy: Mutex<HashSet<String>>,
+}
+
+fn info_cmd(args: &[String]) -> redis::Cmd {
+    let mut cmd = redis::cmd("INFO");
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd
 }
 
 impl PooledProbe {
@@ -37,7 +44,22 @@ impl PooledProbe {
         PooledProbe {
             servers: Pool::new(product_auth, timeout),
             sentinels: Pool::new("", timeout),
+            info: info_cmd(&InfoSections::default().args()),
+            legacy_info: info_cmd(&InfoSections::default().legacy_args()),
+            legacy: Mutex::default(),
         }
+    }
+
+    /// Asks group servers for `sections` instead of the derived ones only.
+    pub fn with_sections(mut self, sections: &InfoSections) -> PooledProbe {
+        self.info = info_cmd(&sections.args());
+        self.legacy_info = info_cmd(&sections.legacy_args());
+        self
+    }
+
+    fn legacy(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        // A set of names stays whole whatever panicked.
+        self.legacy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Drops stale idle connections in both pools; for the owner's janitor.
@@ -110,9 +132,24 @@ impl PooledProbe {
 
 #[async_trait]
 impl StatsProbe for PooledProbe {
-    async fn server_info(&self, addr: &str, timeout: Duration) -> Result<InfoMap, RedisError> {
-        let reply = self.servers.call_cmd(addr, &INFO_ALL, timeout).await?;
-        Ok(parse_info(&text(addr, "INFO all", reply)?))
+    async fn server_info(&self, addr: &str, timeout: Duration) -> Result<Info, RedisError> {
+        let legacy = self.legacy().contains(addr);
+        let cmd = if legacy {
+            &self.legacy_info
+        } else {
+            &self.info
+        };
+        let reply = match self.servers.call_cmd(addr, cmd, timeout).await {
+            // Learnt once per address: later rounds ask it the legacy way.
+            Err(RedisError::Reply { reason, .. }) if !legacy && takes_one_section(&reason) => {
+                self.legacy().insert(addr.to_owned());
+                self.servers
+                    .call_cmd(addr, &self.legacy_info, timeout)
+                    .await?
+            }
+            r => r?,
+        };
+        Ok(Info::parse(owned_text(addr, "INFO", reply)?))
     }
 
     async fn sentinel_info(
@@ -140,6 +177,21 @@ pub(crate) fn product_gid(name: &str, product: &str) -> Option<u32> {
         return None;
     }
     gid.parse().ok()
+}
+
+/// Redis < 7 and codis-server answer `INFO a b` with a syntax error.
+fn takes_one_section(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    r.contains("syntax error") || r.contains("wrong number of arguments")
+}
+
+/// The text of a bulk or status reply, without copying valid UTF-8.
+fn owned_text(addr: &str, what: &str, reply: Value) -> Result<String, RedisError> {
+    match reply {
+        Value::Bulk(b) => Ok(String::from_utf8(b)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
+        other => text(addr, what, other),
+    }
 }
 
 /// The text of a bulk or status reply.

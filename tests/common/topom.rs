@@ -84,8 +84,14 @@ impl Topom {
         let log = dir.path().join("topom.log");
         let conf = dir.path().join("topom.toml");
         std::fs::write(&conf, opts.config.join("\n")).map_err(|e| e.to_string())?;
-        let binary = (opts.binary.clone()).unwrap_or_else(|| env!("CARGO_BIN_EXE_topom").into());
-        let mut cmd = Command::new(binary);
+        // A bench may run another build: `binary`, or TOPOM_BIN (e.g. the
+        // branch point's); tests run the one cargo built.
+        let bin = opts
+            .binary
+            .clone()
+            .or_else(|| std::env::var_os("TOPOM_BIN").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_topom")));
+        let mut cmd = Command::new(bin);
         cmd.arg("--config")
             .arg(&conf)
             .arg("--listen")

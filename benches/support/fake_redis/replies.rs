@@ -9,7 +9,8 @@ pub struct Info {
     pub bulk: Bytes,
     /// The text, for `INFO <section>`.
     text: String,
-    /// How many `field:value` lines the text has.
+    /// How many `field:value` lines the sections topom asks for by default
+    /// have (at least what a round keeps of each server).
     pub fields: usize,
 }
 
@@ -19,7 +20,15 @@ impl Info {
         bulk.extend_from_slice(text.as_bytes());
         bulk.extend_from_slice(b"\r\n");
         let fields = text
-            .lines()
+            .split("\r\n\r\n")
+            .filter(|sec| {
+                sec.strip_prefix("# ")
+                    .and_then(|s| s.split("\r\n").next())
+                    .is_some_and(|h| {
+                        topom::model::DERIVED_SECTIONS.contains(&h.to_ascii_lowercase().as_str())
+                    })
+            })
+            .flat_map(str::lines)
             .filter(|l| !l.is_empty() && !l.starts_with('#') && l.contains(':'))
             .count();
         Info {
@@ -29,18 +38,23 @@ impl Info {
         }
     }
 
-    /// `INFO <section>`: that section, or an empty bulk string if unknown.
-    fn section(&self, name: &[u8], out: &mut Vec<u8>) {
-        let name = String::from_utf8_lossy(name);
-        let body = self
+    /// `INFO <section>...` (Redis 7 takes several): those sections in the
+    /// order of the text, unknown names contributing nothing.
+    fn sections(&self, names: &[&[u8]], out: &mut Vec<u8>) {
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).trim().to_ascii_lowercase())
+            .collect();
+        let body: Vec<&str> = self
             .text
             .split("\r\n\r\n")
-            .find(|sec| {
+            .filter(|sec| {
                 sec.strip_prefix("# ")
                     .and_then(|s| s.split("\r\n").next())
-                    .is_some_and(|h| h.eq_ignore_ascii_case(name.trim()))
+                    .is_some_and(|h| names.contains(&h.to_ascii_lowercase()))
             })
-            .unwrap_or("");
+            .collect();
+        let body = body.join("\r\n\r\n");
         out.extend_from_slice(format!("${}\r\n{body}\r\n", body.len()).as_bytes());
     }
 }
@@ -59,7 +73,7 @@ pub fn respond(args: &[&[u8]], info: &Info, out: &mut Vec<u8>) {
             {
                 out.extend_from_slice(&info.bulk)
             }
-            Some(section) => info.section(section, out),
+            Some(_) => info.sections(&args[1..], out),
         }
     } else if cmd.eq_ignore_ascii_case(b"PING") {
         out.extend_from_slice(b"+PONG\r\n");

@@ -166,7 +166,8 @@ func (x *ServerSummary) GetRedisVersion() string {
 // The outcome of probing one server (group member or Sentinel) in one round.
 type RedisStats struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The INFO fields (all sections), possibly filtered by the request.
+	// The INFO fields (of the sections `stats_info_sections` asks for; all of
+	// them for a Sentinel), possibly filtered by the request.
 	Fields map[string]string `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Why the probe failed; empty on success.
 	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`

@@ -1445,8 +1445,21 @@ func (x *ListEventsResponse) GetEvents() []*Event {
 }
 
 // Request for GetStats.
+// Request for GetStats. Empty filters mean "everything"; an unfiltered call is
+// served from the encoding made once per round. The filters narrow the stats
+// of groups and sentinels only: the slots, proxies, slot-action settings and
+// Sentinel masters are always whole.
 type GetStatsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only these groups in `groups`, and no Sentinel stats (unknown ids are
+	// NOT_FOUND).
+	GroupIds []uint32 `protobuf:"varint,1,rep,packed,name=group_ids,json=groupIds,proto3" json:"group_ids,omitempty"`
+	// Only these servers in each group's `servers`, and only these Sentinels in
+	// the Sentinel stats (unknown addresses are NOT_FOUND). A group left with
+	// none of them is left out.
+	Addrs []string `protobuf:"bytes,2,rep,name=addrs,proto3" json:"addrs,omitempty"`
+	// Only these INFO fields in every `RedisStats.fields` (e.g. `used_memory`).
+	Fields        []string `protobuf:"bytes,3,rep,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1479,6 +1492,27 @@ func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetStatsRequest) Descriptor() ([]byte, []int) {
 	return file_topom_v1_topom_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetStatsRequest) GetGroupIds() []uint32 {
+	if x != nil {
+		return x.GroupIds
+	}
+	return nil
+}
+
+func (x *GetStatsRequest) GetAddrs() []string {
+	if x != nil {
+		return x.Addrs
+	}
+	return nil
+}
+
+func (x *GetStatsRequest) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
 }
 
 // Response of GetStats.
@@ -5049,8 +5083,11 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x06detail\x18\a \x01(\tR\x06detail\"\x13\n" +
 	"\x11ListEventsRequest\"=\n" +
 	"\x12ListEventsResponse\x12'\n" +
-	"\x06events\x18\x01 \x03(\v2\x0f.topom.v1.EventR\x06events\"\x11\n" +
-	"\x0fGetStatsRequest\"A\n" +
+	"\x06events\x18\x01 \x03(\v2\x0f.topom.v1.EventR\x06events\"\\\n" +
+	"\x0fGetStatsRequest\x12\x1b\n" +
+	"\tgroup_ids\x18\x01 \x03(\rR\bgroupIds\x12\x14\n" +
+	"\x05addrs\x18\x02 \x03(\tR\x05addrs\x12\x16\n" +
+	"\x06fields\x18\x03 \x03(\tR\x06fields\"A\n" +
 	"\x10GetStatsResponse\x12-\n" +
 	"\x05stats\x18\x01 \x01(\v2\x17.topom.v1.StatsSnapshotR\x05stats\"^\n" +
 	"\x11WatchStatsRequest\x12\x1b\n" +

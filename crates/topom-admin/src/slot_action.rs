@@ -122,7 +122,7 @@ pub async fn run(ctx: &Ctx, cmd: SlotActionCmd) -> Result<(), CliError> {
         SlotActionCmd::Disable => set_disabled(ctx, true).await,
         SlotActionCmd::Enable => set_disabled(ctx, false).await,
         SlotActionCmd::List { watch } => loop {
-            let stats = call!(ctx, get_stats, pb::GetStatsRequest {})?;
+            let stats = call!(ctx, get_stats, pb::GetStatsRequest::default())?;
             let busy = stats
                 .stats
                 .as_ref()

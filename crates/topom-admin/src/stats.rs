@@ -65,7 +65,7 @@ pub async fn run(ctx: &Ctx, args: StatsArgs) -> Result<(), CliError> {
 }
 
 async fn show(ctx: &Ctx) -> Result<(), CliError> {
-    let resp = call!(ctx, get_stats, pb::GetStatsRequest {})?;
+    let resp = call!(ctx, get_stats, pb::GetStatsRequest::default())?;
     ctx.out.emit(&resp, |r| match &r.stats {
         Some(s) => render_snapshot(s),
         None => "no stats yet".to_string(),

@@ -2,13 +2,14 @@
 //!
 //! The slot table changes rarely and is read often (every proxy, every CLI call,
 //! monitoring): encoding 1024 slots per call would dominate the cost of ListSlots.
-//! Likewise a stats round goes to every unfiltered WatchStats subscriber. Each is
-//! encoded once, and this type hands the bytes to the codec as they are.
+//! Likewise a stats round goes to every unfiltered WatchStats subscriber and
+//! GetStats caller. Each is encoded once, and this type hands the bytes to the
+//! codec as they are.
 
 use bytes::{BufMut, Bytes};
 
-/// The protobuf encoding of a message (a `ListSlotsResponse` or a
-/// `WatchStatsResponse`).
+/// The protobuf encoding of a message (a `ListSlotsResponse`, a
+/// `GetStatsResponse` or a `WatchStatsResponse`).
 #[derive(Clone, Default, PartialEq)]
 pub struct Encoded(pub Bytes);
 

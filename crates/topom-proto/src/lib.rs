@@ -22,7 +22,7 @@ pub use generated::*;
 /// The encoded descriptor set served by the reflection service.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("topom_descriptor");
 
-/// The Topom server whose ListSlots and WatchStats answer with pre-encoded
+/// The Topom server whose ListSlots, GetStats and WatchStats answer with pre-encoded
 /// messages ([`encoded::Encoded`]); every other type is from this module.
 pub mod fast {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
