@@ -62,7 +62,9 @@ func (m *mutations) waitMore(t *testing.T, n int64, what string) {
 // calls end up on the new leader.
 func TestResignUnderMutationLoad(t *testing.T) {
 	etcd := testenv.StartEtcd(t)
-	a, b := testenv.StartLeaderAndStandby(t, etcd.Endpoint, `etcd_lease_ttl = "3s"`)
+	// A long lease: renewals come every TTL/3, and a Resign must not wait for
+	// the next one (it did: up to 20 s here).
+	a, b := testenv.StartLeaderAndStandby(t, etcd.Endpoint, `etcd_lease_ttl = "60s"`)
 	c, err := topom.Dial(a.Addr+","+b.Addr, topom.WithCallTimeout(callTimeout))
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +90,10 @@ func TestResignUnderMutationLoad(t *testing.T) {
 	}
 	if r.GetLeaderAddr() != b.Addr {
 		t.Errorf("Resign named %q as the new leader, want the standby %s", r.GetLeaderAddr(), b.Addr)
+	}
+	// Measured 15–110 ms on a loaded 2-core machine; the margin is for load.
+	if took := r.GetTakeover().AsDuration(); took > 2*time.Second {
+		t.Errorf("Resign took %s to hand over", took)
 	}
 	m.waitMore(t, 20, "mutations after the hand-over")
 	stop.Store(true)

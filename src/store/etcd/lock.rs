@@ -328,8 +328,11 @@ impl EtcdStore {
                 () = fence.lost.notified() => {
                     return Ended::Lost("a write found the lock key deleted or re-created".into());
                 }
-                // A permit left from a resign that found the lock not held is stale.
-                () = fence.resign.notified(), if fence.holding_off().is_some() => {}
+                // Always armed: a guard is read when the select starts, so a
+                // resign during the sleep would wait for the next renewal. A
+                // stale permit (a resign that found the lock not held) only
+                // brings that renewal forward.
+                () = fence.resign.notified() => {}
             }
             if fence.holding_off().is_some() {
                 return Ended::Resigned;
