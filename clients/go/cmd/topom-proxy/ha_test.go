@@ -40,6 +40,17 @@ func progress(ls *topompb.ListSlotsResponse) (done, left, inFlight int) {
 	return done, left, inFlight
 }
 
+// states counts the actions of slots 0..511 by state, for the log.
+func states(ls *topompb.ListSlotsResponse) map[string]int {
+	n := map[string]int{}
+	for _, m := range ls.GetMappings()[:512] {
+		if a := m.GetAction(); a != nil {
+			n[strings.TrimPrefix(a.GetState().String(), "SLOT_ACTION_STATE_")]++
+		}
+	}
+	return n
+}
+
 // listSlotsAt reads the slot table of the topom at addr alone.
 func listSlotsAt(t *testing.T, addr string) *topompb.ListSlotsResponse {
 	t.Helper()
@@ -92,13 +103,14 @@ func TestMigrationFinishesAfterTheLeaderIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen [3]int // done, left and in flight, as the leader last reported them
+	var seenStates map[string]int
 	testenv.WaitFor(t, 300*time.Second, "the migration to be under way", func() error {
 		ls, err := c.ListSlots(ctx)
 		if err != nil {
 			return err
 		}
 		done, left, inFlight := progress(ls)
-		seen = [3]int{done, left, inFlight}
+		seen, seenStates = [3]int{done, left, inFlight}, states(ls)
 		if left < 128 {
 			t.Fatalf("the migration ran too fast to kill the leader in the middle: %d slots left", left)
 		}
@@ -110,14 +122,14 @@ func TestMigrationFinishesAfterTheLeaderIsKilled(t *testing.T) {
 	a.Kill()
 	killed := time.Now()
 	_, left, inFlight := progress(listSlotsAt(t, b.Addr))
-	t.Logf("killed the leader %s after %s: it last reported %d slots done, %d left, %d in flight; the standby sees %d left, %d in flight",
-		a.Addr, killed.Sub(started).Round(time.Millisecond), seen[0], seen[1], seen[2], left, inFlight)
+	t.Logf("killed the leader %s after %s: it last reported %d slots done, %d left, %d in flight %v; the standby sees %d left, %d in flight",
+		a.Addr, killed.Sub(started).Round(time.Millisecond), seen[0], seen[1], seen[2], seenStates, left, inFlight)
 	if left == 0 {
 		t.Fatal("the standby sees the migration finished before the leader was killed")
 	}
 
 	testenv.WaitRole(t, b.Addr, topompb.InstanceRole_INSTANCE_ROLE_LEADER, 4*haLeaseTTL+waitLong)
-	t.Logf("the standby leads %s after the kill", time.Since(killed).Round(time.Millisecond))
+	t.Logf("the standby leads %s after the kill; its slot actions: %v", time.Since(killed).Round(time.Millisecond), states(listSlotsAt(t, b.Addr)))
 	testenv.WaitFor(t, 300*time.Second, "the new leader to finish the migration", func() error {
 		ls, err := c.ListSlots(ctx)
 		if err != nil {
