@@ -414,10 +414,12 @@ impl EtcdStore {
                     backoff = RETRY_MIN;
                     self.key_changed(&fence.full_key, revision, RETRY_MAX).await;
                 }
-                Err(Retry::HoldingOff(until)) => {
-                    // Woken early when the key appears (a standby took it).
+                Err(Retry::HoldingOff(until, revision)) => {
+                    // Woken early when the key appears (a standby took it);
+                    // watched from the read, so a standby quicker than this
+                    // watch is not missed (Resign waits for its record).
                     let left = until.saturating_duration_since(Instant::now());
-                    self.key_changed(&fence.full_key, 0, left).await;
+                    self.key_changed(&fence.full_key, revision, left).await;
                 }
                 Err(Retry::Failed(e)) => {
                     let error = e.to_string();
@@ -462,7 +464,7 @@ impl EtcdStore {
         }
         fence.set_holder(None);
         if let Some(until) = fence.holding_off() {
-            return Err(Retry::HoldingOff(until));
+            return Err(Retry::HoldingOff(until, revision));
         }
         let (lease, ttl, valid_until) = self
             .take(&fence.key, &fence.full_key, owner)
@@ -524,8 +526,9 @@ pub(super) enum Ended {
 pub(super) enum Retry {
     /// Another process holds it; the key was read at this store revision.
     Held(i64),
-    /// This process resigned and stays out until then.
-    HoldingOff(Instant),
+    /// This process resigned and stays out until then; the key was read
+    /// (absent) at this store revision.
+    HoldingOff(Instant, i64),
     /// etcd failed.
     Failed(StoreError),
 }
