@@ -40,11 +40,12 @@ const MinKeepalive = 10 * time.Second
 type Option func(*options)
 
 type options struct {
-	tls         *tls.Config
-	token       string
-	callTimeout time.Duration
-	keepalive   time.Duration
-	dialOpts    []grpc.DialOption
+	tls          *tls.Config
+	token        string
+	callTimeout  time.Duration
+	failoverWait time.Duration
+	keepalive    time.Duration
+	dialOpts     []grpc.DialOption
 }
 
 // WithTLS uses TLS with cfg instead of plaintext.
@@ -59,6 +60,11 @@ func WithToken(token string) Option { return func(o *options) { o.token = token 
 // (default 10 s; 0 disables). Streams are not bounded.
 func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
 
+// WithFailoverWait bounds how long a unary call keeps going around the
+// endpoints while every one answers UNAVAILABLE, as happens while leadership
+// moves (default 15 s, within the call's deadline; 0: once around only).
+func WithFailoverWait(d time.Duration) Option { return func(o *options) { o.failoverWait = d } }
+
 // WithKeepalive sets the keepalive ping interval (default 30 s; values below
 // MinKeepalive are raised to it).
 func WithKeepalive(d time.Duration) Option { return func(o *options) { o.keepalive = d } }
@@ -71,8 +77,9 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // Client talks to one topom out of a list of endpoints: calls go to the
 // current endpoint; when it answers UNAVAILABLE the call is tried on the
 // leader it names (trailing metadata "topom-leader"), else on the next
-// endpoint, once around the list. Errors keep their gRPC status, so
-// status.Code(err) works.
+// endpoint, around the list again with a pause while all refuse (see
+// WithFailoverWait). Errors keep their gRPC status, so status.Code(err)
+// works.
 type Client struct {
 	// Topom is the admin API (topom.v1.Topom), with failover.
 	Topom topompb.TopomClient
@@ -98,7 +105,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 // DialEndpoints is Dial with the endpoints as a list.
 func DialEndpoints(endpoints []string, opts ...Option) (*Client, error) {
 	c := &Client{conns: map[string]*grpc.ClientConn{}}
-	c.opts = options{callTimeout: 10 * time.Second, keepalive: 30 * time.Second}
+	c.opts = options{callTimeout: 10 * time.Second, failoverWait: 15 * time.Second, keepalive: 30 * time.Second}
 	for _, o := range opts {
 		o(&c.opts)
 	}
@@ -266,28 +273,62 @@ func (f *failoverConn) Invoke(ctx context.Context, method string, args, reply an
 		ctx, cancel = context.WithTimeout(ctx, f.c.opts.callTimeout)
 		defer cancel()
 	}
-	attempts := len(f.c.Endpoints()) + 1 // once around, plus one redirect
-	var err error
+	giveUp := time.Now().Add(f.c.opts.failoverWait)
+	pause := failoverPauseMin
+	for {
+		done, err := f.round(ctx, method, args, reply, opts)
+		if done {
+			return err
+		}
+		// Every endpoint refused: during a hand-over or a takeover no
+		// instance leads for a moment, so wait and go around again.
+		if time.Now().Add(pause).After(giveUp) {
+			return err
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Now().Add(pause).After(dl) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, failoverPauseMax)
+	}
+}
+
+// Pauses between rounds of failoverConn.Invoke: short, since a Resign hands
+// over within a fraction of a second; capped, so a takeover after a crash
+// (a lease TTL) is seen soon after it happens.
+const (
+	failoverPauseMin = 20 * time.Millisecond
+	failoverPauseMax = 500 * time.Millisecond
+)
+
+// round tries the call once around the endpoints plus one redirect; done is
+// false when every try answered UNAVAILABLE (err is then the last answer).
+func (f *failoverConn) round(ctx context.Context, method string, args, reply any, opts []grpc.CallOption) (done bool, err error) {
+	attempts := len(f.c.Endpoints()) + 1
 	for a := 0; a < attempts; a++ {
 		addr, i := f.c.pick()
 		var cc *grpc.ClientConn
 		if cc, err = f.c.conn(addr); err != nil {
-			return err
+			return true, err
 		}
 		var trailer metadata.MD
 		err = cc.Invoke(ctx, method, args, reply, append(opts, grpc.Trailer(&trailer))...)
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
-			return err
+			return true, err
 		}
 		if !safeToResend(method, err, trailer) {
 			// A mutation cut mid-call may have been applied: the caller
 			// decides (the error says so), it is not sent twice.
-			return status.Errorf(codes.Unavailable, "%s sent to %s, then the connection failed: it may have been applied, so it was not re-sent: %v",
+			return true, status.Errorf(codes.Unavailable, "%s sent to %s, then the connection failed: it may have been applied, so it was not re-sent: %v",
 				method, addr, status.Convert(err).Message())
 		}
 		f.c.failedOver(i, leaderOf(trailer))
 	}
-	return err
+	return false, err
 }
 
 func (f *failoverConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {

@@ -212,6 +212,8 @@ impl Coordinator {
         let data = self.backends.store.load().await?;
         let epoch: Arc<str> = new_epoch(&self.owner).into();
         let table = SlotTable::initial(epoch, &data.slots, &data.groups, self.settings.method);
+        self.leases.new_term(data.proxies.keys());
+        self.engine.new_term();
         *self.cache() = data;
         self.published.restart(table);
         Ok(self.table())

@@ -159,6 +159,24 @@ impl LeaseBook {
         self.bump();
     }
 
+    /// A new leadership term begins: each of `tokens` (the stored proxies) may
+    /// still hold a lease from the previous leader and serve its table, unseen
+    /// by this book. Count each as live from now, having applied nothing of
+    /// this term, so barriers wait until it re-syncs here or has surely fenced
+    /// itself (one [`expiry`]); without this they pass at once on a new leader.
+    pub fn new_term<'a>(&self, tokens: impl IntoIterator<Item = &'a String>) {
+        let now = Instant::now();
+        self.with(|s| {
+            for t in tokens {
+                let r = s.entry(t.clone()).or_default();
+                r.applied = 0;
+                r.sent.clear();
+                r.last_heard = Some(now);
+            }
+        });
+        self.bump();
+    }
+
     /// Records an update of `revision` sent to `token` and returns the nonce its
     /// answer must echo.
     pub fn issue(&self, token: &str, epoch: &str, revision: u64) -> String {
@@ -420,6 +438,35 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(1), wake.notified())
             .await
             .expect("stream not woken");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_term_waits_for_proxies_it_has_not_heard_yet() {
+        // Proxies another leader served: this book has never heard of them.
+        let b = LeaseBook::new(TTL);
+        let tokens = ["p".to_owned(), "q".to_owned()];
+        assert!(b.laggards(&tokens, 1).is_empty());
+        b.new_term(&tokens);
+        assert_eq!(b.laggards(&tokens, 1).len(), 2);
+        // One re-syncs here; the other stays away until its lease surely ran out.
+        let n = b.issue("p", "e2", 1);
+        assert!(b.answer("p", 1, &n, None));
+        assert_eq!(b.laggards(&tokens, 1).len(), 1);
+        tokio::time::advance(expiry(TTL)).await;
+        assert!(b.laggards(&tokens, 1).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_term_forgets_what_was_applied_in_the_last_one() {
+        let b = book_with("p");
+        let n = b.issue("p", "e1", 9);
+        assert!(b.answer("p", 9, &n, None));
+        b.new_term(&["p".to_owned()]);
+        assert_eq!(
+            b.laggards(&["p".into()], 2).len(),
+            1,
+            "revision 9 of the old epoch counted"
+        );
     }
 
     #[tokio::test(start_paused = true)]

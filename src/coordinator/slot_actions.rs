@@ -103,14 +103,23 @@ pub struct SlotStep {
 pub struct Engine {
     running: AtomicU32,
     progress: Mutex<BTreeMap<u32, SlotProgress>>,
-    /// Slots whose `migrating` barrier passed in this process.
+    /// Slots whose `migrating` barrier passed in this leadership term.
     confirmed: Mutex<BTreeSet<u32>>,
+    /// Slots whose `prepared` barrier passed in this leadership term.
+    prepared: Mutex<BTreeSet<u32>>,
     status: Mutex<String>,
     /// One step at a time (the task and ProcessSlotAction may both call).
     step: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
+    /// Forgets the barriers passed: a new leader must see them pass again for
+    /// the proxies of its own term.
+    pub fn new_term(&self) {
+        Engine::lock(&self.confirmed).clear();
+        Engine::lock(&self.prepared).clear();
+    }
+
     /// Migration passes running now.
     pub fn running(&self) -> u32 {
         self.running.load(Ordering::Relaxed)
@@ -286,6 +295,22 @@ impl Coordinator {
         if slots.is_empty() {
             return Ok(Vec::new());
         }
+        if from == SlotState::Prepared {
+            // Found `prepared` after a takeover: a proxy of the old term may
+            // still serve the slot unlocked from the source, and the first
+            // proxy to see `migrating` moves keys on touch. Every proxy must
+            // hold the slot first.
+            let unconfirmed: Vec<u32> = {
+                let c = Engine::lock(&self.engine.prepared);
+                slots.iter().copied().filter(|s| !c.contains(s)).collect()
+            };
+            if !unconfirmed.is_empty() {
+                if let Err(e) = self.wait_applied(self.table().revision).await {
+                    return Ok(steps(&unconfirmed, Some(from), &e.to_string()));
+                }
+                Engine::lock(&self.engine.prepared).extend(unconfirmed);
+            }
+        }
         let moved = self.set_state(slots, from, Some(to)).await?;
         if moved.is_empty() || to == SlotState::Preparing {
             return Ok(steps(&moved, Some(to), ""));
@@ -293,8 +318,14 @@ impl Coordinator {
         let revision = self.table().revision;
         match self.wait_applied(revision).await {
             Ok(()) => {
-                if to == SlotState::Migrating {
-                    Engine::lock(&self.engine.confirmed).extend(moved.iter().copied());
+                match to {
+                    SlotState::Migrating => {
+                        Engine::lock(&self.engine.confirmed).extend(moved.iter().copied());
+                    }
+                    SlotState::Prepared => {
+                        Engine::lock(&self.engine.prepared).extend(moved.iter().copied());
+                    }
+                    _ => {}
                 }
                 Ok(steps(&moved, Some(to), ""))
             }
@@ -452,9 +483,11 @@ impl Coordinator {
         {
             let mut p = Engine::lock(&self.engine.progress);
             let mut c = Engine::lock(&self.engine.confirmed);
+            let mut r = Engine::lock(&self.engine.prepared);
             for s in &done {
                 p.remove(s);
                 c.remove(s);
+                r.remove(s);
             }
         }
         let error = match self.wait_applied(self.table().revision).await {

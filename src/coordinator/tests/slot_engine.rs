@@ -178,3 +178,26 @@ async fn a_failing_barrier_does_not_hold_back_the_pass() {
     assert_eq!(h.migrator.pass_slots(), [vec![0]]);
     assert_eq!(slot_state(&h), Some(SlotState::Finished));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_leader_holds_a_prepared_slot_at_every_proxy_before_keys_move() {
+    let h = one_slot_queued().await;
+    for _ in 0..2 {
+        h.coordinator.process_slot_action().await.expect("step");
+    }
+    assert_eq!(slot_state(&h), Some(SlotState::Prepared));
+    // A proxy the previous leader served: stored, never heard by this term.
+    h.coordinator
+        .register_proxy(crate::model::Proxy {
+            token: "p".to_owned(),
+            ..crate::model::Proxy::default()
+        })
+        .await
+        .expect("register proxy");
+    h.coordinator.take_leadership().await.expect("take over");
+    let steps = h.coordinator.process_slot_action().await.expect("step");
+    assert_eq!(steps[0].state, Some(SlotState::Prepared), "{steps:?}");
+    assert!(steps[0].error.contains("proxy p"), "{steps:?}");
+    assert_eq!(slot_state(&h), Some(SlotState::Prepared));
+    assert!(h.migrator.passes().is_empty(), "no data may move");
+}

@@ -328,8 +328,11 @@ impl EtcdStore {
                 () = fence.lost.notified() => {
                     return Ended::Lost("a write found the lock key deleted or re-created".into());
                 }
-                // A permit left from a resign that found the lock not held is stale.
-                () = fence.resign.notified(), if fence.holding_off().is_some() => {}
+                // Always armed: a guard is read when the select starts, so a
+                // resign during the sleep would wait for the next renewal. A
+                // stale permit (a resign that found the lock not held) only
+                // brings that renewal forward.
+                () = fence.resign.notified() => {}
             }
             if fence.holding_off().is_some() {
                 return Ended::Resigned;
@@ -411,10 +414,12 @@ impl EtcdStore {
                     backoff = RETRY_MIN;
                     self.key_changed(&fence.full_key, revision, RETRY_MAX).await;
                 }
-                Err(Retry::HoldingOff(until)) => {
-                    // Woken early when the key appears (a standby took it).
+                Err(Retry::HoldingOff(until, revision)) => {
+                    // Woken early when the key appears (a standby took it);
+                    // watched from the read, so a standby quicker than this
+                    // watch is not missed (Resign waits for its record).
                     let left = until.saturating_duration_since(Instant::now());
-                    self.key_changed(&fence.full_key, 0, left).await;
+                    self.key_changed(&fence.full_key, revision, left).await;
                 }
                 Err(Retry::Failed(e)) => {
                     let error = e.to_string();
@@ -459,7 +464,7 @@ impl EtcdStore {
         }
         fence.set_holder(None);
         if let Some(until) = fence.holding_off() {
-            return Err(Retry::HoldingOff(until));
+            return Err(Retry::HoldingOff(until, revision));
         }
         let (lease, ttl, valid_until) = self
             .take(&fence.key, &fence.full_key, owner)
@@ -525,8 +530,9 @@ pub(super) enum Ended {
 pub(super) enum Retry {
     /// Another process holds it; the key was read at this store revision.
     Held(i64),
-    /// This process resigned and stays out until then.
-    HoldingOff(Instant),
+    /// This process resigned and stays out until then; the key was read
+    /// (absent) at this store revision.
+    HoldingOff(Instant, i64),
     /// etcd failed.
     Failed(StoreError),
 }

@@ -32,6 +32,15 @@ func newCluster(t *testing.T, groups int, topomConfig string) *cluster {
 	}
 	t.Cleanup(func() { c.Close() })
 	cl := &cluster{topom: tp, c: c}
+	cl.addGroups(t, groups)
+	return cl
+}
+
+// addGroups creates groups 1..groups, each served by a new redis-server,
+// and splits the slots evenly among them in order.
+func (cl *cluster) addGroups(t *testing.T, groups int) {
+	t.Helper()
+	c := cl.c
 	ctx := context.Background()
 	for g := 1; g <= groups; g++ {
 		r := testenv.StartRedis(t)
@@ -53,7 +62,6 @@ func newCluster(t *testing.T, groups int, topomConfig string) *cluster {
 			t.Fatalf("AssignSlots: %v", err)
 		}
 	}
-	return cl
 }
 
 // proxy starts a topom-proxy and waits until it serves.

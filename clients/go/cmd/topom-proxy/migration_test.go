@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -69,18 +70,23 @@ func dump(t *testing.T, r *testenv.Redis) map[string]string {
 type worker struct {
 	id, of  int
 	proxies []string
-	last    map[string]string
-	ops     int
-	moving  int      // "being moved, retry" answers (retried)
-	other   []string // any other error: the test fails
+	// alsoRetry, when set, names more refusals that were not applied and
+	// are retried (counted in refused); nil: only "being moved".
+	alsoRetry func(string) bool
+	stop      *atomic.Bool // set by run
+	last      map[string]string
+	ops       int
+	moving    int      // "being moved, retry" answers (retried)
+	refused   int      // answers alsoRetry accepted (retried)
+	other     []string // any other error: the test fails
 }
 
 func isMoving(e string) bool {
 	return strings.HasPrefix(e, "ERR slot ") && strings.HasSuffix(e, " is being moved, retry")
 }
 
-// do runs one command, retrying it while it is refused as "being moved"
-// (a refused command was not applied).
+// do runs one command, retrying it while it is refused as "being moved" or
+// as alsoRetry says (a refused command was not applied).
 func (w *worker) do(c *testenv.Conn, args ...string) (testenv.Value, error) {
 	for {
 		v, err := c.Do(args...)
@@ -88,14 +94,27 @@ func (w *worker) do(c *testenv.Conn, args ...string) (testenv.Value, error) {
 			return v, fmt.Errorf("%s %s: %w", args[0], args[1], err)
 		}
 		w.ops++
-		if !isMoving(v.Err()) {
+		switch e := v.Err(); {
+		case isMoving(e):
+			w.moving++
+		case w.alsoRetry != nil && w.alsoRetry(e):
+			w.refused++
+			if w.stop.Load() {
+				return v, errStopped // a proxy that never re-syncs must not hang the test
+			}
+			time.Sleep(10 * time.Millisecond) // the refusal lasts until the proxy re-syncs
+		default:
 			return v, nil
 		}
-		w.moving++
 	}
 }
 
+// errStopped ends a worker stopped while its command was being refused (so
+// not applied, and not remembered as acknowledged).
+var errStopped = errors.New("stopped while refused")
+
 func (w *worker) run(stop *atomic.Bool) error {
+	w.stop = stop
 	conns := make([]*testenv.Conn, len(w.proxies))
 	for i, a := range w.proxies {
 		c, err := testenv.Dial(a)
@@ -111,6 +130,9 @@ func (w *worker) run(stop *atomic.Bool) error {
 		val := fmt.Sprintf("w%d-%d", w.id, n)
 		wc, rc := conns[n%2], conns[(n+1)%2]
 		v, err := w.do(wc, "SET", key, val)
+		if errors.Is(err, errStopped) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -118,7 +140,9 @@ func (w *worker) run(stop *atomic.Bool) error {
 			w.other = append(w.other, fmt.Sprintf("SET %s: %v", key, v))
 		}
 		w.last[key] = val
-		if v, err = w.do(rc, "GET", key); err != nil {
+		if v, err = w.do(rc, "GET", key); errors.Is(err, errStopped) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		if v.Str != val {
@@ -192,8 +216,59 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()
-	ops, moving := 0, 0
-	last := map[string]string{}
+	tally := collect(t, workers, errs)
+	ops, moving, last := tally.ops, tally.moving, tally.last
+	t.Logf("512 slots moved in %s under load: %d requests through 2 proxies, %d answered \"being moved, retry\" (retried), %d keys rewritten",
+		took.Round(time.Millisecond), ops, moving, len(last))
+	if ops < 1000 {
+		t.Errorf("the load made too little progress: %d requests", ops)
+	}
+	if moving > ops/20 {
+		t.Errorf("%d of %d requests were refused as being moved, want at most 5%%", moving, ops)
+	}
+
+	onB := checkMoved(t, cl.groups[0], cl.groups[1], last)
+
+	// The stopped proxy: continued, its open session must never be served
+	// from the table it had (the probe's slot moved to group 2 meanwhile).
+	if err := p3.Cont(); err != nil {
+		t.Fatal(err)
+	}
+	want := onB[probe]
+	fencedSeen := false
+	testenv.WaitFor(t, waitLong, "the continued proxy to re-sync", func() error {
+		v, err := stale.Do("GET", probe)
+		if err != nil {
+			t.Fatalf("GET through the continued proxy: %v", err)
+		}
+		switch {
+		case v.Err() == "ERR proxy is fenced: its lease with topom ran out; it serves nothing until it has re-synced":
+			fencedSeen = true
+			return fmt.Errorf("fenced")
+		case v.Kind == '-':
+			t.Fatalf("GET through the continued proxy: %v", v)
+		case v.Str != want:
+			t.Fatalf("the continued proxy served %q for %s, want %q: a stale table", v, probe, want)
+		}
+		return nil
+	})
+	if !fencedSeen {
+		t.Log("the continued proxy had re-synced before the first request was read")
+	}
+	p3.WaitReady(t, waitLong)
+}
+
+// tally is what a set of workers did, summed.
+type tally struct {
+	ops, moving, refused int
+	last                 map[string]string // the last acknowledged write per key
+}
+
+// collect fails the test for a worker that stopped on an error or saw an
+// unexpected reply, and sums the rest.
+func collect(t *testing.T, workers []*worker, errs []error) tally {
+	t.Helper()
+	sum := tally{last: map[string]string{}}
 	for i, w := range workers {
 		if errs[i] != nil {
 			t.Fatalf("worker %d: %v", i, errs[i])
@@ -204,22 +279,23 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 		if len(w.other) > 0 {
 			t.Errorf("worker %d: %d unexpected replies in all", i, len(w.other))
 		}
-		ops += w.ops
-		moving += w.moving
+		sum.ops += w.ops
+		sum.moving += w.moving
+		sum.refused += w.refused
 		for k, v := range w.last {
-			last[k] = v
+			sum.last[k] = v
 		}
 	}
-	t.Logf("512 slots moved in %s under load: %d requests through 2 proxies, %d answered \"being moved, retry\" (retried), %d keys rewritten",
-		took.Round(time.Millisecond), ops, moving, len(last))
-	if ops < 1000 {
-		t.Errorf("the load made too little progress: %d requests", ops)
-	}
-	if moving > ops/20 {
-		t.Errorf("%d of %d requests were refused as being moved, want at most 5%%", moving, ops)
-	}
+	return sum
+}
 
-	onA, onB := dump(t, cl.groups[0]), dump(t, cl.groups[1])
+// checkMoved checks key:0..migrationKeys-1 after slots 0..511 moved from
+// group a to group b: each key is on exactly the group owning its slot and
+// holds its last acknowledged write (last), else its loaded value. It
+// returns b's keys and values.
+func checkMoved(t *testing.T, a, b *testenv.Redis, last map[string]string) map[string]string {
+	t.Helper()
+	onA, onB := dump(t, a), dump(t, b)
 	if len(onA)+len(onB) != migrationKeys {
 		t.Errorf("%d + %d keys on the groups, want %d: keys lost or duplicated", len(onA), len(onB), migrationKeys)
 	}
@@ -258,32 +334,5 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 	if wrong > 0 {
 		t.Errorf("%d keys lost or stale", wrong)
 	}
-
-	// The stopped proxy: continued, its open session must never be served
-	// from the table it had (the probe's slot moved to group 2 meanwhile).
-	if err := p3.Cont(); err != nil {
-		t.Fatal(err)
-	}
-	want := onB[probe]
-	fencedSeen := false
-	testenv.WaitFor(t, waitLong, "the continued proxy to re-sync", func() error {
-		v, err := stale.Do("GET", probe)
-		if err != nil {
-			t.Fatalf("GET through the continued proxy: %v", err)
-		}
-		switch {
-		case v.Err() == "ERR proxy is fenced: its lease with topom ran out; it serves nothing until it has re-synced":
-			fencedSeen = true
-			return fmt.Errorf("fenced")
-		case v.Kind == '-':
-			t.Fatalf("GET through the continued proxy: %v", v)
-		case v.Str != want:
-			t.Fatalf("the continued proxy served %q for %s, want %q: a stale table", v, probe, want)
-		}
-		return nil
-	})
-	if !fencedSeen {
-		t.Log("the continued proxy had re-synced before the first request was read")
-	}
-	p3.WaitReady(t, waitLong)
+	return onB
 }

@@ -59,7 +59,11 @@ func repoRoot() (string, error) {
 // default settings.
 type TopomOptions struct {
 	// DataDir is the embedded store's directory; empty: a new temp dir.
+	// Unused with Etcd.
 	DataDir string
+	// Etcd, when set, is the etcd endpoint list (--etcd) used as the store
+	// instead of a data dir; several topom processes may share it.
+	Etcd string
 	// Listen is the address to listen on; empty: 127.0.0.1:0.
 	Listen string
 	// Config is TOML text written to a file and passed with --config, e.g.
@@ -87,13 +91,18 @@ func StartTopom(t testing.TB, opts TopomOptions) *Topom {
 	t.Helper()
 	bin := TopomBin(t)
 	tmp := t.TempDir()
-	if opts.DataDir == "" {
+	if opts.DataDir == "" && opts.Etcd == "" {
 		opts.DataDir = filepath.Join(tmp, "data")
 	}
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:0"
 	}
-	args := []string{"--listen", opts.Listen, "--data-dir", opts.DataDir}
+	args := []string{"--listen", opts.Listen}
+	if opts.Etcd != "" {
+		args = append(args, "--etcd", opts.Etcd)
+	} else {
+		args = append(args, "--data-dir", opts.DataDir)
+	}
 	if opts.Config != "" {
 		path := filepath.Join(tmp, "topom.toml")
 		if err := os.WriteFile(path, []byte(opts.Config), 0o644); err != nil {
@@ -130,6 +139,9 @@ func (s *Topom) Restart(t testing.TB) *Topom {
 	opts.Listen = s.Addr
 	return StartTopom(t, opts)
 }
+
+// Kill sends SIGKILL (kill -9, a crash) and waits for the exit.
+func (s *Topom) Kill() { s.kill() }
 
 // Pause stops the process with SIGSTOP (it keeps its sockets but answers
 // nothing); Resume continues it.
