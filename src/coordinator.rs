@@ -288,7 +288,8 @@ impl Coordinator {
 
     fn ensure_online(&self) -> Result<()> {
         match *self.lock_state.borrow() {
-            LockState::Held => Ok(()),
+            LockState::Held if self.term_ready() => Ok(()),
+            LockState::Held => Err(Error::TakingOver),
             LockState::Renewing => Err(Error::NotOnline(
                 "the store is not answering, so this instance cannot renew its ownership lock; writes resume once a renewal succeeds".into(),
             )),

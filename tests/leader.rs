@@ -317,7 +317,20 @@ async fn resign_hands_leadership_to_the_standby() {
     assert_eq!(r.leader_addr, standby.addr());
     let took = Duration::try_from(r.takeover.unwrap()).unwrap();
     assert!(took <= started.elapsed(), "{took:?}");
-    create_group(&standby, 5).await.unwrap();
+    // It may still be reloading the product (refused, marked safe to retry).
+    common::wait_until(
+        Duration::from_secs(5),
+        "the new leader to accept a write",
+        async || match create_group(&standby, 5).await {
+            Ok(()) => true,
+            Err(e) => {
+                assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+                assert!(e.metadata().get("topom-role").is_some(), "{}", e.message());
+                false
+            }
+        },
+    )
+    .await;
     assert_eq!(role(&leader).await, Some(pb::InstanceRole::Standby));
     let ended = loop {
         match tokio::time::timeout(Duration::from_secs(5), stream.message()).await {

@@ -32,6 +32,10 @@ pub enum Error {
         /// The leader's gRPC address, when one leads.
         leader: Option<String>,
     },
+    /// This instance has just taken the lock and is still reloading the
+    /// product; nothing was done, retry shortly.
+    #[error("this topom is taking over as leader (reloading the product); retry shortly")]
+    TakingOver,
     /// What was waited for did not happen in time.
     #[error("{0}")]
     DeadlineExceeded(String),
@@ -76,7 +80,9 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
-            Error::NotOnline(_) | Error::NotLeader { .. } => ErrorCode::Unavailable,
+            Error::NotOnline(_) | Error::NotLeader { .. } | Error::TakingOver => {
+                ErrorCode::Unavailable
+            }
             Error::Unimplemented(_) => ErrorCode::Unimplemented,
             Error::DeadlineExceeded(_) => ErrorCode::DeadlineExceeded,
             // A server that cannot be reached may come back; one that refuses

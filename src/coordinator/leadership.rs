@@ -32,6 +32,9 @@ pub(super) struct LeaderState {
     since: Mutex<Option<SystemTime>>,
     /// The last leader a standby saw, for the event of taking over from it.
     last_leader: Mutex<Option<String>>,
+    /// Set once a term has begun (the product reloaded), cleared when it ends:
+    /// a lock just taken does not yet make a cache fit to write from.
+    ready: std::sync::atomic::AtomicBool,
 }
 
 impl Coordinator {
@@ -157,6 +160,9 @@ impl Coordinator {
     /// Records the start (`true`) or end of a term of this instance's
     /// leadership, as an event.
     pub fn record_leadership(&self, leading: bool) {
+        self.leader
+            .ready
+            .store(leading, std::sync::atomic::Ordering::SeqCst);
         let me = self.owner.admin_addr.clone();
         let previous = {
             let mut since = self.leader.since.lock().unwrap_or_else(|p| p.into_inner());
@@ -195,6 +201,12 @@ impl Coordinator {
             revision: self.table().revision,
             detail,
         });
+    }
+
+    /// Whether a shared lock's term is under way (always, without one).
+    pub(super) fn term_ready(&self) -> bool {
+        self.leader.handle.get().is_none()
+            || self.leader.ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The error a standby answers with.

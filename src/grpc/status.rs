@@ -23,6 +23,12 @@ impl From<Error> for Status {
             ErrorCode::DataLoss => Code::DataLoss,
         };
         let mut status = Status::new(code, e.to_string());
+        if let Error::TakingOver = &e {
+            // Refused before doing anything, like a standby's refusal.
+            status
+                .metadata_mut()
+                .insert(ROLE_METADATA, MetadataValue::from_static("standby"));
+        }
         if let Error::NotLeader { leader } = &e {
             // Clients follow this to the leader (see the API's error list); the
             // role tells a standby's refusal (nothing done, safe to retry

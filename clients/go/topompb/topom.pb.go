@@ -17,7 +17,10 @@
 //                       WatchStats so, naming the leader in the message and
 //                       in trailing metadata `topom-leader: host:port` (absent
 //                       while no instance leads) and `topom-role: standby`
-//                       (always: the refusal did nothing, retry elsewhere).
+//                       (always: the refusal did nothing, retry elsewhere);
+//                       an instance that has just taken over and is still
+//                       reloading the product refuses the same way for a
+//                       moment, with `topom-role: standby` and no leader.
 //                       Every response of a standby also carries
 //                       `topom-leader` as a response header.
 //   UNIMPLEMENTED       the capability is not built yet (the message names it).

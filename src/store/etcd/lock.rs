@@ -303,8 +303,10 @@ impl EtcdStore {
                 lease = fence.lease.load(Ordering::SeqCst),
                 "ownership lock taken"
             );
-            fence.set_holder(Some(&owner));
+            // Held first: in between, a reader must not see a standby that
+            // names itself as the leader.
             fence.state.send_replace(LockState::Held);
+            fence.set_holder(Some(&owner));
             term = Some(taken);
         }
     }

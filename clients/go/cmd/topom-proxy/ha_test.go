@@ -114,8 +114,10 @@ func TestMigrationFinishesAfterTheLeaderIsKilled(t *testing.T) {
 		if left < 128 {
 			t.Fatalf("the migration ran too fast to kill the leader in the middle: %d slots left", left)
 		}
-		if done < 8 || inFlight == 0 {
-			return fmt.Errorf("%d done, %d in flight", done, inFlight)
+		// One scan serves every queued slot, so slots finish together at the
+		// end of the pass: kill while the data pass is running.
+		if seenStates["MIGRATING"] < 64 {
+			return fmt.Errorf("%d done, %d in flight %v", done, inFlight, seenStates)
 		}
 		return nil
 	})
