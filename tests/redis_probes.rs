@@ -80,13 +80,7 @@ async fn server_info_of_a_master() {
 /// codis-server (Redis 3.2) takes one INFO section name at most.
 #[tokio::test]
 async fn server_info_of_a_codis_server() {
-    let bin =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/codis/bin/codis-server");
-    assert!(
-        bin.is_file(),
-        "{} is missing: this test needs the real codis-server",
-        bin.display()
-    );
+    let bin = common::codis::bin("codis-server");
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let mut cmd = std::process::Command::new(&bin);
