@@ -214,13 +214,23 @@ async fn a_frozen_leader_is_fenced_then_becomes_a_standby() {
     // A mutation queued at the frozen leader: when it wakes up it must not
     // land, whichever of its tasks runs first.
     let channel = leader.channel().await;
+    let port: u16 = leader.addr().rsplit(':').next().unwrap().parse().unwrap();
+    let before = common::ports::unread_bytes_at(port);
     let queued = tokio::spawn(async move {
         let mut c = pb::topom_client::TopomClient::new(channel);
         c.create_group(pb::CreateGroupRequest { group_id: 9 })
             .await
             .map(|_| ())
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The request (its HEADERS frame alone is over 100 bytes, more than the
+    // connection preface that may arrive meanwhile) waits unread in the
+    // frozen process's socket.
+    common::wait_until(
+        Duration::from_secs(10),
+        "the mutation to be queued at the frozen leader",
+        async || common::ports::unread_bytes_at(port) >= before + 100,
+    )
+    .await;
     leader.signal("CONT");
     let e = queued.await.unwrap().unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{}", e.message());

@@ -6,14 +6,12 @@ mod common;
 
 use topom::redis::MonitorSpec;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 use common::ports::free_port;
-use common::process::{ChildGuard, require_binary};
 use common::redis::RedisServer;
 use common::sentinel::SentinelServer;
 use common::wait_until;
@@ -175,25 +173,9 @@ async fn set_master_to_a_dead_master() {
 
 #[tokio::test]
 async fn set_master_without_a_config_file() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut cmd = Command::new(require_binary("redis-server", "TOPOM_TEST_REDIS_SERVER"));
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _server = ChildGuard::spawn(cmd, "redis-server without a config file");
-    let addr = format!("127.0.0.1:{port}");
+    let server = RedisServer::start_without_config_file().await;
+    let addr = server.addr();
     let ha = PooledHa::new("");
-    wait_until(
-        Duration::from_secs(10),
-        "redis-server to answer",
-        async || ha.replication(&addr, T).await.is_ok(),
-    )
-    .await;
     // Replication switches all the same; only persisting it failed, and the
     // two facts come back apart.
     let master = RedisServer::start().await;

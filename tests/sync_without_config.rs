@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::ports::free_port;
-use common::process::{ChildGuard, require_binary};
 use common::redis::RedisServer;
 use common::topom::{Topom, get_group};
 use topom::pb;
@@ -16,18 +13,8 @@ use topom::pb;
 #[tokio::test]
 async fn a_replica_without_a_config_file_ends_synced_with_a_warning() {
     let master = RedisServer::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let mut cmd = Command::new(require_binary("redis-server", "TOPOM_TEST_REDIS_SERVER"));
-    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _replica = ChildGuard::spawn(cmd, "redis-server without a config file");
-    let replica = format!("127.0.0.1:{port}");
+    let replica_server = RedisServer::start_without_config_file().await;
+    let replica = replica_server.addr();
 
     let t = Topom::start().await;
     let mut c = t.client().await;
@@ -41,21 +28,13 @@ async fn a_replica_without_a_config_file_ends_synced_with_a_warning() {
     })
     .await
     .unwrap();
-    // Until it listens, AddGroupServer answers UNAVAILABLE.
-    common::wait_until(
-        Duration::from_secs(10),
-        "the replica added (its sync action queued)",
-        async || {
-            c.add_group_server(pb::AddGroupServerRequest {
-                group_id: 1,
-                addr: replica.clone(),
-                ..Default::default()
-            })
-            .await
-            .is_ok()
-        },
-    )
-    .await;
+    c.add_group_server(pb::AddGroupServerRequest {
+        group_id: 1,
+        addr: replica.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
     let mut action = None;
     common::wait_until(

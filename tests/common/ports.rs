@@ -24,3 +24,29 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// Bytes received but not yet read by the process listening on `port`,
+/// summed over its loopback connections (`/proc/net/tcp{,6}` rx_queue). A
+/// SIGSTOPped server reads nothing, so this shows a request queued at it.
+pub fn unread_bytes_at(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let mut f = line.split_whitespace();
+                    let local_addr = f.nth(1)?;
+                    let queues = f.nth(2)?;
+                    let rx = queues.split(':').nth(1)?;
+                    local_addr
+                        .ends_with(&local)
+                        .then(|| u64::from_str_radix(rx, 16).ok())?
+                })
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}

@@ -25,6 +25,9 @@ pub struct RedisServer {
     dir: TempDir,
     /// From a `requirepass` line in the extra config, for our own connections.
     password: Option<String>,
+    /// Started from `redis.conf` or, when false, from command-line options
+    /// only (a server without a config file, where CONFIG REWRITE fails).
+    config_file: bool,
 }
 
 impl RedisServer {
@@ -54,6 +57,16 @@ impl RedisServer {
     /// Starts a server whose config file ends with `extra` lines (e.g.
     /// `"maxmemory 10mb"`), which override the defaults.
     pub async fn start_with(extra: &[&str]) -> RedisServer {
+        RedisServer::launch(extra, true).await
+    }
+
+    /// Starts a server from command-line options alone, as some deployments
+    /// do: it runs like any other, but has no config file to rewrite.
+    pub async fn start_without_config_file() -> RedisServer {
+        RedisServer::launch(&[], false).await
+    }
+
+    async fn launch(extra: &[&str], config_file: bool) -> RedisServer {
         let bin = require_binary("redis-server", "TOPOM_TEST_REDIS_SERVER");
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
@@ -62,8 +75,10 @@ impl RedisServer {
                 .tempdir()
                 .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
             let port = free_port();
-            write_config(dir.path(), port, extra);
-            let child = spawn(&bin, dir.path());
+            if config_file {
+                write_config(dir.path(), port, extra);
+            }
+            let child = spawn(&bin, dir.path(), port, config_file);
             let mut server = RedisServer {
                 child,
                 port,
@@ -73,6 +88,7 @@ impl RedisServer {
                     .iter()
                     .find_map(|l| l.strip_prefix("requirepass "))
                     .map(|p| p.trim().trim_matches('"').to_owned()),
+                config_file,
             };
             match server.wait_ready().await {
                 Ok(()) => return server,
@@ -139,7 +155,7 @@ impl RedisServer {
         self.child.kill();
         let mut failures = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
-            self.child = spawn(&self.bin, self.dir.path());
+            self.child = spawn(&self.bin, self.dir.path(), self.port, self.config_file);
             match self.wait_ready().await {
                 Ok(()) => return,
                 Err(why) => failures.push(format!("attempt {attempt}: {why}")),
@@ -191,7 +207,9 @@ fn write_config(dir: &Path, port: u16, extra: &[&str]) {
         .unwrap_or_else(|e| panic!("cannot write redis.conf in {}: {e}", dir.display()));
 }
 
-fn spawn(bin: &Path, dir: &Path) -> ChildGuard {
+/// Starts `bin` in `dir`: from the `redis.conf` there, or with the same
+/// settings as options when there is to be no config file.
+fn spawn(bin: &Path, dir: &Path, port: u16, config_file: bool) -> ChildGuard {
     // Config errors go to stderr before the log file is opened: keep them too.
     let stderr = fs::OpenOptions::new()
         .create(true)
@@ -199,8 +217,17 @@ fn spawn(bin: &Path, dir: &Path) -> ChildGuard {
         .open(dir.join("redis.log"))
         .unwrap_or_else(|e| panic!("cannot open redis.log: {e}"));
     let mut cmd = Command::new(bin);
-    cmd.arg(dir.join("redis.conf"))
-        .stdin(Stdio::null())
+    if config_file {
+        cmd.arg(dir.join("redis.conf"));
+    } else {
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"));
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
     ChildGuard::spawn(cmd, "redis-server")
