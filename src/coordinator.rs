@@ -148,6 +148,32 @@ pub(crate) struct Change {
     bump: bool,
 }
 
+impl Change {
+    /// Writes these groups and nothing else.
+    fn of_groups(groups: Vec<Group>) -> Change {
+        Change {
+            groups,
+            ..Change::default()
+        }
+    }
+
+    /// Writes these slot mappings and nothing else.
+    fn of_slots(slots: Vec<SlotMapping>) -> Change {
+        Change {
+            slots,
+            ..Change::default()
+        }
+    }
+
+    /// Writes the sentinel list and nothing else.
+    fn of_sentinel(sentinel: Sentinel) -> Change {
+        Change {
+            sentinel: Some(sentinel),
+            ..Change::default()
+        }
+    }
+}
+
 impl Coordinator {
     /// Loads the product from `store` and starts serving it. `lock_state` follows
     /// the ownership lock: while it is not `Held`, every mutation is refused.

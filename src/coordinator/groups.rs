@@ -27,13 +27,7 @@ impl Coordinator {
                 return Err(exists(format!("group-{id} already exists")));
             }
             let g = Group::new(id);
-            Ok((
-                Change {
-                    groups: vec![g.clone()],
-                    ..Change::default()
-                },
-                g,
-            ))
+            Ok((Change::of_groups(vec![g.clone()]), g))
         })
         .await
     }
@@ -105,10 +99,7 @@ impl Coordinator {
                 });
             }
             g.servers.push(server);
-            let mut change = Change {
-                groups: vec![g.clone()],
-                ..Change::default()
-            };
+            let mut change = Change::of_groups(vec![g.clone()]);
             mark_sentinels_stale(d, &mut change);
             Ok((change, g))
         })
@@ -191,10 +182,7 @@ impl Coordinator {
             if g.servers.is_empty() {
                 g.out_of_sync = false;
             }
-            let mut change = Change {
-                groups: vec![g.clone()],
-                ..Change::default()
-            };
+            let mut change = Change::of_groups(vec![g.clone()]);
             mark_sentinels_stale(d, &mut change);
             Ok((change, g))
         })
@@ -213,13 +201,7 @@ impl Coordinator {
                 .ok_or_else(|| not_found(format!("group-{id} does not have server {addr}")))?;
             check_not_promoting(&g)?;
             g.servers[index].replica_group = enabled;
-            Ok((
-                Change {
-                    groups: vec![g.clone()],
-                    ..Change::default()
-                },
-                g,
-            ))
+            Ok((Change::of_groups(vec![g.clone()]), g))
         })
         .await
     }
@@ -239,13 +221,7 @@ impl Coordinator {
                     groups.push(g);
                 }
             }
-            Ok((
-                Change {
-                    groups,
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_groups(groups), ()))
         })
         .await
     }

@@ -94,10 +94,7 @@ impl Coordinator {
                     state: next,
                 });
                 Ok((
-                    Change {
-                        groups: vec![g],
-                        ..Change::default()
-                    },
+                    Change::of_groups(vec![g]),
                     (),
                 ))
             })
@@ -176,13 +173,7 @@ impl Coordinator {
                     index: 0,
                     state: PromoteState::Finished,
                 });
-                Ok((
-                    Change {
-                        groups: vec![g],
-                        ..Change::default()
-                    },
-                    (),
-                ))
+                Ok((Change::of_groups(vec![g]), ()))
             })
             .await?;
         }
@@ -200,13 +191,7 @@ impl Coordinator {
                 let mut g = g.clone();
                 g.promoting = None;
                 g.out_of_sync = false;
-                Ok((
-                    Change {
-                        groups: vec![g.clone()],
-                        ..Change::default()
-                    },
-                    g,
-                ))
+                Ok((Change::of_groups(vec![g.clone()]), g))
             })
             .await?;
         check_not_promoting(&group)?;
@@ -332,13 +317,7 @@ impl Coordinator {
             .mutate(|d| {
                 let mut g = existing(d, gid)?.clone();
                 g.promoting = None;
-                Ok((
-                    Change {
-                        groups: vec![g],
-                        ..Change::default()
-                    },
-                    (),
-                ))
+                Ok((Change::of_groups(vec![g]), ()))
             })
             .await;
         if let Err(e) = r {

@@ -45,13 +45,7 @@ impl Coordinator {
             let mut s = d.sentinel.clone();
             s.servers.push(addr.to_owned());
             s.out_of_sync = true;
-            Ok((
-                Change {
-                    sentinel: Some(s.clone()),
-                    ..Change::default()
-                },
-                s,
-            ))
+            Ok((Change::of_sentinel(s.clone()), s))
         })
         .await
     }
@@ -75,13 +69,7 @@ impl Coordinator {
             let mut s = d.sentinel.clone();
             s.servers.retain(|x| x != addr);
             s.out_of_sync = !s.servers.is_empty();
-            Ok((
-                Change {
-                    sentinel: Some(s.clone()),
-                    ..Change::default()
-                },
-                s,
-            ))
+            Ok((Change::of_sentinel(s.clone()), s))
         })
         .await
     }
@@ -232,13 +220,7 @@ impl Coordinator {
             }
             let mut s = d.sentinel.clone();
             s.out_of_sync = v;
-            Ok((
-                Change {
-                    sentinel: Some(s),
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_sentinel(s), ()))
         })
         .await
     }

@@ -48,13 +48,7 @@ impl Coordinator {
                     action: None,
                 });
             }
-            Ok((
-                Change {
-                    slots,
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_slots(slots), ()))
         })
         .await?;
         Ok(self.table().revision)
@@ -75,13 +69,7 @@ impl Coordinator {
                 check_not_migrating(&d.slots[sid as usize])?;
                 slots.push(SlotMapping::offline(sid));
             }
-            Ok((
-                Change {
-                    slots,
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_slots(slots), ()))
         })
         .await?;
         Ok(self.table().revision)
@@ -116,13 +104,7 @@ impl Coordinator {
                     m
                 })
                 .collect();
-            Ok((
-                Change {
-                    slots,
-                    ..Change::default()
-                },
-                moves,
-            ))
+            Ok((Change::of_slots(slots), moves))
         })
         .await
     }
@@ -136,13 +118,7 @@ impl Coordinator {
             let m = &d.slots[sid as usize];
             check_can_move(m, target)?;
             let m = pending(m, next_action_index(&d.slots), target);
-            Ok((
-                Change {
-                    slots: vec![m.clone()],
-                    ..Change::default()
-                },
-                m,
-            ))
+            Ok((Change::of_slots(vec![m.clone()]), m))
         })
         .await
     }
@@ -172,13 +148,7 @@ impl Coordinator {
                 slots.push(pending(m, index, target));
             }
             let ids = slots.iter().map(|m| m.id).collect();
-            Ok((
-                Change {
-                    slots,
-                    ..Change::default()
-                },
-                ids,
-            ))
+            Ok((Change::of_slots(slots), ids))
         })
         .await
     }
@@ -216,13 +186,7 @@ impl Coordinator {
                 })
                 .collect();
             let ids = slots.iter().map(|m| m.id).collect();
-            Ok((
-                Change {
-                    slots,
-                    ..Change::default()
-                },
-                ids,
-            ))
+            Ok((Change::of_slots(slots), ids))
         })
         .await
     }

@@ -51,13 +51,7 @@ impl Coordinator {
                     state: SyncState::Syncing,
                     error: String::new(),
                 });
-                Ok((
-                    Change {
-                        groups: vec![g],
-                        ..Change::default()
-                    },
-                    Some((gid, addr, master)),
-                ))
+                Ok((Change::of_groups(vec![g]), Some((gid, addr, master))))
             })
             .await?;
         let Some((gid, addr, master)) = picked else {
@@ -101,13 +95,7 @@ impl Coordinator {
                 state,
                 error: err,
             });
-            Ok((
-                Change {
-                    groups: vec![g],
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_groups(vec![g]), ()))
         })
         .await?;
         Ok(Some(SyncStep {
@@ -182,13 +170,7 @@ impl Coordinator {
                 error: String::new(),
             };
             g.servers[index].action = Some(action.clone());
-            Ok((
-                Change {
-                    groups: vec![g],
-                    ..Change::default()
-                },
-                action,
-            ))
+            Ok((Change::of_groups(vec![g]), action))
         })
         .await
     }
@@ -202,13 +184,7 @@ impl Coordinator {
             if g.servers[index].action.take().is_none() {
                 return Err(not_found(format!("server {addr} has no sync action")));
             }
-            Ok((
-                Change {
-                    groups: vec![g],
-                    ..Change::default()
-                },
-                (),
-            ))
+            Ok((Change::of_groups(vec![g]), ()))
         })
         .await
     }
