@@ -46,6 +46,30 @@ pub struct Proxy {
     /// Proxy software version (not in Codis).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// How topom reaches it (not in Codis; absent for topom's own proxies, so
+    /// their records keep Codis's bytes).
+    #[serde(default, skip_serializing_if = "ProxyKind::is_topom")]
+    pub kind: ProxyKind,
+}
+
+/// How a proxy follows the slot table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyKind {
+    /// A topom proxy: registers over gRPC, follows WatchSlots, holds a lease
+    /// and fences itself when it runs out.
+    #[default]
+    Topom,
+    /// An unmodified codis-proxy: topom drives it over its HTTP admin API
+    /// (`fillslots`); it has no lease and cannot fence itself.
+    Codis,
+}
+
+impl ProxyKind {
+    /// Whether this is a topom proxy (serde's skip test).
+    pub fn is_topom(&self) -> bool {
+        *self == ProxyKind::Topom
+    }
 }
 
 fn is_zero(v: &u32) -> bool {
