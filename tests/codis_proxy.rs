@@ -75,12 +75,10 @@ async fn deployment(proxies: usize, config: &[&str]) -> Deployment {
         let p = CodisProxy::start(PRODUCT, "").await;
         let token = if i == 0 {
             let out = admin(&topom, &["proxy", "add-codis", p.admin_addr()]).await;
-            let token = out
-                .strip_prefix("added codis-proxy ")
+            out.strip_prefix("added codis-proxy ")
                 .and_then(|s| s.split_whitespace().next())
                 .unwrap_or_else(|| panic!("unexpected add-codis output: {out}"))
-                .to_owned();
-            token
+                .to_owned()
         } else {
             c.add_codis_proxy(pb::AddCodisProxyRequest {
                 admin_addr: p.admin_addr().into(),

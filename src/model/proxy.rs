@@ -75,3 +75,31 @@ impl ProxyKind {
 fn is_zero(v: &u32) -> bool {
     *v == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_codis_proxy_carries_its_kind() {
+        let topom = Proxy {
+            token: "t".into(),
+            ..Proxy::default()
+        };
+        let json = serde_json::to_string(&topom).unwrap();
+        assert!(!json.contains("kind"), "{json}");
+        let codis = Proxy {
+            kind: ProxyKind::Codis,
+            ..topom
+        };
+        let json = serde_json::to_string(&codis).unwrap();
+        assert!(json.ends_with(r#","kind":"codis"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Proxy>(&json).unwrap(), codis);
+        // A record Codis wrote has no kind: read as topom's, unless imported.
+        let codis_written = r#"{"token":"t","start_time":"","admin_addr":"h:1"}"#;
+        assert_eq!(
+            serde_json::from_str::<Proxy>(codis_written).unwrap().kind,
+            ProxyKind::Topom
+        );
+    }
+}
