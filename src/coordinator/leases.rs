@@ -556,6 +556,32 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_codis_proxy_is_waited_for_whatever_its_lease() {
+        let b = LeaseBook::new(TTL);
+        let tokens = ["c".to_owned()];
+        // Never heard of, silent for ages: still behind, never dropped.
+        assert_eq!(b.driven_laggards(&tokens, 1).len(), 1);
+        b.driven("c", Err(("no answer within 5s".into(), false)));
+        tokio::time::advance(expiry(TTL) * 10).await;
+        let l = b.driven_laggards(&tokens, 1);
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            l[0].why,
+            "codis-proxy, fillslots not applied: no answer within 5s"
+        );
+        // Its fillslots of revision 1 succeeded: that is its ACK.
+        let n = b.issue("c", "e", 1);
+        assert!(b.answer("c", 1, &n, None));
+        assert!(b.driven_laggards(&tokens, 1).is_empty());
+        assert_eq!(b.driven_laggards(&tokens, 2).len(), 1);
+        // Only removal lets a barrier go on without it.
+        b.remove("c");
+        assert!(b.driven_laggards(&tokens, 2).is_empty());
+        b.forget("c");
+        assert_eq!(b.driven_laggards(&tokens, 2).len(), 1, "a re-added one");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn old_unanswered_updates_are_forgotten() {
         let b = book_with("p");
         let first = b.issue("p", "e", 1);
