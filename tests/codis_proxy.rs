@@ -401,8 +401,26 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
         async || get_group(&mut c, 1).await.servers[0].addr == replica,
     )
     .await;
-    // Both proxies serve the new master: writes through each succeed and land
-    // on it.
+    // topom published the new master, and both proxies took that table from
+    // topom (their fillslots of it acknowledged)...
+    let revision = c
+        .list_slots(pb::ListSlotsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .revision;
+    wait_until(
+        Duration::from_secs(30),
+        "both codis-proxies to apply the failover's revision",
+        async || {
+            proxies(&mut c)
+                .await
+                .iter()
+                .all(|p| p.status.as_ref().unwrap().applied_revision >= revision)
+        },
+    )
+    .await;
+    // ...and serve the new master: writes through each succeed and land on it.
     let mut m = d.servers[1].conn().await.unwrap();
     for (i, p) in d.proxies.iter().enumerate() {
         let v = format!("after-{i}");
@@ -427,7 +445,6 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
             .unwrap();
         assert_eq!(on_master.as_deref(), Some(v.as_str()), "{last}");
     }
-    let _ = &d.tokens;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
