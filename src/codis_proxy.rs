@@ -24,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use http::HttpCodisProxies;
-pub use wire::xauth;
+pub use wire::{xauth, xauth_of};
 
 use crate::model::{Proxy, Sentinel, SlotView};
 

@@ -40,7 +40,7 @@
 //!    │        ├─► config (GetOverview's view, auth settings), metrics (RPC layer)
 //!    │        └─► pb (topom-proto)
 //!    ├─► config ─► coordinator (Settings::from(&Config)), units
-//!    ├─► metrics ─► coordinator (its recorder and state; HTTP only)
+//!    ├─► metrics ─► coordinator (its recorder and state; HTTP only), codis_proxy (xauth)
 //!    ├─► tasks ─► coordinator
 //!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator},
 //!        codis_proxy::HttpCodisProxies

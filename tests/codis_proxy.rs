@@ -661,3 +661,32 @@ async fn add_codis_refuses_what_is_not_a_codis_proxy_of_this_product() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_codis_proxy_started_with_dashboard_registers_itself() {
+    let t = Topom::start_with(Options {
+        product: Some(PRODUCT.into()),
+        metrics: true,
+        ..Options::default()
+    })
+    .await;
+    let mut c = t.client().await;
+    // The start script of a Codis deployment, pointed at topom's HTTP address.
+    let dashboard = format!("--dashboard={}", t.metrics_addr().unwrap());
+    let p = CodisProxy::start_args(PRODUCT, "", &[dashboard]).await;
+    let mut last = Vec::new();
+    wait_until(
+        Duration::from_secs(60),
+        "the codis-proxy to register itself and be driven online",
+        async || {
+            last = proxies(&mut c).await;
+            last.iter().any(|x| {
+                x.admin_addr == p.admin_addr()
+                    && x.kind == pb::ProxyKind::Codis as i32
+                    && x.status.as_ref().unwrap().codis_state == pb::CodisProxyState::Online as i32
+            })
+        },
+    )
+    .await;
+    assert_eq!(last.len(), 1, "{last:?}\n{}", p.log());
+}

@@ -10,10 +10,17 @@ use crate::model::{ForwardMethod, SlotView};
 /// SHA-256 over `Codis-XAuth-[product]-[auth]-[token]`, in hex (Codis
 /// `rpc.NewXAuth(product, product_auth, token)`).
 pub fn xauth(product: &str, product_auth: &str, token: &str) -> String {
+    xauth_of(&[product, product_auth, token])
+}
+
+/// Codis `rpc.NewXAuth(segs...)`: a dashboard's own xauth is that of the
+/// product name alone (what `codis-proxy --dashboard` sends).
+pub fn xauth_of(segs: &[&str]) -> String {
     let mut h = Sha256::new();
-    h.update(format!(
-        "Codis-XAuth-[{product}]-[{product_auth}]-[{token}]"
-    ));
+    h.update("Codis-XAuth");
+    for s in segs {
+        h.update(format!("-[{s}]"));
+    }
     h.finalize()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))

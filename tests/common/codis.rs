@@ -242,6 +242,11 @@ impl CodisProxy {
     /// Starts one for `product` (Redis password `auth`) and waits until its
     /// admin API answers. Panics with its log when it does not.
     pub async fn start(product: &str, auth: &str) -> CodisProxy {
+        Self::start_args(product, auth, &[]).await
+    }
+
+    /// [`Self::start`] with extra command-line arguments (e.g. `--dashboard=ADDR`).
+    pub async fn start_args(product: &str, auth: &str, args: &[String]) -> CodisProxy {
         let dir = tempfile::Builder::new()
             .prefix("topom-codis-proxy-")
             .tempdir()
@@ -264,6 +269,7 @@ impl CodisProxy {
         cmd.arg("-c")
             .arg(&conf)
             .arg(format!("--log={}", log.display()))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
