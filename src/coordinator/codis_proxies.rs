@@ -81,9 +81,17 @@ impl Coordinator {
             )),
             e => e.into(),
         })?;
+        // Codis calls a proxy at the admin address it reports (its own view of
+        // its listener); the one dialled stands in only when it reports none.
         if p.admin_addr.is_empty() {
             p.admin_addr = admin_addr.to_owned();
         }
+        check_addr(&p.admin_addr).map_err(|e| {
+            precondition(format!(
+                "the codis-proxy at {admin_addr} reports an unusable admin_addr {:?}: {e}",
+                p.admin_addr
+            ))
+        })?;
         p.kind = ProxyKind::Codis;
         let stored = self
             .mutate(|d| {
