@@ -25,6 +25,7 @@
 //! | `events`        | the history of master changes, and the HA parts                |
 //! | `leadership`    | leader or standby, taking over, following the store, resigning |
 //! | `proxies`       | proxy registration, per-proxy table updates, the barrier       |
+//! | `codis_proxies` | adding/removing unmodified codis-proxies (driven over HTTP)    |
 //! | `leases`        | the lease book: nonces, acks, leases (pure, tokio's clock)     |
 //! | `table`         | the published slot table and its recent history                |
 //! | `view`          | the slot view a proxy serves (replica buckets, methods)        |
@@ -34,6 +35,7 @@
 //! | `testing`       | (tests only) fakes of the backends and a test harness          |
 //! | `tests/`        | (tests only) in-process tests over those fakes, paused time    |
 
+mod codis_proxies;
 mod error;
 pub mod events;
 mod groups;
@@ -68,6 +70,7 @@ pub use slots::Move;
 pub use stats::StatsRound;
 pub use table::SlotTable;
 
+use crate::codis_proxy::CodisProxyApi;
 use crate::model::{
     ForwardMethod, Group, Proxy, Sentinel, SlotActionConfig, SlotMapping, SlotState, SyncState,
     TopomRecord,
@@ -89,6 +92,8 @@ pub struct Backends {
     pub migrator: Arc<dyn Migrator>,
     /// Moves them when both masters are codis-server (slot commands).
     pub codis_migrator: Arc<dyn Migrator>,
+    /// The admin API of unmodified codis-proxies.
+    pub codis_proxies: Arc<dyn CodisProxyApi>,
 }
 
 /// The coordinator of one product.
@@ -131,6 +136,8 @@ struct Wakeups {
     sync: tokio::sync::Notify,
     /// A slot action was queued (the slot-action task).
     slots: tokio::sync::Notify,
+    /// A codis-proxy was added or removed (the codis-proxy drivers' supervisor).
+    codis_proxies: tokio::sync::Notify,
 }
 
 /// What a mutation writes. Built by a pure validation step, then written in one

@@ -28,19 +28,22 @@
 //! | [`server`]      | composition root: config → store → coordinator → gRPC; leader terms    |
 //! |                 | (the leader-only tasks per term, a standby following the store)        |
 //! | [`codis_store`] | offline `topom import`/`export`: a Codis store (fs, etcd, dump) ⇄ ours |
+//! | [`codis_proxy`] | the HTTP admin API of unmodified codis-proxies (xauth, Codis JSON)     |
 //! | [`pb`], [`units`] | re-exports of `topom-proto` and its duration/size parser             |
 //!
 //! Dependency rule (an arrow means "may use"):
 //!
 //! ```text
 //! server ─► grpc ─► coordinator ─► store ─► model ─► topom_proto::limits
-//!    │        │          └───────► redis ─► model
+//!    │        │          ├───────► redis ─► model
+//!    │        │          └───────► codis_proxy ─► model
 //!    │        ├─► config (GetOverview's view, auth settings), metrics (RPC layer)
 //!    │        └─► pb (topom-proto)
 //!    ├─► config ─► coordinator (Settings::from(&Config)), units
-//!    ├─► metrics ─► coordinator (its recorder and state; HTTP only)
+//!    ├─► metrics ─► coordinator (its recorder and state; HTTP only), codis_proxy (xauth)
 //!    ├─► tasks ─► coordinator
-//!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator}
+//!    └─► store::{local, etcd}, redis::{Connector, PooledProbe, PooledHa, *Migrator},
+//!        codis_proxy::HttpCodisProxies
 //!        (concrete backends are chosen only in server)
 //! codis_store ─► server::open_store, store (+ local/etcd for Codis sources), model, config
 //!        (an offline tool beside server; the coordinator is not involved)
@@ -50,6 +53,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod codis_proxy;
 pub mod codis_store;
 pub mod config;
 pub mod coordinator;

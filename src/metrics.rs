@@ -1,5 +1,6 @@
 //! topom's own metrics, served over HTTP on `metrics_addr` (`/metrics` in the
-//! OpenMetrics text format, `/healthz`).
+//! OpenMetrics text format, `/healthz`); the same listener answers the
+//! registration of a `codis-proxy --dashboard=ADDR` ([`codis_dashboard`]).
 //!
 //! Three sources feed one `prometheus-client` registry:
 //! - [`rpc`]: a tower layer in front of the gRPC services (calls by service,
@@ -15,6 +16,7 @@
 //! This module sits beside `grpc` (it sees HTTP, never protobuf types) and may
 //! use the coordinator; only `server` wires it in.
 
+pub mod codis_dashboard;
 pub mod http;
 pub mod rpc;
 

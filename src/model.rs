@@ -18,7 +18,7 @@ pub use addr::{Addr, AddrError};
 pub use group::{Group, GroupServer, PromoteState, Promoting, ServerKind, SyncAction, SyncState};
 pub use hash::{hash_tag, slot_of};
 pub use info::{DERIVED_SECTIONS, Info, InfoSections};
-pub use proxy::Proxy;
+pub use proxy::{Proxy, ProxyKind};
 pub use sentinel::Sentinel;
 pub use slot::{
     ForwardMethod, MAX_SLOTS, ReplicaGroups, SlotAction, SlotActionConfig, SlotMapping, SlotState,

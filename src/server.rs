@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::codis_proxy::HttpCodisProxies;
 use crate::config::{Backend, Config};
 use crate::coordinator::{Backends, Coordinator, Settings};
 use crate::grpc::{self, Edge, LogFilterFn};
@@ -115,6 +116,7 @@ pub async fn run(config: Config, hooks: Hooks, shutdown: CancellationToken) -> a
                 },
             },
         )),
+        codis_proxies: Arc::new(HttpCodisProxies::default()),
     };
     let coordinator = match Coordinator::open(settings, backends, owner, lock.state()).await {
         Ok(c) => c,

@@ -1,8 +1,10 @@
 //! Background tasks. Each is a struct with `run(self, shutdown)`; the server
 //! spawns them into one tracker and joins them on shutdown.
 
+mod codis_proxy;
 mod sentinel;
 
+pub use codis_proxy::CodisProxyTask;
 pub use sentinel::SentinelWatchTask;
 
 use std::sync::Arc;

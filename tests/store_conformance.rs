@@ -217,6 +217,7 @@ fn sample_product() -> ProductData {
         hostname: format!("proxy-{id}"),
         datacenter: "dc1".into(),
         version: "0.1.0".into(),
+        kind: topom::model::ProxyKind::Topom,
     };
     ProductData {
         slots,

@@ -267,7 +267,13 @@ fn check_proxies(
                 ),
             ));
         }
-        if proxies.insert(x.token.clone(), x.clone()).is_some() {
+        // Every proxy in a Codis store is a codis-proxy: topom drives it over
+        // its admin API from the first term on.
+        let driven = crate::model::Proxy {
+            kind: crate::model::ProxyKind::Codis,
+            ..x.clone()
+        };
+        if proxies.insert(x.token.clone(), driven).is_some() {
             problems.push(Problem::new(
                 at,
                 format!("proxy {} is listed twice", x.token),

@@ -2,7 +2,7 @@
 //! codis-dashboard can take over again (the roll back).
 //!
 //! Records drop what only topom knows (a server's `kind`, a sync failure's text,
-//! a proxy's `version`, the slot engine's persisted settings); Codis would ignore
+//! a proxy's `version` and `kind`, the slot engine's persisted settings); Codis would ignore
 //! them, but a rolled-back store then reads exactly as Codis writes it.
 
 use std::fmt::Write as _;
@@ -89,6 +89,7 @@ fn codis_shape(mut data: ProductData) -> ProductData {
     }
     for x in data.proxies.values_mut() {
         x.version.clear();
+        x.kind = crate::model::ProxyKind::Topom;
     }
     data
 }

@@ -2,6 +2,7 @@
 //! here, beside the errors it classifies (including the Redis and store errors the
 //! core passes on); the gRPC edge only translates codes to statuses.
 
+use crate::codis_proxy::CodisProxyError;
 use crate::redis::RedisError;
 use crate::store::StoreError;
 
@@ -48,6 +49,9 @@ pub enum Error {
     /// The metadata store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A codis-proxy's admin API could not be used.
+    #[error(transparent)]
+    CodisProxy(#[from] CodisProxyError),
 }
 
 /// What a caller can do about an [`Error`]; the transport maps each to its own
@@ -94,6 +98,13 @@ impl Error {
                 | RedisError::Reply { .. }
                 | RedisError::NotRedis { .. } => ErrorCode::FailedPrecondition,
             },
+            Error::CodisProxy(e) => {
+                if e.is_unreachable() {
+                    ErrorCode::Unavailable
+                } else {
+                    ErrorCode::FailedPrecondition
+                }
+            }
             Error::Store(s) => match s {
                 StoreError::Unavailable(_) | StoreError::LockLost(_) | StoreError::Io { .. } => {
                     ErrorCode::Unavailable

@@ -55,6 +55,19 @@ pub struct ProxyStatus {
     pub connected: bool,
     /// Its last self-reported stats.
     pub report: Option<ProxyReport>,
+    /// For a codis-proxy, what its driver last saw; `None` for topom proxies.
+    pub driver: Option<DriverStatus>,
+}
+
+/// What the driver of a codis-proxy last saw of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverStatus {
+    /// Whether its last admin call was answered (even with a refusal).
+    pub reachable: bool,
+    /// Whether it reported itself online (started) in its last stats.
+    pub online: bool,
+    /// The last failed call's error; empty once a call succeeds.
+    pub last_error: String,
 }
 
 /// Why a barrier gave up on a proxy.
@@ -84,6 +97,8 @@ struct Runtime {
     removed: bool,
     /// Set by ReinitProxy: the next update is a full snapshot.
     reinit: bool,
+    /// Set for a codis-proxy by its driver.
+    driver: Option<DriverStatus>,
     /// Wakes this proxy's own streams (reinit, removal). Each stream waits on
     /// its proxy's alone: waking every stream on every proxy's message would
     /// cost N² wake-ups per heartbeat round with N proxies.
@@ -250,6 +265,12 @@ impl LeaseBook {
         self.bump();
     }
 
+    /// Drops everything known of `token` (a proxy added anew).
+    pub fn forget(&self, token: &str) {
+        self.with(|s| s.remove(token));
+        self.bump();
+    }
+
     /// ReinitProxy: the next update to `token` is a full snapshot.
     pub fn request_reinit(&self, token: &str) {
         self.with(|s| {
@@ -288,6 +309,7 @@ impl LeaseBook {
                 last_nack: String::new(),
                 connected: false,
                 report: None,
+                driver: None,
             },
             Some(r) => ProxyStatus {
                 lease_live: self.live(r),
@@ -296,6 +318,7 @@ impl LeaseBook {
                 last_nack: r.last_nack.clone(),
                 connected: r.streams > 0,
                 report: r.report.clone(),
+                driver: r.driver.clone(),
             },
         })
     }
@@ -328,6 +351,60 @@ impl LeaseBook {
         })
     }
 
+    /// The codis-proxies among `tokens` that have not applied `revision`. No
+    /// lease counts here: a codis-proxy cannot fence itself, so a barrier
+    /// waits for it until it applies the revision or is removed.
+    pub fn driven_laggards(&self, tokens: &[String], revision: u64) -> Vec<Laggard> {
+        self.with(|s| {
+            tokens
+                .iter()
+                .filter_map(|t| {
+                    let (applied, why) = match s.get(t) {
+                        Some(r) if r.removed => return None,
+                        Some(r) if r.applied >= revision => return None,
+                        Some(r) => (r.applied, driven_why(r.driver.as_ref())),
+                        None => (0, driven_why(None)),
+                    };
+                    Some(Laggard {
+                        token: t.clone(),
+                        applied,
+                        why,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The driver of codis-proxy `token` made a call: `Ok` when answered with
+    /// success, else the error and whether the proxy answered at all.
+    pub fn driven(&self, token: &str, outcome: Result<(), (String, bool)>) {
+        self.with(|s| {
+            let r = s.entry(token.to_owned()).or_default();
+            let d = r.driver.get_or_insert_with(DriverStatus::default);
+            match outcome {
+                Ok(()) => {
+                    d.reachable = true;
+                    d.last_error.clear();
+                    r.last_heard = Some(Instant::now());
+                    r.last_heard_at = Some(SystemTime::now());
+                }
+                Err((e, answered)) => {
+                    d.reachable = answered;
+                    d.last_error = e;
+                }
+            }
+        });
+        self.bump();
+    }
+
+    /// The codis-proxy `token` reported whether it is online (started).
+    pub fn driven_online(&self, token: &str, online: bool) {
+        self.with(|s| {
+            let r = s.entry(token.to_owned()).or_default();
+            r.driver.get_or_insert_with(DriverStatus::default).online = online;
+        });
+    }
+
     /// When the first live lease among `tokens` runs out: leases expire without
     /// any message, so a waiter must wake by itself.
     pub fn next_expiry(&self, tokens: &[String]) -> Option<Instant> {
@@ -344,6 +421,15 @@ impl LeaseBook {
 
     fn live(&self, r: &Runtime) -> bool {
         !r.removed && r.last_heard.is_some_and(|h| h.elapsed() < expiry(self.ttl))
+    }
+}
+
+fn driven_why(d: Option<&DriverStatus>) -> String {
+    match d {
+        Some(d) if !d.last_error.is_empty() => {
+            format!("codis-proxy, fillslots not applied: {}", d.last_error)
+        }
+        _ => "codis-proxy, fillslots not acknowledged yet".to_owned(),
     }
 }
 
@@ -467,6 +553,32 @@ mod tests {
             1,
             "revision 9 of the old epoch counted"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_codis_proxy_is_waited_for_whatever_its_lease() {
+        let b = LeaseBook::new(TTL);
+        let tokens = ["c".to_owned()];
+        // Never heard of, silent for ages: still behind, never dropped.
+        assert_eq!(b.driven_laggards(&tokens, 1).len(), 1);
+        b.driven("c", Err(("no answer within 5s".into(), false)));
+        tokio::time::advance(expiry(TTL) * 10).await;
+        let l = b.driven_laggards(&tokens, 1);
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            l[0].why,
+            "codis-proxy, fillslots not applied: no answer within 5s"
+        );
+        // Its fillslots of revision 1 succeeded: that is its ACK.
+        let n = b.issue("c", "e", 1);
+        assert!(b.answer("c", 1, &n, None));
+        assert!(b.driven_laggards(&tokens, 1).is_empty());
+        assert_eq!(b.driven_laggards(&tokens, 2).len(), 1);
+        // Only removal lets a barrier go on without it.
+        b.remove("c");
+        assert!(b.driven_laggards(&tokens, 2).is_empty());
+        b.forget("c");
+        assert_eq!(b.driven_laggards(&tokens, 2).len(), 1, "a re-added one");
     }
 
     #[tokio::test(start_paused = true)]

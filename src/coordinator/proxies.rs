@@ -1,6 +1,7 @@
 //! Proxies: registration, the live state of their slot-table streams (applied
 //! revision, lease, last NACK), the per-proxy table updates, and the barrier that
-//! waits until every proxy with a live lease has applied a revision.
+//! waits until every proxy with a live lease, and every codis-proxy (which has
+//! none: see [`super::codis_proxies`]), has applied a revision.
 //!
 //! Safety argument (also in the README): a step that needs every proxy to have
 //! applied revision R waits until each proxy whose lease is live has ACKed R. A
@@ -17,13 +18,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use super::leases::{Laggard, ProxyReport, ProxyStatus};
+pub use super::leases::{DriverStatus, Laggard, ProxyReport, ProxyStatus};
 
 use super::error::{exists, invalid, not_found, precondition};
 use super::table::SlotTable;
 use super::view::{ProxyPlace, addr_host, slot_view};
 use super::{Change, Coordinator, Result, check_addr};
-use crate::model::{Proxy, Sentinel, SlotView};
+use crate::model::{Proxy, ProxyKind, Sentinel, SlotView};
 
 /// Lease and barrier settings.
 #[derive(Debug, Clone)]
@@ -85,6 +86,13 @@ impl Coordinator {
         p.product_name = self.product().to_owned();
         self.mutate(|d| {
             if let Some(old) = d.proxies.get(&p.token) {
+                if old.kind == ProxyKind::Codis {
+                    return Err(exists(format!(
+                        "proxy token {} belongs to the codis-proxy at {}, which topom drives; \
+                         remove it first",
+                        p.token, old.admin_addr
+                    )));
+                }
                 let live_elsewhere = self.leases.is_live(&p.token)
                     && self.leases.is_connected(&p.token)
                     && (old.pid != p.pid || old.admin_addr != p.admin_addr || old.start_time != p.start_time);
@@ -112,8 +120,12 @@ impl Coordinator {
     /// Unregisters a proxy. A connected proxy with a live lease needs `force`;
     /// its streams are then closed.
     pub async fn remove_proxy(&self, token: &str, force: bool) -> Result<()> {
-        if !self.cache().proxies.contains_key(token) {
+        let Some(p) = self.cache().proxies.get(token).cloned() else {
             return Err(not_found(format!("proxy {token} is not registered")));
+        };
+        if p.kind == ProxyKind::Codis {
+            self.ensure_online()?;
+            self.shutdown_codis_proxy(&p, force).await?;
         }
         if !force && self.leases.is_connected(token) && self.leases.is_live(token) {
             return Err(precondition(format!(
@@ -131,6 +143,9 @@ impl Coordinator {
         })
         .await?;
         self.leases.remove(token);
+        if p.kind == ProxyKind::Codis {
+            self.wake.codis_proxies.notify_one();
+        }
         Ok(())
     }
 
@@ -252,8 +267,7 @@ impl Coordinator {
         let deadline = tokio::time::Instant::now() + self.settings.proxy.barrier_timeout;
         let mut changed = self.leases.subscribe();
         loop {
-            let tokens: Vec<String> = self.cache().proxies.keys().cloned().collect();
-            let laggards = self.leases.laggards(&tokens, revision);
+            let (tokens, laggards) = self.laggards(revision);
             if laggards.is_empty() {
                 return Ok(());
             }
@@ -267,8 +281,7 @@ impl Coordinator {
                 () = tokio::time::sleep_until(wake) => {}
             }
             if tokio::time::Instant::now() >= deadline {
-                let tokens: Vec<String> = self.cache().proxies.keys().cloned().collect();
-                let laggards = self.leases.laggards(&tokens, revision);
+                let (_, laggards) = self.laggards(revision);
                 if laggards.is_empty() {
                     return Ok(());
                 }
@@ -284,6 +297,24 @@ impl Coordinator {
                 )));
             }
         }
+    }
+}
+
+impl Coordinator {
+    /// The tokens of the topom proxies (whose leases may expire) and every
+    /// proxy behind `revision`: topom proxies with a live lease, and every
+    /// codis-proxy, which has no lease to run out.
+    fn laggards(&self, revision: u64) -> (Vec<String>, Vec<Laggard>) {
+        let (mut topom, mut codis) = (Vec::new(), Vec::new());
+        for p in self.cache().proxies.values() {
+            match p.kind {
+                ProxyKind::Topom => topom.push(p.token.clone()),
+                ProxyKind::Codis => codis.push(p.token.clone()),
+            }
+        }
+        let mut laggards = self.leases.laggards(&topom, revision);
+        laggards.extend(self.leases.driven_laggards(&codis, revision));
+        (topom, laggards)
     }
 }
 

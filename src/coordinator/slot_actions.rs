@@ -232,10 +232,16 @@ impl Coordinator {
         steps.extend(self.migrate(&by_state(SlotState::Migrating), &wait).await?);
         steps.extend(advanced);
         let errors = steps.iter().filter(|s| !s.error.is_empty()).count();
-        *Engine::lock(&self.engine.status) = if errors == 0 {
-            format!("[OK] {} slot(s) advanced", steps.len())
-        } else {
-            format!("[ERROR] {errors} of {} slot(s) failed", steps.len())
+        *Engine::lock(&self.engine.status) = match steps.iter().find(|s| !s.error.is_empty()) {
+            None => format!("[OK] {} slot(s) advanced", steps.len()),
+            // The first error names what holds the step (a barrier names the
+            // proxies it waits for), so an operator sees why without the logs.
+            Some(first) => format!(
+                "[ERROR] {errors} of {} slot(s) failed; slot {}: {}",
+                steps.len(),
+                first.slot,
+                first.error
+            ),
         };
         Ok(steps)
     }

@@ -448,6 +448,8 @@ pub async fn harness(settings: Settings) -> Harness {
         ha: ha.clone(),
         migrator: migrator.clone(),
         codis_migrator: migrator.clone(),
+        // In-process tests have no codis-proxy: any call fails to connect.
+        codis_proxies: Arc::new(crate::codis_proxy::HttpCodisProxies::default()),
     };
     let owner = TopomRecord {
         product_name: settings.product.clone(),

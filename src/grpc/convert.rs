@@ -150,6 +150,10 @@ pub fn proxy(p: &model::Proxy) -> pb::Proxy {
         datacenter: p.datacenter.clone(),
         version: p.version.clone(),
         status: None,
+        kind: match p.kind {
+            model::ProxyKind::Topom => pb::ProxyKind::Topom,
+            model::ProxyKind::Codis => pb::ProxyKind::Codis,
+        } as i32,
     }
 }
 
@@ -260,6 +264,23 @@ pub fn proxy_with_status(
             last_heartbeat: st.last_heartbeat.map(Into::into),
             last_nack: st.last_nack.clone(),
             connected: st.connected,
+            codis_state: st
+                .driver
+                .as_ref()
+                .map_or(pb::CodisProxyState::Unspecified, |d| {
+                    if !d.reachable && !d.last_error.is_empty() {
+                        pb::CodisProxyState::Unreachable
+                    } else if d.online {
+                        pb::CodisProxyState::Online
+                    } else {
+                        pb::CodisProxyState::Offline
+                    }
+                }) as i32,
+            last_error: st
+                .driver
+                .as_ref()
+                .map(|d| d.last_error.clone())
+                .unwrap_or_default(),
         }),
         ..proxy(p)
     }

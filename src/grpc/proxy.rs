@@ -78,6 +78,7 @@ impl ProxyControl for ProxyControlService {
             hostname: p.hostname,
             datacenter: p.datacenter,
             version: p.version,
+            kind: model::ProxyKind::Topom,
         };
         let stored = self.coordinator.register_proxy(proxy).await?;
         let s = self.coordinator.proxy_settings();

@@ -594,6 +594,20 @@ impl Topom for TopomService {
         Ok(Response::new(pb::ListProxiesResponse { proxies }))
     }
 
+    async fn add_codis_proxy(
+        &self,
+        r: Request<pb::AddCodisProxyRequest>,
+    ) -> Reply<pb::AddCodisProxyResponse> {
+        let p = self
+            .coordinator
+            .add_codis_proxy(&r.into_inner().admin_addr)
+            .await?;
+        let st = self.coordinator.proxy_status(&p.token);
+        Ok(Response::new(pb::AddCodisProxyResponse {
+            proxy: Some(convert::proxy_with_status(&p, &st)),
+        }))
+    }
+
     async fn remove_proxy(
         &self,
         r: Request<pb::RemoveProxyRequest>,

@@ -40,7 +40,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .with_state(shared);
+        .with_state(shared.clone())
+        .merge(super::codis_dashboard::router(shared.coordinator.clone()));
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await;

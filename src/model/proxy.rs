@@ -46,8 +46,60 @@ pub struct Proxy {
     /// Proxy software version (not in Codis).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
+    /// How topom reaches it (not in Codis; absent for topom's own proxies, so
+    /// their records keep Codis's bytes).
+    #[serde(default, skip_serializing_if = "ProxyKind::is_topom")]
+    pub kind: ProxyKind,
+}
+
+/// How a proxy follows the slot table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyKind {
+    /// A topom proxy: registers over gRPC, follows WatchSlots, holds a lease
+    /// and fences itself when it runs out.
+    #[default]
+    Topom,
+    /// An unmodified codis-proxy: topom drives it over its HTTP admin API
+    /// (`fillslots`); it has no lease and cannot fence itself.
+    Codis,
+}
+
+impl ProxyKind {
+    /// Whether this is a topom proxy (serde's skip test).
+    pub fn is_topom(&self) -> bool {
+        *self == ProxyKind::Topom
+    }
 }
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_codis_proxy_carries_its_kind() {
+        let topom = Proxy {
+            token: "t".into(),
+            ..Proxy::default()
+        };
+        let json = serde_json::to_string(&topom).unwrap();
+        assert!(!json.contains("kind"), "{json}");
+        let codis = Proxy {
+            kind: ProxyKind::Codis,
+            ..topom
+        };
+        let json = serde_json::to_string(&codis).unwrap();
+        assert!(json.ends_with(r#","kind":"codis"}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Proxy>(&json).unwrap(), codis);
+        // A record Codis wrote has no kind: read as topom's, unless imported.
+        let codis_written = r#"{"token":"t","start_time":"","admin_addr":"h:1"}"#;
+        assert_eq!(
+            serde_json::from_str::<Proxy>(codis_written).unwrap().kind,
+            ProxyKind::Topom
+        );
+    }
 }

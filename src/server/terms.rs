@@ -1,6 +1,6 @@
 //! Leader terms. While this instance holds the ownership lock it runs the
 //! leader-only tasks (stats refresh, sync engine, slot-action engine, Sentinel
-//! watch); the moment the lock is not held — a missed renewal, a lost lease, a
+//! watch, codis-proxy drivers); the moment the lock is not held — a missed renewal, a lost lease, a
 //! resign — they are stopped and joined before anything else happens, and a
 //! standby instead follows the store so its reads stay current.
 //!
@@ -19,7 +19,9 @@ use tonic_health::server::HealthReporter;
 use crate::coordinator::Coordinator;
 use crate::redis::PooledHa;
 use crate::store::{LockState, MetaStore};
-use crate::tasks::{SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask};
+use crate::tasks::{
+    CodisProxyTask, SentinelWatchTask, SlotActionTask, StatsRefreshTask, SyncActionTask,
+};
 
 /// How often a standby reloads at most while the leader keeps writing.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
@@ -135,6 +137,12 @@ impl Terms {
             SentinelWatchTask {
                 coordinator: c.clone(),
                 ha: self.ha.clone(),
+            }
+            .run(term.clone()),
+        );
+        tasks.spawn(
+            CodisProxyTask {
+                coordinator: c.clone(),
             }
             .run(term.clone()),
         );

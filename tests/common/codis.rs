@@ -100,6 +100,11 @@ impl CodisServer {
     pub fn pid(&self) -> Option<u32> {
         self.child.pid()
     }
+
+    /// SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
 }
 
 /// A codis-dashboard on a filesystem store; killed when dropped.
@@ -220,4 +225,107 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     Ok((code, body))
+}
+
+/// A real codis-proxy (admin API and RESP listener on free ports), killed when
+/// dropped. It starts offline: a dashboard (or topom) must fill its slots and
+/// start it.
+pub struct CodisProxy {
+    child: ChildGuard,
+    admin: String,
+    proxy: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl CodisProxy {
+    /// Starts one for `product` (Redis password `auth`) and waits until its
+    /// admin API answers. Panics with its log when it does not.
+    pub async fn start(product: &str, auth: &str) -> CodisProxy {
+        Self::start_args(product, auth, &[]).await
+    }
+
+    /// [`Self::start`] with extra command-line arguments (e.g. `--dashboard=ADDR`).
+    pub async fn start_args(product: &str, auth: &str, args: &[String]) -> CodisProxy {
+        let dir = tempfile::Builder::new()
+            .prefix("topom-codis-proxy-")
+            .tempdir()
+            .unwrap();
+        let admin = format!("127.0.0.1:{}", free_port());
+        let proxy = format!("127.0.0.1:{}", free_port());
+        let conf = dir.path().join("proxy.toml");
+        // No heap placeholder and a small off-heap cap: tests run many processes.
+        std::fs::write(
+            &conf,
+            format!(
+                "product_name = \"{product}\"\nproduct_auth = \"{auth}\"\n\
+                 admin_addr = \"{admin}\"\nproto_type = \"tcp4\"\nproxy_addr = \"{proxy}\"\n\
+                 proxy_heap_placeholder = \"0\"\nproxy_max_offheap_size = \"64mb\"\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("proxy.log");
+        let mut cmd = Command::new(bin("codis-proxy"));
+        cmd.arg("-c")
+            .arg(&conf)
+            .arg(format!("--log={}", log.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
+        let mut child = ChildGuard::spawn(cmd, "codis-proxy");
+        let start = Instant::now();
+        while http_get(&admin, "/api/proxy/model").is_err() {
+            assert!(
+                child.is_running() && start.elapsed() < START_DEADLINE,
+                "codis-proxy did not answer at {admin} within {START_DEADLINE:?}:\n{}\n{}",
+                log_tail(&log, 30),
+                log_tail(&dir.path().join("stderr.log"), 30)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        CodisProxy {
+            child,
+            admin,
+            proxy,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// Its admin (HTTP) address.
+    pub fn admin_addr(&self) -> &str {
+        &self.admin
+    }
+
+    /// Its client (RESP) address.
+    pub fn proxy_addr(&self) -> &str {
+        &self.proxy
+    }
+
+    /// A client connection through it.
+    pub async fn conn(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(format!("redis://{}", self.proxy))?;
+        client.get_multiplexed_async_connection().await
+    }
+
+    /// Sends it a signal (`STOP`, `CONT`, ...).
+    pub fn signal(&self, signal: &str) {
+        self.child.signal(signal);
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_running()
+    }
+
+    /// Waits until it exits, for at most `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
+        self.child.wait_exit(timeout).await
+    }
+
+    /// The end of its log.
+    pub fn log(&self) -> String {
+        log_tail(&self.log, 40)
+    }
 }

@@ -391,6 +391,119 @@ func (LeaseState) EnumDescriptor() ([]byte, []int) {
 	return file_topom_v1_model_proto_rawDescGZIP(), []int{5}
 }
 
+// How a proxy follows the slot table.
+type ProxyKind int32
+
+const (
+	// Not set: a topom proxy.
+	ProxyKind_PROXY_KIND_UNSPECIFIED ProxyKind = 0
+	// A topom proxy: RegisterProxy + WatchSlots, with a lease; it fences itself
+	// when the lease runs out.
+	ProxyKind_PROXY_KIND_TOPOM ProxyKind = 1
+	// An unmodified codis-proxy, driven by topom over its HTTP admin API
+	// (fillslots). It has no lease and cannot fence itself: barriers wait for
+	// it until it applied the revision or is removed (RemoveProxy force).
+	ProxyKind_PROXY_KIND_CODIS ProxyKind = 2
+)
+
+// Enum value maps for ProxyKind.
+var (
+	ProxyKind_name = map[int32]string{
+		0: "PROXY_KIND_UNSPECIFIED",
+		1: "PROXY_KIND_TOPOM",
+		2: "PROXY_KIND_CODIS",
+	}
+	ProxyKind_value = map[string]int32{
+		"PROXY_KIND_UNSPECIFIED": 0,
+		"PROXY_KIND_TOPOM":       1,
+		"PROXY_KIND_CODIS":       2,
+	}
+)
+
+func (x ProxyKind) Enum() *ProxyKind {
+	p := new(ProxyKind)
+	*p = x
+	return p
+}
+
+func (x ProxyKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProxyKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_topom_v1_model_proto_enumTypes[6].Descriptor()
+}
+
+func (ProxyKind) Type() protoreflect.EnumType {
+	return &file_topom_v1_model_proto_enumTypes[6]
+}
+
+func (x ProxyKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProxyKind.Descriptor instead.
+func (ProxyKind) EnumDescriptor() ([]byte, []int) {
+	return file_topom_v1_model_proto_rawDescGZIP(), []int{6}
+}
+
+// What topom's driver last saw of a codis-proxy.
+type CodisProxyState int32
+
+const (
+	// Not a codis-proxy, or not called yet.
+	CodisProxyState_CODIS_PROXY_STATE_UNSPECIFIED CodisProxyState = 0
+	// It answered, and reports itself started (serving clients).
+	CodisProxyState_CODIS_PROXY_STATE_ONLINE CodisProxyState = 1
+	// It answered, but is not started yet (or restarted and awaits its slots).
+	CodisProxyState_CODIS_PROXY_STATE_OFFLINE CodisProxyState = 2
+	// Its last admin call got no answer (connect refused, timed out).
+	CodisProxyState_CODIS_PROXY_STATE_UNREACHABLE CodisProxyState = 3
+)
+
+// Enum value maps for CodisProxyState.
+var (
+	CodisProxyState_name = map[int32]string{
+		0: "CODIS_PROXY_STATE_UNSPECIFIED",
+		1: "CODIS_PROXY_STATE_ONLINE",
+		2: "CODIS_PROXY_STATE_OFFLINE",
+		3: "CODIS_PROXY_STATE_UNREACHABLE",
+	}
+	CodisProxyState_value = map[string]int32{
+		"CODIS_PROXY_STATE_UNSPECIFIED": 0,
+		"CODIS_PROXY_STATE_ONLINE":      1,
+		"CODIS_PROXY_STATE_OFFLINE":     2,
+		"CODIS_PROXY_STATE_UNREACHABLE": 3,
+	}
+)
+
+func (x CodisProxyState) Enum() *CodisProxyState {
+	p := new(CodisProxyState)
+	*p = x
+	return p
+}
+
+func (x CodisProxyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CodisProxyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_topom_v1_model_proto_enumTypes[7].Descriptor()
+}
+
+func (CodisProxyState) Type() protoreflect.EnumType {
+	return &file_topom_v1_model_proto_enumTypes[7]
+}
+
+func (x CodisProxyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CodisProxyState.Descriptor instead.
+func (CodisProxyState) EnumDescriptor() ([]byte, []int) {
+	return file_topom_v1_model_proto_rawDescGZIP(), []int{7}
+}
+
 // A pending or running migration of one slot.
 type SlotAction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1044,7 +1157,9 @@ type Proxy struct {
 	// Proxy software version.
 	Version string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
 	// Live state of the proxy's slot-table stream (not stored).
-	Status        *ProxyStatus `protobuf:"bytes,14,opt,name=status,proto3" json:"status,omitempty"`
+	Status *ProxyStatus `protobuf:"bytes,14,opt,name=status,proto3" json:"status,omitempty"`
+	// How topom reaches the proxy. UNSPECIFIED reads as TOPOM.
+	Kind          ProxyKind `protobuf:"varint,15,opt,name=kind,proto3,enum=topom.v1.ProxyKind" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1177,6 +1292,13 @@ func (x *Proxy) GetStatus() *ProxyStatus {
 	return nil
 }
 
+func (x *Proxy) GetKind() ProxyKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ProxyKind_PROXY_KIND_UNSPECIFIED
+}
+
 // Runtime state of a proxy's slot-table stream, as seen by topom.
 type ProxyStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1189,7 +1311,12 @@ type ProxyStatus struct {
 	// The reason given with the proxy's last rejected update; empty if none.
 	LastNack string `protobuf:"bytes,4,opt,name=last_nack,json=lastNack,proto3" json:"last_nack,omitempty"`
 	// Whether a WatchSlots stream from this proxy is open now.
-	Connected     bool `protobuf:"varint,5,opt,name=connected,proto3" json:"connected,omitempty"`
+	Connected bool `protobuf:"varint,5,opt,name=connected,proto3" json:"connected,omitempty"`
+	// For a codis-proxy: what its driver last saw.
+	CodisState CodisProxyState `protobuf:"varint,6,opt,name=codis_state,json=codisState,proto3,enum=topom.v1.CodisProxyState" json:"codis_state,omitempty"`
+	// For a codis-proxy: the error of its last failed admin call (with the
+	// Cause of an HTTP 800 answer); empty once a call succeeds.
+	LastError     string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1257,6 +1384,20 @@ func (x *ProxyStatus) GetConnected() bool {
 		return x.Connected
 	}
 	return false
+}
+
+func (x *ProxyStatus) GetCodisState() CodisProxyState {
+	if x != nil {
+		return x.CodisState
+	}
+	return CodisProxyState_CODIS_PROXY_STATE_UNSPECIFIED
+}
+
+func (x *ProxyStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
 }
 
 // The record of the topom instance that owns the product (Codis `Topom`,
@@ -1417,7 +1558,7 @@ const file_topom_v1_model_proto_rawDesc = "" +
 	"\vout_of_sync\x18\x04 \x01(\bR\toutOfSync\"D\n" +
 	"\bSentinel\x12\x18\n" +
 	"\aservers\x18\x01 \x03(\tR\aservers\x12\x1e\n" +
-	"\vout_of_sync\x18\x02 \x01(\bR\toutOfSync\"\xa3\x03\n" +
+	"\vout_of_sync\x18\x02 \x01(\bR\toutOfSync\"\xcc\x03\n" +
 	"\x05Proxy\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x129\n" +
@@ -1439,14 +1580,19 @@ const file_topom_v1_model_proto_rawDesc = "" +
 	"datacenter\x18\f \x01(\tR\n" +
 	"datacenter\x12\x18\n" +
 	"\aversion\x18\r \x01(\tR\aversion\x12-\n" +
-	"\x06status\x18\x0e \x01(\v2\x15.topom.v1.ProxyStatusR\x06status\"\xed\x01\n" +
+	"\x06status\x18\x0e \x01(\v2\x15.topom.v1.ProxyStatusR\x06status\x12'\n" +
+	"\x04kind\x18\x0f \x01(\x0e2\x13.topom.v1.ProxyKindR\x04kind\"\xc8\x02\n" +
 	"\vProxyStatus\x125\n" +
 	"\vlease_state\x18\x01 \x01(\x0e2\x14.topom.v1.LeaseStateR\n" +
 	"leaseState\x12)\n" +
 	"\x10applied_revision\x18\x02 \x01(\x04R\x0fappliedRevision\x12A\n" +
 	"\x0elast_heartbeat\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x1b\n" +
 	"\tlast_nack\x18\x04 \x01(\tR\blastNack\x12\x1c\n" +
-	"\tconnected\x18\x05 \x01(\bR\tconnected\"\xf1\x01\n" +
+	"\tconnected\x18\x05 \x01(\bR\tconnected\x12:\n" +
+	"\vcodis_state\x18\x06 \x01(\x0e2\x19.topom.v1.CodisProxyStateR\n" +
+	"codisState\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\"\xf1\x01\n" +
 	"\n" +
 	"TopomModel\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x129\n" +
@@ -1490,7 +1636,16 @@ const file_topom_v1_model_proto_rawDesc = "" +
 	"LeaseState\x12\x1b\n" +
 	"\x17LEASE_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10LEASE_STATE_LIVE\x10\x01\x12\x17\n" +
-	"\x13LEASE_STATE_EXPIRED\x10\x02B3Z1github.com/topom/topom/clients/go/topompb;topompbb\x06proto3"
+	"\x13LEASE_STATE_EXPIRED\x10\x02*S\n" +
+	"\tProxyKind\x12\x1a\n" +
+	"\x16PROXY_KIND_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10PROXY_KIND_TOPOM\x10\x01\x12\x14\n" +
+	"\x10PROXY_KIND_CODIS\x10\x02*\x94\x01\n" +
+	"\x0fCodisProxyState\x12!\n" +
+	"\x1dCODIS_PROXY_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18CODIS_PROXY_STATE_ONLINE\x10\x01\x12\x1d\n" +
+	"\x19CODIS_PROXY_STATE_OFFLINE\x10\x02\x12!\n" +
+	"\x1dCODIS_PROXY_STATE_UNREACHABLE\x10\x03B3Z1github.com/topom/topom/clients/go/topompb;topompbb\x06proto3"
 
 var (
 	file_topom_v1_model_proto_rawDescOnce sync.Once
@@ -1504,7 +1659,7 @@ func file_topom_v1_model_proto_rawDescGZIP() []byte {
 	return file_topom_v1_model_proto_rawDescData
 }
 
-var file_topom_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_topom_v1_model_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
 var file_topom_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_topom_v1_model_proto_goTypes = []any{
 	(SlotActionState)(0),          // 0: topom.v1.SlotActionState
@@ -1513,41 +1668,45 @@ var file_topom_v1_model_proto_goTypes = []any{
 	(ServerKind)(0),               // 3: topom.v1.ServerKind
 	(PromoteState)(0),             // 4: topom.v1.PromoteState
 	(LeaseState)(0),               // 5: topom.v1.LeaseState
-	(*SlotAction)(nil),            // 6: topom.v1.SlotAction
-	(*SlotMapping)(nil),           // 7: topom.v1.SlotMapping
-	(*ReplicaGroup)(nil),          // 8: topom.v1.ReplicaGroup
-	(*Slot)(nil),                  // 9: topom.v1.Slot
-	(*SyncAction)(nil),            // 10: topom.v1.SyncAction
-	(*GroupServer)(nil),           // 11: topom.v1.GroupServer
-	(*Promoting)(nil),             // 12: topom.v1.Promoting
-	(*Group)(nil),                 // 13: topom.v1.Group
-	(*Sentinel)(nil),              // 14: topom.v1.Sentinel
-	(*Proxy)(nil),                 // 15: topom.v1.Proxy
-	(*ProxyStatus)(nil),           // 16: topom.v1.ProxyStatus
-	(*TopomModel)(nil),            // 17: topom.v1.TopomModel
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(ProxyKind)(0),                // 6: topom.v1.ProxyKind
+	(CodisProxyState)(0),          // 7: topom.v1.CodisProxyState
+	(*SlotAction)(nil),            // 8: topom.v1.SlotAction
+	(*SlotMapping)(nil),           // 9: topom.v1.SlotMapping
+	(*ReplicaGroup)(nil),          // 10: topom.v1.ReplicaGroup
+	(*Slot)(nil),                  // 11: topom.v1.Slot
+	(*SyncAction)(nil),            // 12: topom.v1.SyncAction
+	(*GroupServer)(nil),           // 13: topom.v1.GroupServer
+	(*Promoting)(nil),             // 14: topom.v1.Promoting
+	(*Group)(nil),                 // 15: topom.v1.Group
+	(*Sentinel)(nil),              // 16: topom.v1.Sentinel
+	(*Proxy)(nil),                 // 17: topom.v1.Proxy
+	(*ProxyStatus)(nil),           // 18: topom.v1.ProxyStatus
+	(*TopomModel)(nil),            // 19: topom.v1.TopomModel
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
 }
 var file_topom_v1_model_proto_depIdxs = []int32{
 	0,  // 0: topom.v1.SlotAction.state:type_name -> topom.v1.SlotActionState
-	6,  // 1: topom.v1.SlotMapping.action:type_name -> topom.v1.SlotAction
+	8,  // 1: topom.v1.SlotMapping.action:type_name -> topom.v1.SlotAction
 	1,  // 2: topom.v1.Slot.forward_method:type_name -> topom.v1.ForwardMethod
-	8,  // 3: topom.v1.Slot.replica_groups:type_name -> topom.v1.ReplicaGroup
+	10, // 3: topom.v1.Slot.replica_groups:type_name -> topom.v1.ReplicaGroup
 	2,  // 4: topom.v1.SyncAction.state:type_name -> topom.v1.SyncActionState
-	10, // 5: topom.v1.GroupServer.action:type_name -> topom.v1.SyncAction
+	12, // 5: topom.v1.GroupServer.action:type_name -> topom.v1.SyncAction
 	3,  // 6: topom.v1.GroupServer.kind:type_name -> topom.v1.ServerKind
 	4,  // 7: topom.v1.Promoting.state:type_name -> topom.v1.PromoteState
-	11, // 8: topom.v1.Group.servers:type_name -> topom.v1.GroupServer
-	12, // 9: topom.v1.Group.promoting:type_name -> topom.v1.Promoting
-	18, // 10: topom.v1.Proxy.start_time:type_name -> google.protobuf.Timestamp
-	16, // 11: topom.v1.Proxy.status:type_name -> topom.v1.ProxyStatus
-	5,  // 12: topom.v1.ProxyStatus.lease_state:type_name -> topom.v1.LeaseState
-	18, // 13: topom.v1.ProxyStatus.last_heartbeat:type_name -> google.protobuf.Timestamp
-	18, // 14: topom.v1.TopomModel.start_time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 8: topom.v1.Group.servers:type_name -> topom.v1.GroupServer
+	14, // 9: topom.v1.Group.promoting:type_name -> topom.v1.Promoting
+	20, // 10: topom.v1.Proxy.start_time:type_name -> google.protobuf.Timestamp
+	18, // 11: topom.v1.Proxy.status:type_name -> topom.v1.ProxyStatus
+	6,  // 12: topom.v1.Proxy.kind:type_name -> topom.v1.ProxyKind
+	5,  // 13: topom.v1.ProxyStatus.lease_state:type_name -> topom.v1.LeaseState
+	20, // 14: topom.v1.ProxyStatus.last_heartbeat:type_name -> google.protobuf.Timestamp
+	7,  // 15: topom.v1.ProxyStatus.codis_state:type_name -> topom.v1.CodisProxyState
+	20, // 16: topom.v1.TopomModel.start_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_topom_v1_model_proto_init() }
@@ -1560,7 +1719,7 @@ func file_topom_v1_model_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_topom_v1_model_proto_rawDesc), len(file_topom_v1_model_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      8,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,

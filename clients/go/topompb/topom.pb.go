@@ -4807,6 +4807,98 @@ func (x *ListProxiesResponse) GetProxies() []*Proxy {
 	return nil
 }
 
+// Request for AddCodisProxy.
+type AddCodisProxyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The codis-proxy's admin address (`admin_addr` of its config), host:port.
+	AdminAddr     string `protobuf:"bytes,1,opt,name=admin_addr,json=adminAddr,proto3" json:"admin_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCodisProxyRequest) Reset() {
+	*x = AddCodisProxyRequest{}
+	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCodisProxyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCodisProxyRequest) ProtoMessage() {}
+
+func (x *AddCodisProxyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCodisProxyRequest.ProtoReflect.Descriptor instead.
+func (*AddCodisProxyRequest) Descriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *AddCodisProxyRequest) GetAdminAddr() string {
+	if x != nil {
+		return x.AdminAddr
+	}
+	return ""
+}
+
+// Response of AddCodisProxy.
+type AddCodisProxyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored proxy, with its id and status.
+	Proxy         *Proxy `protobuf:"bytes,1,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddCodisProxyResponse) Reset() {
+	*x = AddCodisProxyResponse{}
+	mi := &file_topom_v1_topom_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCodisProxyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCodisProxyResponse) ProtoMessage() {}
+
+func (x *AddCodisProxyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_topom_v1_topom_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCodisProxyResponse.ProtoReflect.Descriptor instead.
+func (*AddCodisProxyResponse) Descriptor() ([]byte, []int) {
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *AddCodisProxyResponse) GetProxy() *Proxy {
+	if x != nil {
+		return x.Proxy
+	}
+	return nil
+}
+
 // Request for RemoveProxy.
 type RemoveProxyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4820,7 +4912,7 @@ type RemoveProxyRequest struct {
 
 func (x *RemoveProxyRequest) Reset() {
 	*x = RemoveProxyRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	mi := &file_topom_v1_topom_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4832,7 +4924,7 @@ func (x *RemoveProxyRequest) String() string {
 func (*RemoveProxyRequest) ProtoMessage() {}
 
 func (x *RemoveProxyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[89]
+	mi := &file_topom_v1_topom_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4845,7 +4937,7 @@ func (x *RemoveProxyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveProxyRequest.ProtoReflect.Descriptor instead.
 func (*RemoveProxyRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{89}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RemoveProxyRequest) GetToken() string {
@@ -4871,7 +4963,7 @@ type RemoveProxyResponse struct {
 
 func (x *RemoveProxyResponse) Reset() {
 	*x = RemoveProxyResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[90]
+	mi := &file_topom_v1_topom_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4883,7 +4975,7 @@ func (x *RemoveProxyResponse) String() string {
 func (*RemoveProxyResponse) ProtoMessage() {}
 
 func (x *RemoveProxyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[90]
+	mi := &file_topom_v1_topom_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4896,7 +4988,7 @@ func (x *RemoveProxyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveProxyResponse.ProtoReflect.Descriptor instead.
 func (*RemoveProxyResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{90}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{92}
 }
 
 // Request for ReinitProxy.
@@ -4910,7 +5002,7 @@ type ReinitProxyRequest struct {
 
 func (x *ReinitProxyRequest) Reset() {
 	*x = ReinitProxyRequest{}
-	mi := &file_topom_v1_topom_proto_msgTypes[91]
+	mi := &file_topom_v1_topom_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4922,7 +5014,7 @@ func (x *ReinitProxyRequest) String() string {
 func (*ReinitProxyRequest) ProtoMessage() {}
 
 func (x *ReinitProxyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[91]
+	mi := &file_topom_v1_topom_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4935,7 +5027,7 @@ func (x *ReinitProxyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinitProxyRequest.ProtoReflect.Descriptor instead.
 func (*ReinitProxyRequest) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{91}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ReinitProxyRequest) GetToken() string {
@@ -4956,7 +5048,7 @@ type ReinitProxyResponse struct {
 
 func (x *ReinitProxyResponse) Reset() {
 	*x = ReinitProxyResponse{}
-	mi := &file_topom_v1_topom_proto_msgTypes[92]
+	mi := &file_topom_v1_topom_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4968,7 +5060,7 @@ func (x *ReinitProxyResponse) String() string {
 func (*ReinitProxyResponse) ProtoMessage() {}
 
 func (x *ReinitProxyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_topom_v1_topom_proto_msgTypes[92]
+	mi := &file_topom_v1_topom_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4981,7 +5073,7 @@ func (x *ReinitProxyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinitProxyResponse.ProtoReflect.Descriptor instead.
 func (*ReinitProxyResponse) Descriptor() ([]byte, []int) {
-	return file_topom_v1_topom_proto_rawDescGZIP(), []int{92}
+	return file_topom_v1_topom_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ReinitProxyResponse) GetRevision() uint64 {
@@ -5253,7 +5345,12 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\bsentinel\x18\x01 \x01(\v2\x12.topom.v1.SentinelR\bsentinel\"\x14\n" +
 	"\x12ListProxiesRequest\"@\n" +
 	"\x13ListProxiesResponse\x12)\n" +
-	"\aproxies\x18\x01 \x03(\v2\x0f.topom.v1.ProxyR\aproxies\"@\n" +
+	"\aproxies\x18\x01 \x03(\v2\x0f.topom.v1.ProxyR\aproxies\"5\n" +
+	"\x14AddCodisProxyRequest\x12\x1d\n" +
+	"\n" +
+	"admin_addr\x18\x01 \x01(\tR\tadminAddr\">\n" +
+	"\x15AddCodisProxyResponse\x12%\n" +
+	"\x05proxy\x18\x01 \x01(\v2\x0f.topom.v1.ProxyR\x05proxy\"@\n" +
 	"\x12RemoveProxyRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x15\n" +
@@ -5279,7 +5376,7 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x18EVENT_KIND_MASTER_SWITCH\x10\x01\x12\x16\n" +
 	"\x12EVENT_KIND_PROMOTE\x10\x02\x12\x1d\n" +
 	"\x19EVENT_KIND_LEADER_ELECTED\x10\x03\x12\x1b\n" +
-	"\x17EVENT_KIND_STEPPED_DOWN\x10\x042\xc5\x1c\n" +
+	"\x17EVENT_KIND_STEPPED_DOWN\x10\x042\x97\x1d\n" +
 	"\x05Topom\x12J\n" +
 	"\vGetOverview\x12\x1c.topom.v1.GetOverviewRequest\x1a\x1d.topom.v1.GetOverviewResponse\x12A\n" +
 	"\bGetModel\x12\x19.topom.v1.GetModelRequest\x1a\x1a.topom.v1.GetModelResponse\x12;\n" +
@@ -5325,7 +5422,8 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\vAddSentinel\x12\x1c.topom.v1.AddSentinelRequest\x1a\x1d.topom.v1.AddSentinelResponse\x12S\n" +
 	"\x0eRemoveSentinel\x12\x1f.topom.v1.RemoveSentinelRequest\x1a .topom.v1.RemoveSentinelResponse\x12V\n" +
 	"\x0fResyncSentinels\x12 .topom.v1.ResyncSentinelsRequest\x1a!.topom.v1.ResyncSentinelsResponse\x12J\n" +
-	"\vListProxies\x12\x1c.topom.v1.ListProxiesRequest\x1a\x1d.topom.v1.ListProxiesResponse\x12J\n" +
+	"\vListProxies\x12\x1c.topom.v1.ListProxiesRequest\x1a\x1d.topom.v1.ListProxiesResponse\x12P\n" +
+	"\rAddCodisProxy\x12\x1e.topom.v1.AddCodisProxyRequest\x1a\x1f.topom.v1.AddCodisProxyResponse\x12J\n" +
 	"\vRemoveProxy\x12\x1c.topom.v1.RemoveProxyRequest\x1a\x1d.topom.v1.RemoveProxyResponse\x12J\n" +
 	"\vReinitProxy\x12\x1c.topom.v1.ReinitProxyRequest\x1a\x1d.topom.v1.ReinitProxyResponseB3Z1github.com/topom/topom/clients/go/topompb;topompbb\x06proto3"
 
@@ -5342,7 +5440,7 @@ func file_topom_v1_topom_proto_rawDescGZIP() []byte {
 }
 
 var file_topom_v1_topom_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_topom_v1_topom_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_topom_v1_topom_proto_msgTypes = make([]protoimpl.MessageInfo, 99)
 var file_topom_v1_topom_proto_goTypes = []any{
 	(InstanceRole)(0),                     // 0: topom.v1.InstanceRole
 	(LogLevel)(0),                         // 1: topom.v1.LogLevel
@@ -5436,178 +5534,183 @@ var file_topom_v1_topom_proto_goTypes = []any{
 	(*ResyncSentinelsResponse)(nil),       // 89: topom.v1.ResyncSentinelsResponse
 	(*ListProxiesRequest)(nil),            // 90: topom.v1.ListProxiesRequest
 	(*ListProxiesResponse)(nil),           // 91: topom.v1.ListProxiesResponse
-	(*RemoveProxyRequest)(nil),            // 92: topom.v1.RemoveProxyRequest
-	(*RemoveProxyResponse)(nil),           // 93: topom.v1.RemoveProxyResponse
-	(*ReinitProxyRequest)(nil),            // 94: topom.v1.ReinitProxyRequest
-	(*ReinitProxyResponse)(nil),           // 95: topom.v1.ReinitProxyResponse
-	nil,                                   // 96: topom.v1.GetOverviewResponse.SlotsPerGroupEntry
-	nil,                                   // 97: topom.v1.GetServerInfoResponse.FieldsEntry
-	nil,                                   // 98: topom.v1.GetSentinelInfoResponse.FieldsEntry
-	nil,                                   // 99: topom.v1.GetSentinelInfoResponse.MonitoredEntry
-	(ForwardMethod)(0),                    // 100: topom.v1.ForwardMethod
-	(*durationpb.Duration)(nil),           // 101: google.protobuf.Duration
-	(*TopomModel)(nil),                    // 102: topom.v1.TopomModel
-	(*timestamppb.Timestamp)(nil),         // 103: google.protobuf.Timestamp
-	(*StatsSnapshot)(nil),                 // 104: topom.v1.StatsSnapshot
-	(*ServerStats)(nil),                   // 105: topom.v1.ServerStats
-	(*SentinelStats)(nil),                 // 106: topom.v1.SentinelStats
-	(*SlotMapping)(nil),                   // 107: topom.v1.SlotMapping
-	(*Slot)(nil),                          // 108: topom.v1.Slot
-	(SlotActionState)(0),                  // 109: topom.v1.SlotActionState
-	(*Group)(nil),                         // 110: topom.v1.Group
-	(*SyncAction)(nil),                    // 111: topom.v1.SyncAction
-	(SyncActionState)(0),                  // 112: topom.v1.SyncActionState
-	(*Sentinel)(nil),                      // 113: topom.v1.Sentinel
-	(*Proxy)(nil),                         // 114: topom.v1.Proxy
-	(*SentinelGroup)(nil),                 // 115: topom.v1.SentinelGroup
+	(*AddCodisProxyRequest)(nil),          // 92: topom.v1.AddCodisProxyRequest
+	(*AddCodisProxyResponse)(nil),         // 93: topom.v1.AddCodisProxyResponse
+	(*RemoveProxyRequest)(nil),            // 94: topom.v1.RemoveProxyRequest
+	(*RemoveProxyResponse)(nil),           // 95: topom.v1.RemoveProxyResponse
+	(*ReinitProxyRequest)(nil),            // 96: topom.v1.ReinitProxyRequest
+	(*ReinitProxyResponse)(nil),           // 97: topom.v1.ReinitProxyResponse
+	nil,                                   // 98: topom.v1.GetOverviewResponse.SlotsPerGroupEntry
+	nil,                                   // 99: topom.v1.GetServerInfoResponse.FieldsEntry
+	nil,                                   // 100: topom.v1.GetSentinelInfoResponse.FieldsEntry
+	nil,                                   // 101: topom.v1.GetSentinelInfoResponse.MonitoredEntry
+	(ForwardMethod)(0),                    // 102: topom.v1.ForwardMethod
+	(*durationpb.Duration)(nil),           // 103: google.protobuf.Duration
+	(*TopomModel)(nil),                    // 104: topom.v1.TopomModel
+	(*timestamppb.Timestamp)(nil),         // 105: google.protobuf.Timestamp
+	(*StatsSnapshot)(nil),                 // 106: topom.v1.StatsSnapshot
+	(*ServerStats)(nil),                   // 107: topom.v1.ServerStats
+	(*SentinelStats)(nil),                 // 108: topom.v1.SentinelStats
+	(*SlotMapping)(nil),                   // 109: topom.v1.SlotMapping
+	(*Slot)(nil),                          // 110: topom.v1.Slot
+	(SlotActionState)(0),                  // 111: topom.v1.SlotActionState
+	(*Group)(nil),                         // 112: topom.v1.Group
+	(*SyncAction)(nil),                    // 113: topom.v1.SyncAction
+	(SyncActionState)(0),                  // 114: topom.v1.SyncActionState
+	(*Sentinel)(nil),                      // 115: topom.v1.Sentinel
+	(*Proxy)(nil),                         // 116: topom.v1.Proxy
+	(*SentinelGroup)(nil),                 // 117: topom.v1.SentinelGroup
 }
 var file_topom_v1_topom_proto_depIdxs = []int32{
-	100, // 0: topom.v1.ConfigView.migration_method:type_name -> topom.v1.ForwardMethod
-	101, // 1: topom.v1.ConfigView.migration_timeout:type_name -> google.protobuf.Duration
-	101, // 2: topom.v1.ConfigView.stats_refresh_period:type_name -> google.protobuf.Duration
+	102, // 0: topom.v1.ConfigView.migration_method:type_name -> topom.v1.ForwardMethod
+	103, // 1: topom.v1.ConfigView.migration_timeout:type_name -> google.protobuf.Duration
+	103, // 2: topom.v1.ConfigView.stats_refresh_period:type_name -> google.protobuf.Duration
 	4,   // 3: topom.v1.GetOverviewResponse.config:type_name -> topom.v1.ConfigView
-	102, // 4: topom.v1.GetOverviewResponse.model:type_name -> topom.v1.TopomModel
-	96,  // 5: topom.v1.GetOverviewResponse.slots_per_group:type_name -> topom.v1.GetOverviewResponse.SlotsPerGroupEntry
+	104, // 4: topom.v1.GetOverviewResponse.model:type_name -> topom.v1.TopomModel
+	98,  // 5: topom.v1.GetOverviewResponse.slots_per_group:type_name -> topom.v1.GetOverviewResponse.SlotsPerGroupEntry
 	0,   // 6: topom.v1.GetOverviewResponse.role:type_name -> topom.v1.InstanceRole
 	6,   // 7: topom.v1.GetOverviewResponse.instances:type_name -> topom.v1.TopomInstance
 	0,   // 8: topom.v1.TopomInstance.role:type_name -> topom.v1.InstanceRole
-	103, // 9: topom.v1.TopomInstance.started:type_name -> google.protobuf.Timestamp
-	103, // 10: topom.v1.TopomInstance.leader_since:type_name -> google.protobuf.Timestamp
-	102, // 11: topom.v1.GetModelResponse.model:type_name -> topom.v1.TopomModel
-	101, // 12: topom.v1.ResignRequest.wait:type_name -> google.protobuf.Duration
-	101, // 13: topom.v1.ResignResponse.takeover:type_name -> google.protobuf.Duration
+	105, // 9: topom.v1.TopomInstance.started:type_name -> google.protobuf.Timestamp
+	105, // 10: topom.v1.TopomInstance.leader_since:type_name -> google.protobuf.Timestamp
+	104, // 11: topom.v1.GetModelResponse.model:type_name -> topom.v1.TopomModel
+	103, // 12: topom.v1.ResignRequest.wait:type_name -> google.protobuf.Duration
+	103, // 13: topom.v1.ResignResponse.takeover:type_name -> google.protobuf.Duration
 	1,   // 14: topom.v1.SetLogLevelRequest.level:type_name -> topom.v1.LogLevel
-	97,  // 15: topom.v1.GetServerInfoResponse.fields:type_name -> topom.v1.GetServerInfoResponse.FieldsEntry
-	98,  // 16: topom.v1.GetSentinelInfoResponse.fields:type_name -> topom.v1.GetSentinelInfoResponse.FieldsEntry
-	99,  // 17: topom.v1.GetSentinelInfoResponse.monitored:type_name -> topom.v1.GetSentinelInfoResponse.MonitoredEntry
+	99,  // 15: topom.v1.GetServerInfoResponse.fields:type_name -> topom.v1.GetServerInfoResponse.FieldsEntry
+	100, // 16: topom.v1.GetSentinelInfoResponse.fields:type_name -> topom.v1.GetSentinelInfoResponse.FieldsEntry
+	101, // 17: topom.v1.GetSentinelInfoResponse.monitored:type_name -> topom.v1.GetSentinelInfoResponse.MonitoredEntry
 	2,   // 18: topom.v1.Event.kind:type_name -> topom.v1.EventKind
-	103, // 19: topom.v1.Event.time:type_name -> google.protobuf.Timestamp
+	105, // 19: topom.v1.Event.time:type_name -> google.protobuf.Timestamp
 	21,  // 20: topom.v1.ListEventsResponse.events:type_name -> topom.v1.Event
-	104, // 21: topom.v1.GetStatsResponse.stats:type_name -> topom.v1.StatsSnapshot
-	103, // 22: topom.v1.WatchStatsResponse.started_at:type_name -> google.protobuf.Timestamp
-	103, // 23: topom.v1.WatchStatsResponse.finished_at:type_name -> google.protobuf.Timestamp
-	105, // 24: topom.v1.WatchStatsResponse.servers:type_name -> topom.v1.ServerStats
-	106, // 25: topom.v1.WatchStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
-	101, // 26: topom.v1.RefreshRedisStatsRequest.timeout:type_name -> google.protobuf.Duration
-	105, // 27: topom.v1.RefreshRedisStatsResponse.servers:type_name -> topom.v1.ServerStats
-	106, // 28: topom.v1.RefreshRedisStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
-	101, // 29: topom.v1.RefreshRedisStatsResponse.elapsed:type_name -> google.protobuf.Duration
-	107, // 30: topom.v1.ListSlotsResponse.mappings:type_name -> topom.v1.SlotMapping
-	108, // 31: topom.v1.ListSlotsResponse.slots:type_name -> topom.v1.Slot
-	107, // 32: topom.v1.AssignSlotsRequest.mappings:type_name -> topom.v1.SlotMapping
+	106, // 21: topom.v1.GetStatsResponse.stats:type_name -> topom.v1.StatsSnapshot
+	105, // 22: topom.v1.WatchStatsResponse.started_at:type_name -> google.protobuf.Timestamp
+	105, // 23: topom.v1.WatchStatsResponse.finished_at:type_name -> google.protobuf.Timestamp
+	107, // 24: topom.v1.WatchStatsResponse.servers:type_name -> topom.v1.ServerStats
+	108, // 25: topom.v1.WatchStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
+	103, // 26: topom.v1.RefreshRedisStatsRequest.timeout:type_name -> google.protobuf.Duration
+	107, // 27: topom.v1.RefreshRedisStatsResponse.servers:type_name -> topom.v1.ServerStats
+	108, // 28: topom.v1.RefreshRedisStatsResponse.sentinels:type_name -> topom.v1.SentinelStats
+	103, // 29: topom.v1.RefreshRedisStatsResponse.elapsed:type_name -> google.protobuf.Duration
+	109, // 30: topom.v1.ListSlotsResponse.mappings:type_name -> topom.v1.SlotMapping
+	110, // 31: topom.v1.ListSlotsResponse.slots:type_name -> topom.v1.Slot
+	109, // 32: topom.v1.AssignSlotsRequest.mappings:type_name -> topom.v1.SlotMapping
 	37,  // 33: topom.v1.RebalanceSlotsResponse.moves:type_name -> topom.v1.PlannedMove
-	107, // 34: topom.v1.CreateSlotActionResponse.mapping:type_name -> topom.v1.SlotMapping
-	109, // 35: topom.v1.SlotStep.state:type_name -> topom.v1.SlotActionState
+	109, // 34: topom.v1.CreateSlotActionResponse.mapping:type_name -> topom.v1.SlotMapping
+	111, // 35: topom.v1.SlotStep.state:type_name -> topom.v1.SlotActionState
 	52,  // 36: topom.v1.ProcessSlotActionResponse.steps:type_name -> topom.v1.SlotStep
-	110, // 37: topom.v1.ListGroupsResponse.groups:type_name -> topom.v1.Group
-	110, // 38: topom.v1.GetGroupResponse.group:type_name -> topom.v1.Group
-	110, // 39: topom.v1.CreateGroupResponse.group:type_name -> topom.v1.Group
-	110, // 40: topom.v1.AddGroupServerResponse.group:type_name -> topom.v1.Group
-	110, // 41: topom.v1.DeleteGroupServerResponse.group:type_name -> topom.v1.Group
-	110, // 42: topom.v1.PromoteServerResponse.group:type_name -> topom.v1.Group
-	101, // 43: topom.v1.PromoteServerResponse.write_pause:type_name -> google.protobuf.Duration
-	110, // 44: topom.v1.SetReplicaGroupResponse.group:type_name -> topom.v1.Group
-	111, // 45: topom.v1.CreateSyncActionResponse.action:type_name -> topom.v1.SyncAction
-	112, // 46: topom.v1.ProcessSyncActionResponse.state:type_name -> topom.v1.SyncActionState
-	113, // 47: topom.v1.ListSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
-	113, // 48: topom.v1.AddSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
-	113, // 49: topom.v1.RemoveSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
-	113, // 50: topom.v1.ResyncSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
-	114, // 51: topom.v1.ListProxiesResponse.proxies:type_name -> topom.v1.Proxy
-	115, // 52: topom.v1.GetSentinelInfoResponse.MonitoredEntry.value:type_name -> topom.v1.SentinelGroup
-	3,   // 53: topom.v1.Topom.GetOverview:input_type -> topom.v1.GetOverviewRequest
-	7,   // 54: topom.v1.Topom.GetModel:input_type -> topom.v1.GetModelRequest
-	9,   // 55: topom.v1.Topom.Reload:input_type -> topom.v1.ReloadRequest
-	11,  // 56: topom.v1.Topom.Shutdown:input_type -> topom.v1.ShutdownRequest
-	13,  // 57: topom.v1.Topom.Resign:input_type -> topom.v1.ResignRequest
-	15,  // 58: topom.v1.Topom.SetLogLevel:input_type -> topom.v1.SetLogLevelRequest
-	17,  // 59: topom.v1.Topom.GetServerInfo:input_type -> topom.v1.GetServerInfoRequest
-	19,  // 60: topom.v1.Topom.GetSentinelInfo:input_type -> topom.v1.GetSentinelInfoRequest
-	22,  // 61: topom.v1.Topom.ListEvents:input_type -> topom.v1.ListEventsRequest
-	24,  // 62: topom.v1.Topom.GetStats:input_type -> topom.v1.GetStatsRequest
-	26,  // 63: topom.v1.Topom.WatchStats:input_type -> topom.v1.WatchStatsRequest
-	28,  // 64: topom.v1.Topom.RefreshRedisStats:input_type -> topom.v1.RefreshRedisStatsRequest
-	30,  // 65: topom.v1.Topom.ListSlots:input_type -> topom.v1.ListSlotsRequest
-	32,  // 66: topom.v1.Topom.AssignSlots:input_type -> topom.v1.AssignSlotsRequest
-	34,  // 67: topom.v1.Topom.AssignSlotsOffline:input_type -> topom.v1.AssignSlotsOfflineRequest
-	36,  // 68: topom.v1.Topom.RebalanceSlots:input_type -> topom.v1.RebalanceSlotsRequest
-	39,  // 69: topom.v1.Topom.CreateSlotAction:input_type -> topom.v1.CreateSlotActionRequest
-	41,  // 70: topom.v1.Topom.CreateSlotActionRange:input_type -> topom.v1.CreateSlotActionRangeRequest
-	43,  // 71: topom.v1.Topom.CreateSlotActionSome:input_type -> topom.v1.CreateSlotActionSomeRequest
-	45,  // 72: topom.v1.Topom.RemoveSlotAction:input_type -> topom.v1.RemoveSlotActionRequest
-	47,  // 73: topom.v1.Topom.SetSlotActionInterval:input_type -> topom.v1.SetSlotActionIntervalRequest
-	49,  // 74: topom.v1.Topom.SetSlotActionDisabled:input_type -> topom.v1.SetSlotActionDisabledRequest
-	51,  // 75: topom.v1.Topom.ProcessSlotAction:input_type -> topom.v1.ProcessSlotActionRequest
-	54,  // 76: topom.v1.Topom.ListGroups:input_type -> topom.v1.ListGroupsRequest
-	56,  // 77: topom.v1.Topom.GetGroup:input_type -> topom.v1.GetGroupRequest
-	58,  // 78: topom.v1.Topom.CreateGroup:input_type -> topom.v1.CreateGroupRequest
-	60,  // 79: topom.v1.Topom.RemoveGroup:input_type -> topom.v1.RemoveGroupRequest
-	62,  // 80: topom.v1.Topom.AddGroupServer:input_type -> topom.v1.AddGroupServerRequest
-	64,  // 81: topom.v1.Topom.DeleteGroupServer:input_type -> topom.v1.DeleteGroupServerRequest
-	66,  // 82: topom.v1.Topom.PromoteServer:input_type -> topom.v1.PromoteServerRequest
-	68,  // 83: topom.v1.Topom.ResyncGroup:input_type -> topom.v1.ResyncGroupRequest
-	70,  // 84: topom.v1.Topom.ResyncGroupAll:input_type -> topom.v1.ResyncGroupAllRequest
-	72,  // 85: topom.v1.Topom.SetReplicaGroup:input_type -> topom.v1.SetReplicaGroupRequest
-	74,  // 86: topom.v1.Topom.SetReplicaGroupAll:input_type -> topom.v1.SetReplicaGroupAllRequest
-	76,  // 87: topom.v1.Topom.CreateSyncAction:input_type -> topom.v1.CreateSyncActionRequest
-	78,  // 88: topom.v1.Topom.RemoveSyncAction:input_type -> topom.v1.RemoveSyncActionRequest
-	80,  // 89: topom.v1.Topom.ProcessSyncAction:input_type -> topom.v1.ProcessSyncActionRequest
-	82,  // 90: topom.v1.Topom.ListSentinels:input_type -> topom.v1.ListSentinelsRequest
-	84,  // 91: topom.v1.Topom.AddSentinel:input_type -> topom.v1.AddSentinelRequest
-	86,  // 92: topom.v1.Topom.RemoveSentinel:input_type -> topom.v1.RemoveSentinelRequest
-	88,  // 93: topom.v1.Topom.ResyncSentinels:input_type -> topom.v1.ResyncSentinelsRequest
-	90,  // 94: topom.v1.Topom.ListProxies:input_type -> topom.v1.ListProxiesRequest
-	92,  // 95: topom.v1.Topom.RemoveProxy:input_type -> topom.v1.RemoveProxyRequest
-	94,  // 96: topom.v1.Topom.ReinitProxy:input_type -> topom.v1.ReinitProxyRequest
-	5,   // 97: topom.v1.Topom.GetOverview:output_type -> topom.v1.GetOverviewResponse
-	8,   // 98: topom.v1.Topom.GetModel:output_type -> topom.v1.GetModelResponse
-	10,  // 99: topom.v1.Topom.Reload:output_type -> topom.v1.ReloadResponse
-	12,  // 100: topom.v1.Topom.Shutdown:output_type -> topom.v1.ShutdownResponse
-	14,  // 101: topom.v1.Topom.Resign:output_type -> topom.v1.ResignResponse
-	16,  // 102: topom.v1.Topom.SetLogLevel:output_type -> topom.v1.SetLogLevelResponse
-	18,  // 103: topom.v1.Topom.GetServerInfo:output_type -> topom.v1.GetServerInfoResponse
-	20,  // 104: topom.v1.Topom.GetSentinelInfo:output_type -> topom.v1.GetSentinelInfoResponse
-	23,  // 105: topom.v1.Topom.ListEvents:output_type -> topom.v1.ListEventsResponse
-	25,  // 106: topom.v1.Topom.GetStats:output_type -> topom.v1.GetStatsResponse
-	27,  // 107: topom.v1.Topom.WatchStats:output_type -> topom.v1.WatchStatsResponse
-	29,  // 108: topom.v1.Topom.RefreshRedisStats:output_type -> topom.v1.RefreshRedisStatsResponse
-	31,  // 109: topom.v1.Topom.ListSlots:output_type -> topom.v1.ListSlotsResponse
-	33,  // 110: topom.v1.Topom.AssignSlots:output_type -> topom.v1.AssignSlotsResponse
-	35,  // 111: topom.v1.Topom.AssignSlotsOffline:output_type -> topom.v1.AssignSlotsOfflineResponse
-	38,  // 112: topom.v1.Topom.RebalanceSlots:output_type -> topom.v1.RebalanceSlotsResponse
-	40,  // 113: topom.v1.Topom.CreateSlotAction:output_type -> topom.v1.CreateSlotActionResponse
-	42,  // 114: topom.v1.Topom.CreateSlotActionRange:output_type -> topom.v1.CreateSlotActionRangeResponse
-	44,  // 115: topom.v1.Topom.CreateSlotActionSome:output_type -> topom.v1.CreateSlotActionSomeResponse
-	46,  // 116: topom.v1.Topom.RemoveSlotAction:output_type -> topom.v1.RemoveSlotActionResponse
-	48,  // 117: topom.v1.Topom.SetSlotActionInterval:output_type -> topom.v1.SetSlotActionIntervalResponse
-	50,  // 118: topom.v1.Topom.SetSlotActionDisabled:output_type -> topom.v1.SetSlotActionDisabledResponse
-	53,  // 119: topom.v1.Topom.ProcessSlotAction:output_type -> topom.v1.ProcessSlotActionResponse
-	55,  // 120: topom.v1.Topom.ListGroups:output_type -> topom.v1.ListGroupsResponse
-	57,  // 121: topom.v1.Topom.GetGroup:output_type -> topom.v1.GetGroupResponse
-	59,  // 122: topom.v1.Topom.CreateGroup:output_type -> topom.v1.CreateGroupResponse
-	61,  // 123: topom.v1.Topom.RemoveGroup:output_type -> topom.v1.RemoveGroupResponse
-	63,  // 124: topom.v1.Topom.AddGroupServer:output_type -> topom.v1.AddGroupServerResponse
-	65,  // 125: topom.v1.Topom.DeleteGroupServer:output_type -> topom.v1.DeleteGroupServerResponse
-	67,  // 126: topom.v1.Topom.PromoteServer:output_type -> topom.v1.PromoteServerResponse
-	69,  // 127: topom.v1.Topom.ResyncGroup:output_type -> topom.v1.ResyncGroupResponse
-	71,  // 128: topom.v1.Topom.ResyncGroupAll:output_type -> topom.v1.ResyncGroupAllResponse
-	73,  // 129: topom.v1.Topom.SetReplicaGroup:output_type -> topom.v1.SetReplicaGroupResponse
-	75,  // 130: topom.v1.Topom.SetReplicaGroupAll:output_type -> topom.v1.SetReplicaGroupAllResponse
-	77,  // 131: topom.v1.Topom.CreateSyncAction:output_type -> topom.v1.CreateSyncActionResponse
-	79,  // 132: topom.v1.Topom.RemoveSyncAction:output_type -> topom.v1.RemoveSyncActionResponse
-	81,  // 133: topom.v1.Topom.ProcessSyncAction:output_type -> topom.v1.ProcessSyncActionResponse
-	83,  // 134: topom.v1.Topom.ListSentinels:output_type -> topom.v1.ListSentinelsResponse
-	85,  // 135: topom.v1.Topom.AddSentinel:output_type -> topom.v1.AddSentinelResponse
-	87,  // 136: topom.v1.Topom.RemoveSentinel:output_type -> topom.v1.RemoveSentinelResponse
-	89,  // 137: topom.v1.Topom.ResyncSentinels:output_type -> topom.v1.ResyncSentinelsResponse
-	91,  // 138: topom.v1.Topom.ListProxies:output_type -> topom.v1.ListProxiesResponse
-	93,  // 139: topom.v1.Topom.RemoveProxy:output_type -> topom.v1.RemoveProxyResponse
-	95,  // 140: topom.v1.Topom.ReinitProxy:output_type -> topom.v1.ReinitProxyResponse
-	97,  // [97:141] is the sub-list for method output_type
-	53,  // [53:97] is the sub-list for method input_type
-	53,  // [53:53] is the sub-list for extension type_name
-	53,  // [53:53] is the sub-list for extension extendee
-	0,   // [0:53] is the sub-list for field type_name
+	112, // 37: topom.v1.ListGroupsResponse.groups:type_name -> topom.v1.Group
+	112, // 38: topom.v1.GetGroupResponse.group:type_name -> topom.v1.Group
+	112, // 39: topom.v1.CreateGroupResponse.group:type_name -> topom.v1.Group
+	112, // 40: topom.v1.AddGroupServerResponse.group:type_name -> topom.v1.Group
+	112, // 41: topom.v1.DeleteGroupServerResponse.group:type_name -> topom.v1.Group
+	112, // 42: topom.v1.PromoteServerResponse.group:type_name -> topom.v1.Group
+	103, // 43: topom.v1.PromoteServerResponse.write_pause:type_name -> google.protobuf.Duration
+	112, // 44: topom.v1.SetReplicaGroupResponse.group:type_name -> topom.v1.Group
+	113, // 45: topom.v1.CreateSyncActionResponse.action:type_name -> topom.v1.SyncAction
+	114, // 46: topom.v1.ProcessSyncActionResponse.state:type_name -> topom.v1.SyncActionState
+	115, // 47: topom.v1.ListSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
+	115, // 48: topom.v1.AddSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
+	115, // 49: topom.v1.RemoveSentinelResponse.sentinel:type_name -> topom.v1.Sentinel
+	115, // 50: topom.v1.ResyncSentinelsResponse.sentinel:type_name -> topom.v1.Sentinel
+	116, // 51: topom.v1.ListProxiesResponse.proxies:type_name -> topom.v1.Proxy
+	116, // 52: topom.v1.AddCodisProxyResponse.proxy:type_name -> topom.v1.Proxy
+	117, // 53: topom.v1.GetSentinelInfoResponse.MonitoredEntry.value:type_name -> topom.v1.SentinelGroup
+	3,   // 54: topom.v1.Topom.GetOverview:input_type -> topom.v1.GetOverviewRequest
+	7,   // 55: topom.v1.Topom.GetModel:input_type -> topom.v1.GetModelRequest
+	9,   // 56: topom.v1.Topom.Reload:input_type -> topom.v1.ReloadRequest
+	11,  // 57: topom.v1.Topom.Shutdown:input_type -> topom.v1.ShutdownRequest
+	13,  // 58: topom.v1.Topom.Resign:input_type -> topom.v1.ResignRequest
+	15,  // 59: topom.v1.Topom.SetLogLevel:input_type -> topom.v1.SetLogLevelRequest
+	17,  // 60: topom.v1.Topom.GetServerInfo:input_type -> topom.v1.GetServerInfoRequest
+	19,  // 61: topom.v1.Topom.GetSentinelInfo:input_type -> topom.v1.GetSentinelInfoRequest
+	22,  // 62: topom.v1.Topom.ListEvents:input_type -> topom.v1.ListEventsRequest
+	24,  // 63: topom.v1.Topom.GetStats:input_type -> topom.v1.GetStatsRequest
+	26,  // 64: topom.v1.Topom.WatchStats:input_type -> topom.v1.WatchStatsRequest
+	28,  // 65: topom.v1.Topom.RefreshRedisStats:input_type -> topom.v1.RefreshRedisStatsRequest
+	30,  // 66: topom.v1.Topom.ListSlots:input_type -> topom.v1.ListSlotsRequest
+	32,  // 67: topom.v1.Topom.AssignSlots:input_type -> topom.v1.AssignSlotsRequest
+	34,  // 68: topom.v1.Topom.AssignSlotsOffline:input_type -> topom.v1.AssignSlotsOfflineRequest
+	36,  // 69: topom.v1.Topom.RebalanceSlots:input_type -> topom.v1.RebalanceSlotsRequest
+	39,  // 70: topom.v1.Topom.CreateSlotAction:input_type -> topom.v1.CreateSlotActionRequest
+	41,  // 71: topom.v1.Topom.CreateSlotActionRange:input_type -> topom.v1.CreateSlotActionRangeRequest
+	43,  // 72: topom.v1.Topom.CreateSlotActionSome:input_type -> topom.v1.CreateSlotActionSomeRequest
+	45,  // 73: topom.v1.Topom.RemoveSlotAction:input_type -> topom.v1.RemoveSlotActionRequest
+	47,  // 74: topom.v1.Topom.SetSlotActionInterval:input_type -> topom.v1.SetSlotActionIntervalRequest
+	49,  // 75: topom.v1.Topom.SetSlotActionDisabled:input_type -> topom.v1.SetSlotActionDisabledRequest
+	51,  // 76: topom.v1.Topom.ProcessSlotAction:input_type -> topom.v1.ProcessSlotActionRequest
+	54,  // 77: topom.v1.Topom.ListGroups:input_type -> topom.v1.ListGroupsRequest
+	56,  // 78: topom.v1.Topom.GetGroup:input_type -> topom.v1.GetGroupRequest
+	58,  // 79: topom.v1.Topom.CreateGroup:input_type -> topom.v1.CreateGroupRequest
+	60,  // 80: topom.v1.Topom.RemoveGroup:input_type -> topom.v1.RemoveGroupRequest
+	62,  // 81: topom.v1.Topom.AddGroupServer:input_type -> topom.v1.AddGroupServerRequest
+	64,  // 82: topom.v1.Topom.DeleteGroupServer:input_type -> topom.v1.DeleteGroupServerRequest
+	66,  // 83: topom.v1.Topom.PromoteServer:input_type -> topom.v1.PromoteServerRequest
+	68,  // 84: topom.v1.Topom.ResyncGroup:input_type -> topom.v1.ResyncGroupRequest
+	70,  // 85: topom.v1.Topom.ResyncGroupAll:input_type -> topom.v1.ResyncGroupAllRequest
+	72,  // 86: topom.v1.Topom.SetReplicaGroup:input_type -> topom.v1.SetReplicaGroupRequest
+	74,  // 87: topom.v1.Topom.SetReplicaGroupAll:input_type -> topom.v1.SetReplicaGroupAllRequest
+	76,  // 88: topom.v1.Topom.CreateSyncAction:input_type -> topom.v1.CreateSyncActionRequest
+	78,  // 89: topom.v1.Topom.RemoveSyncAction:input_type -> topom.v1.RemoveSyncActionRequest
+	80,  // 90: topom.v1.Topom.ProcessSyncAction:input_type -> topom.v1.ProcessSyncActionRequest
+	82,  // 91: topom.v1.Topom.ListSentinels:input_type -> topom.v1.ListSentinelsRequest
+	84,  // 92: topom.v1.Topom.AddSentinel:input_type -> topom.v1.AddSentinelRequest
+	86,  // 93: topom.v1.Topom.RemoveSentinel:input_type -> topom.v1.RemoveSentinelRequest
+	88,  // 94: topom.v1.Topom.ResyncSentinels:input_type -> topom.v1.ResyncSentinelsRequest
+	90,  // 95: topom.v1.Topom.ListProxies:input_type -> topom.v1.ListProxiesRequest
+	92,  // 96: topom.v1.Topom.AddCodisProxy:input_type -> topom.v1.AddCodisProxyRequest
+	94,  // 97: topom.v1.Topom.RemoveProxy:input_type -> topom.v1.RemoveProxyRequest
+	96,  // 98: topom.v1.Topom.ReinitProxy:input_type -> topom.v1.ReinitProxyRequest
+	5,   // 99: topom.v1.Topom.GetOverview:output_type -> topom.v1.GetOverviewResponse
+	8,   // 100: topom.v1.Topom.GetModel:output_type -> topom.v1.GetModelResponse
+	10,  // 101: topom.v1.Topom.Reload:output_type -> topom.v1.ReloadResponse
+	12,  // 102: topom.v1.Topom.Shutdown:output_type -> topom.v1.ShutdownResponse
+	14,  // 103: topom.v1.Topom.Resign:output_type -> topom.v1.ResignResponse
+	16,  // 104: topom.v1.Topom.SetLogLevel:output_type -> topom.v1.SetLogLevelResponse
+	18,  // 105: topom.v1.Topom.GetServerInfo:output_type -> topom.v1.GetServerInfoResponse
+	20,  // 106: topom.v1.Topom.GetSentinelInfo:output_type -> topom.v1.GetSentinelInfoResponse
+	23,  // 107: topom.v1.Topom.ListEvents:output_type -> topom.v1.ListEventsResponse
+	25,  // 108: topom.v1.Topom.GetStats:output_type -> topom.v1.GetStatsResponse
+	27,  // 109: topom.v1.Topom.WatchStats:output_type -> topom.v1.WatchStatsResponse
+	29,  // 110: topom.v1.Topom.RefreshRedisStats:output_type -> topom.v1.RefreshRedisStatsResponse
+	31,  // 111: topom.v1.Topom.ListSlots:output_type -> topom.v1.ListSlotsResponse
+	33,  // 112: topom.v1.Topom.AssignSlots:output_type -> topom.v1.AssignSlotsResponse
+	35,  // 113: topom.v1.Topom.AssignSlotsOffline:output_type -> topom.v1.AssignSlotsOfflineResponse
+	38,  // 114: topom.v1.Topom.RebalanceSlots:output_type -> topom.v1.RebalanceSlotsResponse
+	40,  // 115: topom.v1.Topom.CreateSlotAction:output_type -> topom.v1.CreateSlotActionResponse
+	42,  // 116: topom.v1.Topom.CreateSlotActionRange:output_type -> topom.v1.CreateSlotActionRangeResponse
+	44,  // 117: topom.v1.Topom.CreateSlotActionSome:output_type -> topom.v1.CreateSlotActionSomeResponse
+	46,  // 118: topom.v1.Topom.RemoveSlotAction:output_type -> topom.v1.RemoveSlotActionResponse
+	48,  // 119: topom.v1.Topom.SetSlotActionInterval:output_type -> topom.v1.SetSlotActionIntervalResponse
+	50,  // 120: topom.v1.Topom.SetSlotActionDisabled:output_type -> topom.v1.SetSlotActionDisabledResponse
+	53,  // 121: topom.v1.Topom.ProcessSlotAction:output_type -> topom.v1.ProcessSlotActionResponse
+	55,  // 122: topom.v1.Topom.ListGroups:output_type -> topom.v1.ListGroupsResponse
+	57,  // 123: topom.v1.Topom.GetGroup:output_type -> topom.v1.GetGroupResponse
+	59,  // 124: topom.v1.Topom.CreateGroup:output_type -> topom.v1.CreateGroupResponse
+	61,  // 125: topom.v1.Topom.RemoveGroup:output_type -> topom.v1.RemoveGroupResponse
+	63,  // 126: topom.v1.Topom.AddGroupServer:output_type -> topom.v1.AddGroupServerResponse
+	65,  // 127: topom.v1.Topom.DeleteGroupServer:output_type -> topom.v1.DeleteGroupServerResponse
+	67,  // 128: topom.v1.Topom.PromoteServer:output_type -> topom.v1.PromoteServerResponse
+	69,  // 129: topom.v1.Topom.ResyncGroup:output_type -> topom.v1.ResyncGroupResponse
+	71,  // 130: topom.v1.Topom.ResyncGroupAll:output_type -> topom.v1.ResyncGroupAllResponse
+	73,  // 131: topom.v1.Topom.SetReplicaGroup:output_type -> topom.v1.SetReplicaGroupResponse
+	75,  // 132: topom.v1.Topom.SetReplicaGroupAll:output_type -> topom.v1.SetReplicaGroupAllResponse
+	77,  // 133: topom.v1.Topom.CreateSyncAction:output_type -> topom.v1.CreateSyncActionResponse
+	79,  // 134: topom.v1.Topom.RemoveSyncAction:output_type -> topom.v1.RemoveSyncActionResponse
+	81,  // 135: topom.v1.Topom.ProcessSyncAction:output_type -> topom.v1.ProcessSyncActionResponse
+	83,  // 136: topom.v1.Topom.ListSentinels:output_type -> topom.v1.ListSentinelsResponse
+	85,  // 137: topom.v1.Topom.AddSentinel:output_type -> topom.v1.AddSentinelResponse
+	87,  // 138: topom.v1.Topom.RemoveSentinel:output_type -> topom.v1.RemoveSentinelResponse
+	89,  // 139: topom.v1.Topom.ResyncSentinels:output_type -> topom.v1.ResyncSentinelsResponse
+	91,  // 140: topom.v1.Topom.ListProxies:output_type -> topom.v1.ListProxiesResponse
+	93,  // 141: topom.v1.Topom.AddCodisProxy:output_type -> topom.v1.AddCodisProxyResponse
+	95,  // 142: topom.v1.Topom.RemoveProxy:output_type -> topom.v1.RemoveProxyResponse
+	97,  // 143: topom.v1.Topom.ReinitProxy:output_type -> topom.v1.ReinitProxyResponse
+	99,  // [99:144] is the sub-list for method output_type
+	54,  // [54:99] is the sub-list for method input_type
+	54,  // [54:54] is the sub-list for extension type_name
+	54,  // [54:54] is the sub-list for extension extendee
+	0,   // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_topom_v1_topom_proto_init() }
@@ -5623,7 +5726,7 @@ func file_topom_v1_topom_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_topom_v1_topom_proto_rawDesc), len(file_topom_v1_topom_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   97,
+			NumMessages:   99,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -89,6 +89,7 @@ const (
 	Topom_RemoveSentinel_FullMethodName        = "/topom.v1.Topom/RemoveSentinel"
 	Topom_ResyncSentinels_FullMethodName       = "/topom.v1.Topom/ResyncSentinels"
 	Topom_ListProxies_FullMethodName           = "/topom.v1.Topom/ListProxies"
+	Topom_AddCodisProxy_FullMethodName         = "/topom.v1.Topom/AddCodisProxy"
 	Topom_RemoveProxy_FullMethodName           = "/topom.v1.Topom/RemoveProxy"
 	Topom_ReinitProxy_FullMethodName           = "/topom.v1.Topom/ReinitProxy"
 )
@@ -210,7 +211,15 @@ type TopomClient interface {
 	ResyncSentinels(ctx context.Context, in *ResyncSentinelsRequest, opts ...grpc.CallOption) (*ResyncSentinelsResponse, error)
 	// Every registered proxy with its stream status.
 	ListProxies(ctx context.Context, in *ListProxiesRequest, opts ...grpc.CallOption) (*ListProxiesResponse, error)
-	// Unregisters a proxy.
+	// Adds an unmodified codis-proxy by its admin address: GET
+	// /api/proxy/model (its token), xping with this product's xauth, store it;
+	// topom then drives it (fillslots of all 1024 slots, start, sentinels, then
+	// every change). Answers once the proxy took the table. A port that is not
+	// a codis-proxy, another product or a refused xauth is FAILED_PRECONDITION;
+	// no answer is UNAVAILABLE; nothing is stored in those cases.
+	AddCodisProxy(ctx context.Context, in *AddCodisProxyRequest, opts ...grpc.CallOption) (*AddCodisProxyResponse, error)
+	// Unregisters a proxy (a codis-proxy is first told to shut down; with
+	// force a failed shutdown is ignored).
 	RemoveProxy(ctx context.Context, in *RemoveProxyRequest, opts ...grpc.CallOption) (*RemoveProxyResponse, error)
 	// Sends a proxy a full slot-table snapshot (a reset) on its stream.
 	ReinitProxy(ctx context.Context, in *ReinitProxyRequest, opts ...grpc.CallOption) (*ReinitProxyResponse, error)
@@ -653,6 +662,16 @@ func (c *topomClient) ListProxies(ctx context.Context, in *ListProxiesRequest, o
 	return out, nil
 }
 
+func (c *topomClient) AddCodisProxy(ctx context.Context, in *AddCodisProxyRequest, opts ...grpc.CallOption) (*AddCodisProxyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddCodisProxyResponse)
+	err := c.cc.Invoke(ctx, Topom_AddCodisProxy_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *topomClient) RemoveProxy(ctx context.Context, in *RemoveProxyRequest, opts ...grpc.CallOption) (*RemoveProxyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemoveProxyResponse)
@@ -790,7 +809,15 @@ type TopomServer interface {
 	ResyncSentinels(context.Context, *ResyncSentinelsRequest) (*ResyncSentinelsResponse, error)
 	// Every registered proxy with its stream status.
 	ListProxies(context.Context, *ListProxiesRequest) (*ListProxiesResponse, error)
-	// Unregisters a proxy.
+	// Adds an unmodified codis-proxy by its admin address: GET
+	// /api/proxy/model (its token), xping with this product's xauth, store it;
+	// topom then drives it (fillslots of all 1024 slots, start, sentinels, then
+	// every change). Answers once the proxy took the table. A port that is not
+	// a codis-proxy, another product or a refused xauth is FAILED_PRECONDITION;
+	// no answer is UNAVAILABLE; nothing is stored in those cases.
+	AddCodisProxy(context.Context, *AddCodisProxyRequest) (*AddCodisProxyResponse, error)
+	// Unregisters a proxy (a codis-proxy is first told to shut down; with
+	// force a failed shutdown is ignored).
 	RemoveProxy(context.Context, *RemoveProxyRequest) (*RemoveProxyResponse, error)
 	// Sends a proxy a full slot-table snapshot (a reset) on its stream.
 	ReinitProxy(context.Context, *ReinitProxyRequest) (*ReinitProxyResponse, error)
@@ -929,6 +956,9 @@ func (UnimplementedTopomServer) ResyncSentinels(context.Context, *ResyncSentinel
 }
 func (UnimplementedTopomServer) ListProxies(context.Context, *ListProxiesRequest) (*ListProxiesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListProxies not implemented")
+}
+func (UnimplementedTopomServer) AddCodisProxy(context.Context, *AddCodisProxyRequest) (*AddCodisProxyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddCodisProxy not implemented")
 }
 func (UnimplementedTopomServer) RemoveProxy(context.Context, *RemoveProxyRequest) (*RemoveProxyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveProxy not implemented")
@@ -1706,6 +1736,24 @@ func _Topom_ListProxies_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Topom_AddCodisProxy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddCodisProxyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TopomServer).AddCodisProxy(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Topom_AddCodisProxy_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TopomServer).AddCodisProxy(ctx, req.(*AddCodisProxyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Topom_RemoveProxy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RemoveProxyRequest)
 	if err := dec(in); err != nil {
@@ -1912,6 +1960,10 @@ var Topom_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListProxies",
 			Handler:    _Topom_ListProxies_Handler,
+		},
+		{
+			MethodName: "AddCodisProxy",
+			Handler:    _Topom_AddCodisProxy_Handler,
 		},
 		{
 			MethodName: "RemoveProxy",

@@ -386,6 +386,7 @@ mod tests {
         ),
         ("ResyncSentinels", &["sentinel", "resync"]),
         ("ListProxies", &["proxy", "list"]),
+        ("AddCodisProxy", &["proxy", "add-codis", "h:11080"]),
         ("RemoveProxy", &["proxy", "remove", "t1", "--force"]),
         ("ReinitProxy", &["proxy", "reinit", "t1"]),
     ];

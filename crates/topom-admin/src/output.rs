@@ -73,6 +73,7 @@ proto_names!(
     RemoveSentinelResponse,
     ResyncSentinelsResponse,
     ListProxiesResponse,
+    AddCodisProxyResponse,
     RemoveProxyResponse,
     ReinitProxyResponse,
 );

@@ -12,6 +12,13 @@ use crate::pb;
 pub enum ProxyCmd {
     /// Every registered proxy with its stream status.
     List,
+    /// Add an unmodified codis-proxy by its admin address; topom then drives it.
+    #[command(name = "add-codis")]
+    AddCodis {
+        /// The codis-proxy's admin address (its `admin_addr`), host:port.
+        #[arg(value_name = "ADMIN_ADDR")]
+        admin_addr: String,
+    },
     /// Unregister a proxy.
     Remove {
         /// The proxy's token.
@@ -35,6 +42,19 @@ pub async fn run(ctx: &Ctx, cmd: ProxyCmd) -> Result<(), CliError> {
         ProxyCmd::List => {
             let resp = call!(ctx, list_proxies, pb::ListProxiesRequest {})?;
             ctx.out.emit(&resp, |r| render_proxies(&r.proxies))
+        }
+        ProxyCmd::AddCodis { admin_addr } => {
+            let req = pb::AddCodisProxyRequest {
+                admin_addr: admin_addr.clone(),
+            };
+            let resp = call!(ctx, add_codis_proxy, req)?;
+            ctx.out.emit(&resp, |r| {
+                let p = r.proxy.clone().unwrap_or_default();
+                format!(
+                    "added codis-proxy {} (id {}, clients at {}, admin {admin_addr})",
+                    p.token, p.id, p.proxy_addr
+                )
+            })
         }
         ProxyCmd::Remove {
             proxy: token,
@@ -96,13 +116,31 @@ fn render_proxies(proxies: &[pb::Proxy]) -> String {
             or_dash(&p.admin_addr),
             or_dash(&p.datacenter),
             lease,
-            if status.connected { "connected" } else { "-" }.to_string(),
+            stream(p, &status),
             status.applied_revision.to_string(),
             fmt_time(status.last_heartbeat.as_ref()),
-            or_dash(&status.last_nack),
+            or_dash(if status.last_nack.is_empty() {
+                &status.last_error
+            } else {
+                &status.last_nack
+            }),
         ]);
     }
     table.render()
+}
+
+/// A topom proxy's stream, or what topom's driver sees of a codis-proxy.
+fn stream(p: &pb::Proxy, status: &pb::ProxyStatus) -> String {
+    if p.kind == pb::ProxyKind::Codis as i32 {
+        let state = pb::CodisProxyState::try_from(status.codis_state).map_or("?", |s| match s {
+            pb::CodisProxyState::Unspecified => "-",
+            pb::CodisProxyState::Online => "online",
+            pb::CodisProxyState::Offline => "offline",
+            pb::CodisProxyState::Unreachable => "unreachable",
+        });
+        return format!("codis:{state}");
+    }
+    if status.connected { "connected" } else { "-" }.to_string()
 }
 
 #[cfg(test)]

@@ -51,6 +51,19 @@ class LeaseState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_STATE_UNSPECIFIED: _ClassVar[LeaseState]
     LEASE_STATE_LIVE: _ClassVar[LeaseState]
     LEASE_STATE_EXPIRED: _ClassVar[LeaseState]
+
+class ProxyKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROXY_KIND_UNSPECIFIED: _ClassVar[ProxyKind]
+    PROXY_KIND_TOPOM: _ClassVar[ProxyKind]
+    PROXY_KIND_CODIS: _ClassVar[ProxyKind]
+
+class CodisProxyState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CODIS_PROXY_STATE_UNSPECIFIED: _ClassVar[CodisProxyState]
+    CODIS_PROXY_STATE_ONLINE: _ClassVar[CodisProxyState]
+    CODIS_PROXY_STATE_OFFLINE: _ClassVar[CodisProxyState]
+    CODIS_PROXY_STATE_UNREACHABLE: _ClassVar[CodisProxyState]
 SLOT_ACTION_STATE_UNSPECIFIED: SlotActionState
 SLOT_ACTION_STATE_PENDING: SlotActionState
 SLOT_ACTION_STATE_PREPARING: SlotActionState
@@ -75,6 +88,13 @@ PROMOTE_STATE_FINISHED: PromoteState
 LEASE_STATE_UNSPECIFIED: LeaseState
 LEASE_STATE_LIVE: LeaseState
 LEASE_STATE_EXPIRED: LeaseState
+PROXY_KIND_UNSPECIFIED: ProxyKind
+PROXY_KIND_TOPOM: ProxyKind
+PROXY_KIND_CODIS: ProxyKind
+CODIS_PROXY_STATE_UNSPECIFIED: CodisProxyState
+CODIS_PROXY_STATE_ONLINE: CodisProxyState
+CODIS_PROXY_STATE_OFFLINE: CodisProxyState
+CODIS_PROXY_STATE_UNREACHABLE: CodisProxyState
 
 class SlotAction(_message.Message):
     __slots__ = ("index", "state", "target_group_id")
@@ -175,7 +195,7 @@ class Sentinel(_message.Message):
     def __init__(self, servers: _Optional[_Iterable[str]] = ..., out_of_sync: _Optional[bool] = ...) -> None: ...
 
 class Proxy(_message.Message):
-    __slots__ = ("id", "token", "start_time", "admin_addr", "proto_type", "proxy_addr", "product_name", "pid", "pwd", "sys", "hostname", "datacenter", "version", "status")
+    __slots__ = ("id", "token", "start_time", "admin_addr", "proto_type", "proxy_addr", "product_name", "pid", "pwd", "sys", "hostname", "datacenter", "version", "status", "kind")
     ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +210,7 @@ class Proxy(_message.Message):
     DATACENTER_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     id: int
     token: str
     start_time: _timestamp_pb2.Timestamp
@@ -204,21 +225,26 @@ class Proxy(_message.Message):
     datacenter: str
     version: str
     status: ProxyStatus
-    def __init__(self, id: _Optional[int] = ..., token: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., admin_addr: _Optional[str] = ..., proto_type: _Optional[str] = ..., proxy_addr: _Optional[str] = ..., product_name: _Optional[str] = ..., pid: _Optional[int] = ..., pwd: _Optional[str] = ..., sys: _Optional[str] = ..., hostname: _Optional[str] = ..., datacenter: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ProxyStatus, _Mapping]] = ...) -> None: ...
+    kind: ProxyKind
+    def __init__(self, id: _Optional[int] = ..., token: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., admin_addr: _Optional[str] = ..., proto_type: _Optional[str] = ..., proxy_addr: _Optional[str] = ..., product_name: _Optional[str] = ..., pid: _Optional[int] = ..., pwd: _Optional[str] = ..., sys: _Optional[str] = ..., hostname: _Optional[str] = ..., datacenter: _Optional[str] = ..., version: _Optional[str] = ..., status: _Optional[_Union[ProxyStatus, _Mapping]] = ..., kind: _Optional[_Union[ProxyKind, str]] = ...) -> None: ...
 
 class ProxyStatus(_message.Message):
-    __slots__ = ("lease_state", "applied_revision", "last_heartbeat", "last_nack", "connected")
+    __slots__ = ("lease_state", "applied_revision", "last_heartbeat", "last_nack", "connected", "codis_state", "last_error")
     LEASE_STATE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
     LAST_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     LAST_NACK_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    CODIS_STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     lease_state: LeaseState
     applied_revision: int
     last_heartbeat: _timestamp_pb2.Timestamp
     last_nack: str
     connected: bool
-    def __init__(self, lease_state: _Optional[_Union[LeaseState, str]] = ..., applied_revision: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_nack: _Optional[str] = ..., connected: _Optional[bool] = ...) -> None: ...
+    codis_state: CodisProxyState
+    last_error: str
+    def __init__(self, lease_state: _Optional[_Union[LeaseState, str]] = ..., applied_revision: _Optional[int] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_nack: _Optional[str] = ..., connected: _Optional[bool] = ..., codis_state: _Optional[_Union[CodisProxyState, str]] = ..., last_error: _Optional[str] = ...) -> None: ...
 
 class TopomModel(_message.Message):
     __slots__ = ("token", "start_time", "admin_addr", "product_name", "pid", "pwd", "sys", "hostname")

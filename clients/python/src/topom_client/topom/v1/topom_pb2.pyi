@@ -716,6 +716,18 @@ class ListProxiesResponse(_message.Message):
     proxies: _containers.RepeatedCompositeFieldContainer[_model_pb2.Proxy]
     def __init__(self, proxies: _Optional[_Iterable[_Union[_model_pb2.Proxy, _Mapping]]] = ...) -> None: ...
 
+class AddCodisProxyRequest(_message.Message):
+    __slots__ = ("admin_addr",)
+    ADMIN_ADDR_FIELD_NUMBER: _ClassVar[int]
+    admin_addr: str
+    def __init__(self, admin_addr: _Optional[str] = ...) -> None: ...
+
+class AddCodisProxyResponse(_message.Message):
+    __slots__ = ("proxy",)
+    PROXY_FIELD_NUMBER: _ClassVar[int]
+    proxy: _model_pb2.Proxy
+    def __init__(self, proxy: _Optional[_Union[_model_pb2.Proxy, _Mapping]] = ...) -> None: ...
+
 class RemoveProxyRequest(_message.Message):
     __slots__ = ("token", "force")
     TOKEN_FIELD_NUMBER: _ClassVar[int]

@@ -246,6 +246,11 @@ class TopomStub:
                 request_serializer=topom_dot_v1_dot_topom__pb2.ListProxiesRequest.SerializeToString,
                 response_deserializer=topom_dot_v1_dot_topom__pb2.ListProxiesResponse.FromString,
                 _registered_method=True)
+        self.AddCodisProxy = channel.unary_unary(
+                '/topom.v1.Topom/AddCodisProxy',
+                request_serializer=topom_dot_v1_dot_topom__pb2.AddCodisProxyRequest.SerializeToString,
+                response_deserializer=topom_dot_v1_dot_topom__pb2.AddCodisProxyResponse.FromString,
+                _registered_method=True)
         self.RemoveProxy = channel.unary_unary(
                 '/topom.v1.Topom/RemoveProxy',
                 request_serializer=topom_dot_v1_dot_topom__pb2.RemoveProxyRequest.SerializeToString,
@@ -594,8 +599,21 @@ class TopomServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddCodisProxy(self, request, context):
+        """Adds an unmodified codis-proxy by its admin address: GET
+        /api/proxy/model (its token), xping with this product's xauth, store it;
+        topom then drives it (fillslots of all 1024 slots, start, sentinels, then
+        every change). Answers once the proxy took the table. A port that is not
+        a codis-proxy, another product or a refused xauth is FAILED_PRECONDITION;
+        no answer is UNAVAILABLE; nothing is stored in those cases.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemoveProxy(self, request, context):
-        """Unregisters a proxy.
+        """Unregisters a proxy (a codis-proxy is first told to shut down; with
+        force a failed shutdown is ignored).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -820,6 +838,11 @@ def add_TopomServicer_to_server(servicer, server):
                     servicer.ListProxies,
                     request_deserializer=topom_dot_v1_dot_topom__pb2.ListProxiesRequest.FromString,
                     response_serializer=topom_dot_v1_dot_topom__pb2.ListProxiesResponse.SerializeToString,
+            ),
+            'AddCodisProxy': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCodisProxy,
+                    request_deserializer=topom_dot_v1_dot_topom__pb2.AddCodisProxyRequest.FromString,
+                    response_serializer=topom_dot_v1_dot_topom__pb2.AddCodisProxyResponse.SerializeToString,
             ),
             'RemoveProxy': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveProxy,
@@ -1968,6 +1991,33 @@ class Topom:
             '/topom.v1.Topom/ListProxies',
             topom_dot_v1_dot_topom__pb2.ListProxiesRequest.SerializeToString,
             topom_dot_v1_dot_topom__pb2.ListProxiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCodisProxy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/topom.v1.Topom/AddCodisProxy',
+            topom_dot_v1_dot_topom__pb2.AddCodisProxyRequest.SerializeToString,
+            topom_dot_v1_dot_topom__pb2.AddCodisProxyResponse.FromString,
             options,
             channel_credentials,
             insecure,
