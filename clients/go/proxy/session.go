@@ -31,6 +31,8 @@ type request struct {
 	args  [][]byte
 	rbuf  []byte
 	reuse bool // nothing but the session holds r once its reply is written
+	held  int  // bytes of r counted in its session's held total
+	est   int  // of which the reply estimate charged when r was read
 }
 
 // finish completes r and wakes its session's writer.
@@ -45,6 +47,12 @@ func (r *request) finish(reply []byte) {
 // wakeList), instead of once per reply.
 func (r *request) complete(reply []byte) {
 	r.reply = reply
+	if s := r.s; s != nil {
+		// Replace the estimate charged at read time by the real size.
+		s.held.Add(int64(len(reply) - r.est))
+		r.held += len(reply) - r.est
+		s.replyEst.Store(int64(len(reply)))
+	}
 	r.done.Store(true)
 }
 
@@ -89,16 +97,59 @@ type session struct {
 	queue chan *request
 	// wake (cap 1) tells the writer that a request completed; the writer
 	// rechecks its head request, so a token may be stale or coalesced.
-	wake   chan struct{}
-	authed bool
-	name   []byte
-	tx     *txState
-	keyBuf []int
-	cutOff bool // ended for bad input: linger on close
+	wake chan struct{}
+	// held counts the bytes of requests read and not yet answered plus
+	// replies not yet written; the reader stops while it is at
+	// MaxSessionBytes (see waitForRoom). A request not yet answered is
+	// charged the size of the session's last reply (replyEst): a client
+	// reads its pipeline faster than the backends answer, so counting
+	// replies only once they arrive let thousands of large ones in. The
+	// charge is at least minReplyEst, so that before the first reply (and
+	// after small ones) MaxSessionBytes/minReplyEst requests at most are
+	// unanswered.
+	held     atomic.Int64
+	replyEst atomic.Int64
+	room     chan struct{} // cap 1: the writer made room for a waiting reader
+	waiting  atomic.Bool
+	authed   bool
+	name     []byte
+	tx       *txState
+	keyBuf   []int
+	cutOff   bool // ended for bad input: linger on close
 	// dirty lists the backend connections written to since the last flush:
 	// they are flushed once the client's buffered input is consumed (one
 	// write per backend per client batch) and before the reader blocks.
 	dirty []*backendConn
+}
+
+// waitForRoom blocks the reader while the session holds MaxSessionBytes or
+// more: the client is then not read from (TCP pushes back) until replies
+// have been written. It flushes the backend writes first: the replies that
+// make room depend on them.
+func (s *session) waitForRoom() {
+	limit := int64(s.p.cfg.MaxSessionBytes)
+	if s.held.Load() < limit {
+		return
+	}
+	s.flushDirty()
+	for {
+		s.waiting.Store(true)
+		if s.held.Load() < limit {
+			break
+		}
+		<-s.room
+	}
+	s.waiting.Store(false)
+}
+
+// release is the writer's side of waitForRoom.
+func (s *session) release(n int) {
+	if left := s.held.Add(-int64(n)); s.waiting.Load() && left < int64(s.p.cfg.MaxSessionBytes) {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (s *session) wakeWriter() {
@@ -127,6 +178,10 @@ func (s *session) flushDirty() {
 
 var sessionSeq atomic.Uint32
 
+// minReplyEst is the least a request not yet answered is charged against
+// MaxSessionBytes (32 MiB: 8,192 unanswered requests).
+const minReplyEst = 4 << 10
+
 // drainIdle is how long a session may be silent during shutdown before it ends.
 const drainIdle = 200 * time.Millisecond
 
@@ -138,6 +193,7 @@ func newSession(p *Proxy, nc net.Conn) *session {
 		rr:     newRequestReader(nc, p.limits),
 		queue:  make(chan *request, p.cfg.MaxPipeline),
 		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		authed: p.cfg.SessionAuth == "",
 	}
 }
@@ -190,6 +246,7 @@ func (s *session) readLoop() {
 			s.cutOff = true
 			_ = s.nc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
+		s.waitForRoom()
 		r := getRequest()
 		args, raw, err := s.rr.ReadRequestInto(r.raw, r.args)
 		if err != nil {
@@ -208,6 +265,9 @@ func (s *session) readLoop() {
 			continue
 		}
 		r.raw, r.args, r.s = raw, args, s
+		r.est = max(int(s.replyEst.Load()), minReplyEst)
+		r.held = len(raw) + r.est
+		s.held.Add(int64(r.held))
 		s.dispatch(r, args, raw)
 		closing := r.close // once queued, r may be recycled by the writer
 		select {
@@ -231,6 +291,8 @@ func (s *session) enqueueFinal(msg string) {
 	s.cutOff = true
 	r := &request{start: time.Now(), reply: replyError(msg), close: true, s: s}
 	r.done.Store(true)
+	r.held = len(r.reply)
+	s.held.Add(int64(r.held))
 	s.queue <- r
 }
 
@@ -244,6 +306,7 @@ func (s *session) writeLoop(done chan struct{}) {
 			<-s.wake
 		}
 		m.latency.Observe(time.Since(r.start).Seconds())
+		s.release(r.held)
 		if broken {
 			continue
 		}

@@ -60,15 +60,16 @@ func run(cfg *config) error {
 	adminAddr := advertised("", adminLn.Addr())
 
 	p := proxy.New(proxy.Config{
-		ProductAuth:  cfg.ProductAuth,
-		SessionAuth:  cfg.SessionAuth,
-		BackendConns: cfg.BackendConns,
-		MaxPipeline:  cfg.MaxPipeline,
-		LockedHold:   cfg.LockedHold,
-		DrainGrace:   cfg.DrainGrace,
-		WriteTimeout: cfg.WriteTimeout,
-		Version:      version,
-		Logger:       log,
+		ProductAuth:     cfg.ProductAuth,
+		SessionAuth:     cfg.SessionAuth,
+		BackendConns:    cfg.BackendConns,
+		MaxPipeline:     cfg.MaxPipeline,
+		MaxSessionBytes: cfg.MaxSessionMB << 20,
+		LockedHold:      cfg.LockedHold,
+		DrainGrace:      cfg.DrainGrace,
+		WriteTimeout:    cfg.WriteTimeout,
+		Version:         version,
+		Logger:          log,
 	})
 
 	opts := []topom.Option{topom.WithCallTimeout(10 * time.Second)}
