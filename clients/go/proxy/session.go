@@ -394,7 +394,11 @@ func (s *session) forwardRequest(r *request, slot int, c *command, args [][]byte
 	}
 	r.rt, r.reuse = rt, true
 	r.cl = call{data: raw, replies: 1, req: r}
-	if bc := rt.backend.pick(s.id); bc.write(&r.cl) {
+	b := rt.backend
+	if c.readonly && len(rt.replicas) > 0 {
+		b = rt.replicas[s.id%uint32(len(rt.replicas))] // sessions spread over the bucket
+	}
+	if bc := b.pick(s.id); bc.write(&r.cl) {
 		s.markDirty(bc)
 	}
 }

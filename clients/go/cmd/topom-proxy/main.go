@@ -65,6 +65,7 @@ func run(cfg *config) error {
 		BackendConns:    cfg.BackendConns,
 		MaxPipeline:     cfg.MaxPipeline,
 		MaxSessionBytes: cfg.MaxSessionMB << 20,
+		ReadReplicas:    cfg.ReadReplicas,
 		LockedHold:      cfg.LockedHold,
 		DrainGrace:      cfg.DrainGrace,
 		WriteTimeout:    cfg.WriteTimeout,
