@@ -222,7 +222,15 @@ func (r *router) acquire(id int, beforeWait func()) (route, string) {
 		if f := r.leaseLive; f != nil && !f() {
 			return route{}, errFenced
 		}
-		sr.mu.RLock()
+		if !sr.mu.TryRLock() {
+			// An Apply is switching this slot and waits for its requests in
+			// flight, some perhaps still in this session's unflushed backend
+			// writes: send them before blocking, or neither side moves.
+			if beforeWait != nil {
+				beforeWait()
+			}
+			sr.mu.RLock()
+		}
 		if ch := sr.unlock; ch != nil {
 			sr.mu.RUnlock()
 			if timer == nil {

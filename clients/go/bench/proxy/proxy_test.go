@@ -63,18 +63,7 @@ func redisBenchmark(b *testing.B, addr string, n, clients, pipeline int) map[str
 // fixed slot table (--fillslots: every slot on backend, no dashboard).
 func startCodisProxy(b *testing.B, backend string) (string, int) {
 	b.Helper()
-	dir := os.Getenv("CODIS_BIN_DIR")
-	if dir == "" {
-		root, _ := filepath.Abs("../../../..")
-		dir = filepath.Join(root, "..", "shared", "codis", "bin")
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/codis/bin"
-		}
-	}
-	bin := filepath.Join(dir, "codis-proxy")
-	if _, err := os.Stat(bin); err != nil {
-		b.Fatalf("codis-proxy not found at %s (set CODIS_BIN_DIR): %v", bin, err)
-	}
+	bin := testenv.CodisBin(b, "codis-proxy")
 	tmp := b.TempDir()
 	type slot struct {
 		ID      int    `json:"id"`
