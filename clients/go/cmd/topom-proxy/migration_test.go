@@ -200,22 +200,7 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 	if len(r.GetSlotIds()) != 512 {
 		t.Errorf("queued %d slots", len(r.GetSlotIds()))
 	}
-	testenv.WaitFor(t, 300*time.Second, "512 slots to reach group 2", func() error {
-		ls, err := cl.c.ListSlots(ctx)
-		if err != nil {
-			return err
-		}
-		left := 0
-		for _, m := range ls.GetMappings()[:512] {
-			if m.GetGroupId() != 2 || m.GetAction() != nil {
-				left++
-			}
-		}
-		if left > 0 {
-			return fmt.Errorf("%d slots still moving", left)
-		}
-		return nil
-	})
+	waitFirstHalfOnGroup2(t, cl.c, nil)
 	took := time.Since(start)
 	// Keep the load on a little past the end: the last tables must serve too.
 	time.Sleep(500 * time.Millisecond)
@@ -261,6 +246,31 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 		t.Log("the continued proxy had re-synced before the first request was read")
 	}
 	p3.WaitReady(t, waitLong)
+}
+
+// waitFirstHalfOnGroup2 waits until slots 0..511 belong to group 2 with no
+// action left; each, if set, sees every ListSlots answer polled meanwhile.
+func waitFirstHalfOnGroup2(t *testing.T, c *topom.Client, each func(*topompb.ListSlotsResponse)) {
+	t.Helper()
+	testenv.WaitFor(t, 300*time.Second, "512 slots to reach group 2", func() error {
+		ls, err := c.ListSlots(context.Background())
+		if err != nil {
+			return err
+		}
+		if each != nil {
+			each(ls)
+		}
+		left := 0
+		for _, m := range ls.GetMappings()[:512] {
+			if m.GetGroupId() != 2 || m.GetAction() != nil {
+				left++
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d slots still moving", left)
+		}
+		return nil
+	})
 }
 
 // tally is what a set of workers did, summed.
