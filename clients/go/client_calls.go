@@ -65,3 +65,10 @@ func (c *Client) ReinitProxy(ctx context.Context, token string) error {
 	_, err := c.Topom.ReinitProxy(ctx, &topompb.ReinitProxyRequest{Token: token})
 	return err
 }
+
+// RemoveProxy unregisters the proxy token; force removes it even while its
+// stream is open.
+func (c *Client) RemoveProxy(ctx context.Context, token string, force bool) error {
+	_, err := c.Topom.RemoveProxy(ctx, &topompb.RemoveProxyRequest{Token: token, Force: force})
+	return err
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,18 @@ func (cl *call) finish(reply []byte, err error) {
 		return
 	}
 	cl.done(reply, err)
+}
+
+// complete is finish for a reply read by the backend reader: a plain
+// request's session is added to wl instead of being woken now.
+func (cl *call) complete(reply []byte, wl *wakeList) {
+	if r := cl.req; r != nil {
+		s := r.s // once completed, r may be recycled
+		s.backendComplete(r, reply)
+		wl.add(s)
+		return
+	}
+	cl.done(reply, nil)
 }
 
 // BackendError names the backend that failed a request.
@@ -182,6 +195,9 @@ func (c *backendConn) flusher(lc *liveConn, stop <-chan struct{}) {
 			return
 		case <-lc.kick:
 		}
+		// Sessions made ready by the same network poll write their
+		// batches first, so that one write carries more of them.
+		runtime.Gosched()
 		c.mu.Lock()
 		if lc.bw.Buffered() > 0 {
 			if err := lc.bw.Flush(); err != nil {
@@ -280,24 +296,37 @@ func (c *backendConn) serve(lc *liveConn, br *bufio.Reader) error {
 	}()
 	rr := replyReader{br: br}
 	var err error
+	var wl wakeList
+	defer wl.wakeAll()
 	for cl := range lc.pending { // ends once endLive closed it and it is drained
 		if err != nil {
 			cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: err})
 			continue
 		}
 		var reply []byte
-		for i := 0; i < cl.replies && err == nil; i++ {
-			if reply, err = rr.ReadReply(); err == nil && cl.replies > 1 {
-				cl.all = append(cl.all, reply)
+		if r := cl.req; r != nil && cl.replies == 1 {
+			// Into the pooled request's own buffer: no allocation.
+			if reply, err = rr.appendReply(r.rbuf[:0], 0); err == nil {
+				r.rbuf = reply
+			}
+		} else {
+			for i := 0; i < cl.replies && err == nil; i++ {
+				if reply, err = rr.ReadReply(); err == nil && cl.replies > 1 {
+					cl.all = append(cl.all, reply)
+				}
 			}
 		}
 		if err != nil {
+			wl.wakeAll()
 			cl.finish(nil, &BackendError{Addr: c.pool.addr, Err: err})
 			lc.nc.Close()
 			c.endLive(lc, err)
 			continue
 		}
-		cl.finish(reply, nil)
+		cl.complete(reply, &wl)
+		if br.Buffered() == 0 || len(wl) >= 64 {
+			wl.wakeAll() // the next read may block
+		}
 	}
 	if err == nil {
 		err = errClosed

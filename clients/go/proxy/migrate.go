@@ -19,9 +19,11 @@ const methodSemiAsync = topompb.ForwardMethod_FORWARD_METHOD_SEMI_ASYNC
 //   - codis-server, SYNC: SLOTSMGRTTAGONE each key (it moves the key and
 //     every key sharing its {tag}), then the command to the target;
 //   - codis-server, SEMI_ASYNC: SLOTSMGRT-EXEC-WRAPPER on the source, which
-//     answers 0 (the key is being moved: retry after a short, growing wait),
-//     1 (not on the source: send to the target) or 2 (it ran the command:
-//     its reply).
+//     answers [code, reply]: 0 (the key is not on the source: send the
+//     command to the target), 1 (the key is being migrated right now: retry
+//     after a short, growing wait) or 2 (the source ran it: its reply). This
+//     is what codis-server 3.2 answers (0 comes with "the specified key
+//     doesn't exist") and how codis-proxy reads it (forward.go).
 //
 // It runs in the session's reader, like codis-proxy: the session's later
 // requests wait, so one client's commands keep their order. rt's ref is
@@ -133,17 +135,26 @@ func (p *Proxy) semiAsync(rt route, src *backendConn, raw []byte, hkey []byte, s
 		}
 		code, _, _ := parseReply(pr.elems[0])
 		switch code.n {
-		case 1: // not on the source (any more): the target serves it
+		case 0: // not on the source (any more): the target serves it
 			p.sendTarget(rt, raw, seed, done)
 			return
 		case 2: // the source ran it
 			rt.done()
 			done(append([]byte(nil), pr.elems[1]...))
 			return
-		}
-		// 0: the key is being moved right now.
-		if time.Now().After(deadline) {
+		case 1:
+		default:
 			rt.done()
+			done(replyError("ERR unexpected SLOTSMGRT-EXEC-WRAPPER code " + itoa(int(code.n)) + " from " + rt.from.addr))
+			return
+		}
+		// 1: the key is being migrated right now. The slot's ref is let go
+		// while waiting: an Apply switching the slot waits for its refs,
+		// which must not depend on how long the source takes (the watcher
+		// reads no heartbeat while it applies, and the lease would run
+		// out). This session's later requests still wait for this one.
+		rt.done()
+		if time.Now().After(deadline) {
 			p.metrics.movingErrors.Inc()
 			done(replyError(errMoving(rt.id)))
 			return
@@ -156,5 +167,15 @@ func (p *Proxy) semiAsync(rt route, src *backendConn, raw []byte, hkey []byte, s
 			}
 		}
 		time.Sleep(wait)
+		next, msg := p.router.acquire(rt.id, nil)
+		if msg != "" {
+			done(replyError(msg))
+			return
+		}
+		if next.from == nil { // the move is over: the new owner serves it
+			p.sendTarget(next, raw, seed, done)
+			return
+		}
+		rt, src = next, next.from.pick(seed)
 	}
 }

@@ -26,6 +26,8 @@ type Config struct {
 	SessionAuth     string        // password clients must send (AUTH); "" = none
 	BackendConns    int           // connections per backend server (default 2)
 	MaxPipeline     int           // unanswered requests per session before the proxy stops reading from it (default 10000)
+	MaxSessionBytes int           // request and reply bytes one session may hold before the proxy stops reading from it (default 32 MiB)
+	ReadReplicas    bool          // send read-only commands to the slot's nearest replicas (topom's replica groups), not the master
 	MaxRequestBytes int           // one request frame (default 64 MiB)
 	MaxArgs         int           // arguments of one request (default 1<<20)
 	LockedHold      time.Duration // how long a locked slot holds a request (default 5s)
@@ -42,6 +44,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxPipeline <= 0 {
 		c.MaxPipeline = 10000
+	}
+	if c.MaxSessionBytes <= 0 {
+		c.MaxSessionBytes = 32 << 20
 	}
 	if c.MaxRequestBytes <= 0 {
 		c.MaxRequestBytes = 64 << 20

@@ -72,6 +72,13 @@ func (rr *requestReader) readLine(max int) ([]byte, error) {
 // ReadRequest returns the next request's arguments and its raw RESP frame.
 // Both share one buffer owned by the caller afterwards.
 func (rr *requestReader) ReadRequest() (args [][]byte, raw []byte, err error) {
+	return rr.ReadRequestInto(nil, nil)
+}
+
+// ReadRequestInto is ReadRequest reusing the storage of raw and args (both
+// may be nil), so that a session recycling its requests reads a pipeline
+// without allocating.
+func (rr *requestReader) ReadRequestInto(raw []byte, args [][]byte) ([][]byte, []byte, error) {
 	for {
 		b, err := rr.br.Peek(1)
 		if err != nil {
@@ -84,11 +91,11 @@ func (rr *requestReader) ReadRequest() (args [][]byte, raw []byte, err error) {
 			}
 			continue // empty line: ignore, like redis
 		}
-		return rr.readMultiBulk()
+		return rr.readMultiBulk(raw[:0], args[:0])
 	}
 }
 
-func (rr *requestReader) readMultiBulk() ([][]byte, []byte, error) {
+func (rr *requestReader) readMultiBulk(raw []byte, args [][]byte) ([][]byte, []byte, error) {
 	line, err := rr.readLine(64)
 	if err != nil {
 		return nil, nil, err
@@ -101,7 +108,9 @@ func (rr *requestReader) readMultiBulk() ([][]byte, []byte, error) {
 		return nil, nil, nil
 	}
 	// The frame is copied as it is read; capacity grows with real input.
-	raw := make([]byte, 0, 64)
+	if raw == nil {
+		raw = make([]byte, 0, 64)
+	}
 	raw = append(raw, line...)
 	raw = append(raw, '\r', '\n')
 	offs := rr.offs[:0]
@@ -133,9 +142,8 @@ func (rr *requestReader) readMultiBulk() ([][]byte, []byte, error) {
 		}
 		offs = append(offs, start, start+int(size))
 	}
-	args := make([][]byte, n)
-	for i := range args {
-		args[i] = raw[offs[2*i]:offs[2*i+1]:offs[2*i+1]]
+	for i := 0; i < int(n); i++ {
+		args = append(args, raw[offs[2*i]:offs[2*i+1]:offs[2*i+1]])
 	}
 	return args, raw, nil
 }

@@ -22,6 +22,10 @@ type slotRoute struct {
 	backend *backendPool
 	from    *backendPool  // migration source, nil unless migrating
 	unlock  chan struct{} // non-nil while locked: closed when a newer table arrives
+	// replicas serve reads when Config.ReadReplicas is set: the servers of
+	// the slot's best replica bucket (topom orders the buckets by closeness
+	// to this proxy: same datacenter and host, same datacenter, the rest).
+	replicas []*backendPool
 }
 
 // router implements topom.Applier.
@@ -55,6 +59,9 @@ func (r *router) Apply(prev, next *topom.Table) error {
 		s := next.Slots[id]
 		r.retain(s.Backend)
 		r.retain(s.MigrateFrom)
+		for _, a := range r.readReplicas(s) {
+			r.retain(a)
+		}
 	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
@@ -79,10 +86,15 @@ func (r *router) switchSlot(id int, s topom.Slot) {
 	sr := &r.slots[id]
 	sr.mu.Lock()
 	sr.refs.Wait()
-	oldB, oldF := sr.slot.Backend, sr.slot.MigrateFrom
+	oldB, oldF, oldR := sr.slot.Backend, sr.slot.MigrateFrom, r.readReplicas(&sr.slot)
 	sr.slot = s
 	sr.backend = r.pool(s.Backend)
 	sr.from = r.pool(s.MigrateFrom)
+	var reps []*backendPool // new, not reused: routes taken earlier hold the old one
+	for _, a := range r.readReplicas(&s) {
+		reps = append(reps, r.pool(a))
+	}
+	sr.replicas = reps
 	if sr.unlock != nil {
 		close(sr.unlock)
 		sr.unlock = nil
@@ -93,6 +105,19 @@ func (r *router) switchSlot(id int, s topom.Slot) {
 	sr.mu.Unlock()
 	r.release(oldB)
 	r.release(oldF)
+	for _, a := range oldR {
+		r.release(a)
+	}
+}
+
+// readReplicas is the replica bucket the proxy reads from for s: none
+// unless Config.ReadReplicas is set (topom lists none for a locked or
+// migrating slot).
+func (r *router) readReplicas(s *topom.Slot) []string {
+	if !r.p.cfg.ReadReplicas || len(s.ReplicaGroups) == 0 {
+		return nil
+	}
+	return s.ReplicaGroups[0]
 }
 
 // Fence makes every lookup fail until the next Apply.
@@ -166,11 +191,12 @@ func errOffline(slot int) string {
 // route is what a forwarder gets: the backends of the slot, with the slot's
 // ref held (release it with done once the request's reply is back).
 type route struct {
-	sr      *slotRoute
-	id      int
-	backend *backendPool
-	from    *backendPool
-	method  topompb.ForwardMethod
+	sr       *slotRoute
+	id       int
+	backend  *backendPool
+	from     *backendPool
+	replicas []*backendPool
+	method   topompb.ForwardMethod
 }
 
 func (rt route) done() { rt.sr.refs.Done() }
@@ -196,7 +222,15 @@ func (r *router) acquire(id int, beforeWait func()) (route, string) {
 		if f := r.leaseLive; f != nil && !f() {
 			return route{}, errFenced
 		}
-		sr.mu.RLock()
+		if !sr.mu.TryRLock() {
+			// An Apply is switching this slot and waits for its requests in
+			// flight, some perhaps still in this session's unflushed backend
+			// writes: send them before blocking, or neither side moves.
+			if beforeWait != nil {
+				beforeWait()
+			}
+			sr.mu.RLock()
+		}
 		if ch := sr.unlock; ch != nil {
 			sr.mu.RUnlock()
 			if timer == nil {
@@ -223,7 +257,7 @@ func (r *router) acquire(id int, beforeWait func()) (route, string) {
 			return route{}, errFenced
 		}
 		sr.refs.Add(1)
-		rt := route{sr: sr, id: id, backend: sr.backend, from: sr.from, method: sr.slot.Method}
+		rt := route{sr: sr, id: id, backend: sr.backend, from: sr.from, replicas: sr.replicas, method: sr.slot.Method}
 		sr.mu.RUnlock()
 		return rt, ""
 	}

@@ -13,9 +13,10 @@ import (
 )
 
 // request is one client command on its way through the proxy. The session
-// writer waits on wg and writes reply, in the order requests were read.
+// writer waits until done is set and writes reply, in the order requests
+// were read.
 type request struct {
-	wg    sync.WaitGroup
+	done  atomic.Bool
 	reply []byte
 	cmd   *command
 	start time.Time
@@ -24,31 +25,138 @@ type request struct {
 	s  *session
 	rt route
 	cl call
+	// Storage kept across uses of a pooled request: the frame, its argument
+	// slices and the reply as the backend reader copies it.
+	raw   []byte
+	args  [][]byte
+	rbuf  []byte
+	reuse bool // nothing but the session holds r once its reply is written
+	held  int  // bytes of r counted in its session's held total
+	est   int  // of which the reply estimate charged when r was read
 }
 
+// finish completes r and wakes its session's writer.
 func (r *request) finish(reply []byte) {
+	s := r.s // once done is set the writer may recycle r
+	r.complete(reply)
+	s.wakeWriter()
+}
+
+// complete sets r's reply without waking the writer: a backend reader
+// completing a run of replies wakes each session once for the run (see
+// wakeList), instead of once per reply.
+func (r *request) complete(reply []byte) {
 	r.reply = reply
-	r.wg.Done()
+	if s := r.s; s != nil {
+		// Replace the estimate charged at read time by the real size.
+		s.held.Add(int64(len(reply) - r.est))
+		r.held += len(reply) - r.est
+		s.replyEst.Store(int64(len(reply)))
+	}
+	r.done.Store(true)
+}
+
+// requestPool recycles the requests of plain forwarded commands, with their
+// buffers: at a deep pipeline a request, its frame and its reply were three
+// allocations per command, and the GC they caused a fifth of the CPU.
+var requestPool = sync.Pool{New: func() any { return new(request) }}
+
+// maxPooledBuf keeps a big value's buffers out of the pool.
+const maxPooledBuf = 16 << 10
+
+func getRequest() *request {
+	r := requestPool.Get().(*request)
+	r.start = time.Now()
+	return r
+}
+
+func putRequest(r *request) {
+	raw, args, rbuf := r.raw[:0], r.args[:0], r.rbuf[:0]
+	if cap(raw) > maxPooledBuf {
+		raw = nil
+	}
+	if cap(rbuf) > maxPooledBuf {
+		rbuf = nil
+	}
+	clear(args[:cap(args)]) // drop references into old frames
+	if cap(args) > 64 {
+		args = nil
+	}
+	*r = request{raw: raw, args: args, rbuf: rbuf}
+	requestPool.Put(r)
 }
 
 // session is one client connection: this goroutine reads and dispatches
 // requests; a writer goroutine sends replies in request order, flushing only
 // when no further reply is ready.
 type session struct {
-	p      *Proxy
-	nc     net.Conn
-	id     uint32
-	rr     *requestReader
-	queue  chan *request
-	authed bool
-	name   []byte
-	tx     *txState
-	keyBuf []int
-	cutOff bool // ended for bad input: linger on close
+	p     *Proxy
+	nc    net.Conn
+	id    uint32
+	rr    *requestReader
+	queue chan *request
+	// wake (cap 1) tells the writer that a request completed; the writer
+	// rechecks its head request, so a token may be stale or coalesced.
+	wake chan struct{}
+	// held counts the bytes of requests read and not yet answered plus
+	// replies not yet written; the reader stops while it is at
+	// MaxSessionBytes (see waitForRoom). A request not yet answered is
+	// charged the size of the session's last reply (replyEst): a client
+	// reads its pipeline faster than the backends answer, so counting
+	// replies only once they arrive let thousands of large ones in. The
+	// charge is at least minReplyEst, so that before the first reply (and
+	// after small ones) MaxSessionBytes/minReplyEst requests at most are
+	// unanswered.
+	held     atomic.Int64
+	replyEst atomic.Int64
+	room     chan struct{} // cap 1: the writer made room for a waiting reader
+	waiting  atomic.Bool
+	authed   bool
+	name     []byte
+	tx       *txState
+	keyBuf   []int
+	cutOff   bool // ended for bad input: linger on close
 	// dirty lists the backend connections written to since the last flush:
 	// they are flushed once the client's buffered input is consumed (one
 	// write per backend per client batch) and before the reader blocks.
 	dirty []*backendConn
+}
+
+// waitForRoom blocks the reader while the session holds MaxSessionBytes or
+// more: the client is then not read from (TCP pushes back) until replies
+// have been written. It flushes the backend writes first: the replies that
+// make room depend on them.
+func (s *session) waitForRoom() {
+	limit := int64(s.p.cfg.MaxSessionBytes)
+	if s.held.Load() < limit {
+		return
+	}
+	s.flushDirty()
+	for {
+		s.waiting.Store(true)
+		if s.held.Load() < limit {
+			break
+		}
+		<-s.room
+	}
+	s.waiting.Store(false)
+}
+
+// release is the writer's side of waitForRoom.
+func (s *session) release(n int) {
+	if left := s.held.Add(-int64(n)); s.waiting.Load() && left < int64(s.p.cfg.MaxSessionBytes) {
+		select {
+		case s.room <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *session) wakeWriter() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already due
+	}
 }
 
 func (s *session) markDirty(c *backendConn) {
@@ -70,6 +178,10 @@ func (s *session) flushDirty() {
 
 var sessionSeq atomic.Uint32
 
+// minReplyEst is the least a request not yet answered is charged against
+// MaxSessionBytes (32 MiB: 8,192 unanswered requests).
+const minReplyEst = 4 << 10
+
 // drainIdle is how long a session may be silent during shutdown before it ends.
 const drainIdle = 200 * time.Millisecond
 
@@ -80,6 +192,8 @@ func newSession(p *Proxy, nc net.Conn) *session {
 		id:     sessionSeq.Add(1),
 		rr:     newRequestReader(nc, p.limits),
 		queue:  make(chan *request, p.cfg.MaxPipeline),
+		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
 		authed: p.cfg.SessionAuth == "",
 	}
 }
@@ -132,7 +246,9 @@ func (s *session) readLoop() {
 			s.cutOff = true
 			_ = s.nc.SetReadDeadline(time.Now().Add(drainIdle))
 		}
-		args, raw, err := s.rr.ReadRequest()
+		s.waitForRoom()
+		r := getRequest()
+		args, raw, err := s.rr.ReadRequestInto(r.raw, r.args)
 		if err != nil {
 			var pe *ProtocolError
 			if errors.As(err, &pe) {
@@ -145,11 +261,15 @@ func (s *session) readLoop() {
 			return
 		}
 		if args == nil {
+			putRequest(r)
 			continue
 		}
-		r := &request{start: time.Now()}
-		r.wg.Add(1)
+		r.raw, r.args, r.s = raw, args, s
+		r.est = max(int(s.replyEst.Load()), minReplyEst)
+		r.held = len(raw) + r.est
+		s.held.Add(int64(r.held))
 		s.dispatch(r, args, raw)
+		closing := r.close // once queued, r may be recycled by the writer
 		select {
 		case s.queue <- r:
 		default:
@@ -161,7 +281,7 @@ func (s *session) readLoop() {
 		if s.rr.Buffered() == 0 {
 			s.flushDirty()
 		}
-		if r.close {
+		if closing {
 			return
 		}
 	}
@@ -169,7 +289,10 @@ func (s *session) readLoop() {
 
 func (s *session) enqueueFinal(msg string) {
 	s.cutOff = true
-	r := &request{start: time.Now(), reply: replyError(msg), close: true}
+	r := &request{start: time.Now(), reply: replyError(msg), close: true, s: s}
+	r.done.Store(true)
+	r.held = len(r.reply)
+	s.held.Add(int64(r.held))
 	s.queue <- r
 }
 
@@ -179,20 +302,28 @@ func (s *session) writeLoop(done chan struct{}) {
 	m := s.p.metrics
 	broken := false
 	for r := range s.queue {
-		r.wg.Wait()
+		for !r.done.Load() {
+			<-s.wake
+		}
 		m.latency.Observe(time.Since(r.start).Seconds())
+		s.release(r.held)
 		if broken {
 			continue
 		}
 		if len(r.reply) > bw.Available() { // this write flushes
 			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
 		}
-		if _, err := bw.Write(r.reply); err != nil {
+		_, err := bw.Write(r.reply)
+		closing := r.close
+		if r.reuse {
+			putRequest(r)
+		}
+		if err != nil {
 			broken = true
 			s.nc.Close() // stops the reader too
 			continue
 		}
-		if r.close || len(s.queue) == 0 {
+		if closing || len(s.queue) == 0 {
 			// Without a deadline a client that never reads would pin its
 			// queued replies (up to MaxPipeline) forever.
 			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
@@ -261,9 +392,13 @@ func (s *session) forwardRequest(r *request, slot int, c *command, args [][]byte
 		s.p.forwardMigrating(rt, raw, s.keysOf(c, args), s.id, func(reply []byte) { s.finishCounted(r, reply) })
 		return
 	}
-	r.s, r.rt = s, rt
+	r.rt, r.reuse = rt, true
 	r.cl = call{data: raw, replies: 1, req: r}
-	if bc := rt.backend.pick(s.id); bc.write(&r.cl) {
+	b := rt.backend
+	if c.readonly && len(rt.replicas) > 0 {
+		b = rt.replicas[s.id%uint32(len(rt.replicas))] // sessions spread over the bucket
+	}
+	if bc := b.pick(s.id); bc.write(&r.cl) {
 		s.markDirty(bc)
 	}
 }
@@ -278,6 +413,14 @@ func (s *session) backendDone(r *request, reply []byte, err error) {
 	s.finishCounted(r, reply)
 }
 
+// backendComplete is backendDone for a reply, leaving the writer's wake-up
+// to the backend reader (wakeList).
+func (s *session) backendComplete(r *request, reply []byte) {
+	r.rt.done()
+	s.countReply(r, reply)
+	r.complete(reply)
+}
+
 func (s *session) fail(r *request, msg string) {
 	s.p.countErr(r.cmd)
 	r.finish(replyError(msg))
@@ -285,11 +428,36 @@ func (s *session) fail(r *request, msg string) {
 
 // finishCounted finishes r and counts backend error replies.
 func (s *session) finishCounted(r *request, reply []byte) {
+	s.countReply(r, reply)
+	r.finish(reply)
+}
+
+func (s *session) countReply(r *request, reply []byte) {
 	if len(reply) > 0 && reply[0] == '-' {
 		s.p.stats.redisErrors.Add(1)
 		s.p.countErr(r.cmd)
 	}
-	r.finish(reply)
+}
+
+// wakeList collects the sessions whose requests a backend reader completed
+// while more replies were already buffered; it wakes their writers once the
+// buffer is drained, so a pipelined batch costs one wake-up, not one per
+// reply.
+type wakeList []*session
+
+func (w *wakeList) add(s *session) {
+	if n := len(*w); n > 0 && (*w)[n-1] == s {
+		return
+	}
+	*w = append(*w, s)
+}
+
+func (w *wakeList) wakeAll() {
+	for i, s := range *w {
+		s.wakeWriter()
+		(*w)[i] = nil
+	}
+	*w = (*w)[:0]
 }
 
 // slotOf returns the one slot all keys of a command map to.

@@ -61,20 +61,9 @@ func redisBenchmark(b *testing.B, addr string, n, clients, pipeline int) map[str
 
 // startCodisProxy runs the real codis-proxy in front of backend with a
 // fixed slot table (--fillslots: every slot on backend, no dashboard).
-func startCodisProxy(b *testing.B, backend string) string {
+func startCodisProxy(b *testing.B, backend string) (string, int) {
 	b.Helper()
-	dir := os.Getenv("CODIS_BIN_DIR")
-	if dir == "" {
-		root, _ := filepath.Abs("../../../..")
-		dir = filepath.Join(root, "..", "shared", "codis", "bin")
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/codis/bin"
-		}
-	}
-	bin := filepath.Join(dir, "codis-proxy")
-	if _, err := os.Stat(bin); err != nil {
-		b.Fatalf("codis-proxy not found at %s (set CODIS_BIN_DIR): %v", bin, err)
-	}
+	bin := testenv.CodisBin(b, "codis-proxy")
 	tmp := b.TempDir()
 	type slot struct {
 		ID      int    `json:"id"`
@@ -111,7 +100,7 @@ func startCodisProxy(b *testing.B, backend string) string {
 		}
 		return nil
 	})
-	return addr
+	return addr, cmd.Process.Pid
 }
 
 func median(xs []float64) float64 {
@@ -145,22 +134,41 @@ func BenchmarkProxy(b *testing.B) {
 	p := testenv.StartProxy(b, tp.Addr, flags...)
 	os.Unsetenv("GOMAXPROCS")
 	p.WaitReady(b, 60*time.Second)
-	codis := startCodisProxy(b, viaCodis.Addr)
+	codis, codisPid := startCodisProxy(b, viaCodis.Addr)
 
-	targets := []struct{ name, addr string }{{"direct", direct.Addr}, {"topom-proxy", p.Addr}, {"codis-proxy", codis}}
+	type target struct {
+		name, addr string
+		pid        int // the process whose CPU is counted (the proxy, or redis-server for direct)
+	}
+	targets := []target{{"direct", direct.Addr, direct.Pid()}, {"topom-proxy", p.Addr, p.Pid()}, {"codis-proxy", codis, codisPid}}
+	if bin := os.Getenv("PROXY_B_BIN"); bin != "" {
+		// Another build of topom-proxy (e.g. before a change), same backend.
+		pb := testenv.StartProxyBin(b, bin, tp.Addr, flags...)
+		pb.WaitReady(b, 60*time.Second)
+		targets = append(targets, target{"proxy-b", pb.Addr, pb.Pid()})
+	}
 	type key struct {
 		target, test string
 		pipeline     int
 	}
 	all := map[key][]result{}
+	// CPU per request of each target's process: throughput on this shared
+	// 2-core machine moves with the load, CPU per request much less.
+	cpuPerOp := map[key][]float64{}
+	pipelines := []int{1, 16}
+	if v := envInt("PIPELINE", 0); v > 0 { // one depth only, for quicker comparisons
+		pipelines = []int{v}
+	}
 	for round := 0; round < rounds; round++ {
-		for _, pl := range []int{1, 16} {
+		for _, pl := range pipelines {
 			for _, tg := range targets {
 				var prof chan struct{}
 				if profDir != "" && tg.name == "topom-proxy" && round == 0 {
 					prof = profile(b, p.Admin, filepath.Join(profDir, fmt.Sprintf("cpu-P%d.pprof", pl)))
 				}
+				cpu0 := testenv.CPUOf(tg.pid)
 				res := redisBenchmark(b, tg.addr, n, clients, pl)
+				cpuPerOp[key{tg.name, "", pl}] = append(cpuPerOp[key{tg.name, "", pl}], float64((testenv.CPUOf(tg.pid)-cpu0).Microseconds())/float64(2*n))
 				if prof != nil {
 					<-prof
 				}
@@ -184,15 +192,24 @@ func BenchmarkProxy(b *testing.B) {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\nredis-benchmark -t set,get -n %d -c %d, medians of %d rounds (loadavg at end: %s)\n", n, clients, rounds, loadavg())
 	fmt.Fprintf(&sb, "%-4s %-4s %-12s %10s %8s %8s\n", "-P", "test", "target", "ops/s", "p50 ms", "p99 ms")
-	for _, pl := range []int{1, 16} {
+	for _, pl := range pipelines {
 		for _, test := range []string{"SET", "GET"} {
 			for _, tg := range targets {
 				r := med(key{tg.name, test, pl})
 				fmt.Fprintf(&sb, "%-4d %-4s %-12s %10.0f %8.3f %8.3f\n", pl, test, tg.name, r.rps, r.p50, r.p99)
 			}
 			d, tpx, cx := med(key{"direct", test, pl}), med(key{"topom-proxy", test, pl}), med(key{"codis-proxy", test, pl})
-			fmt.Fprintf(&sb, "     ratios: topom/codis %.2f  topom/direct %.2f  codis/direct %.2f\n", tpx.rps/cx.rps, tpx.rps/d.rps, cx.rps/d.rps)
+			fmt.Fprintf(&sb, "     ratios: topom/codis %.2f  topom/direct %.2f  codis/direct %.2f", tpx.rps/cx.rps, tpx.rps/d.rps, cx.rps/d.rps)
+			if pb := med(key{"proxy-b", test, pl}); pb.rps > 0 {
+				fmt.Fprintf(&sb, "  proxy-b/codis %.2f", pb.rps/cx.rps)
+			}
+			sb.WriteString("\n")
 		}
+		sb.WriteString("     CPU µs per request (SET+GET, median):")
+		for _, tg := range targets {
+			fmt.Fprintf(&sb, " %s %.2f", tg.name, median(cpuPerOp[key{tg.name, "", pl}]))
+		}
+		sb.WriteString("\n")
 	}
 	b.Log(sb.String())
 	fmt.Print(sb.String())

@@ -17,7 +17,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,7 +127,7 @@ func BenchmarkWatchers(b *testing.B) {
 	perProxy := float64(heap()-before) / float64(nw)
 
 	var lat, firsts []time.Duration
-	topomCPU0, goCPU0, wall0 := cpuOf(tp.Pid()), cpuOf(os.Getpid()), time.Now()
+	topomCPU0, goCPU0, wall0 := testenv.CPUOf(tp.Pid()), testenv.CPUOf(os.Getpid()), time.Now()
 	stopProfile := profileChanges(b)
 	b.ResetTimer()
 	for i := 0; i < changes; i++ {
@@ -177,7 +176,7 @@ func BenchmarkWatchers(b *testing.B) {
 	stopProfile()
 	wall := time.Since(wall0)
 	b.Logf("during the changes (%s wall): topom used %s CPU, this process %s",
-		wall.Round(time.Millisecond), (cpuOf(tp.Pid()) - topomCPU0).Round(time.Millisecond), (cpuOf(os.Getpid()) - goCPU0).Round(time.Millisecond))
+		wall.Round(time.Millisecond), (testenv.CPUOf(tp.Pid()) - topomCPU0).Round(time.Millisecond), (testenv.CPUOf(os.Getpid()) - goCPU0).Round(time.Millisecond))
 	slices.Sort(lat)
 	slices.Sort(firsts)
 	b.Logf("AssignSlots -> first watcher applied: p50 %s, max %s (the spread to the last is topom sending %d per-proxy updates)",
@@ -211,19 +210,4 @@ func profileChanges(b *testing.B) (stop func()) {
 			b.Error(err)
 		}
 	}
-}
-
-// cpuOf returns the user+system CPU time of process pid (Linux /proc, 100 Hz ticks).
-func cpuOf(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.Atoi(f[11])
-	s, _ := strconv.Atoi(f[12])
-	return time.Duration(u+s) * 10 * time.Millisecond
 }

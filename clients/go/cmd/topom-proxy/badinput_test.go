@@ -183,6 +183,48 @@ func TestAPipelineThatIsNeverReadIsBoundedAndDropped(t *testing.T) {
 	expect(t, setup, "PONG", "PING")
 }
 
+// The bytes a session holds are bounded, not only its request count: with
+// 64 KiB replies, 5,000 unread GETs are well under --max-pipeline but would
+// be 320 MB; the proxy stops reading once 4 MiB are held.
+func TestSessionMemoryIsBoundedInBytes(t *testing.T) {
+	cl := newCluster(t, 1, "")
+	p := cl.proxy(t, "--write-timeout", "3s", "--max-session-mb", "4")
+	value := strings.Repeat("v", 64<<10)
+	setup := dial(t, p.Addr)
+	expect(t, setup, "OK", "SET", "big", value)
+
+	c := dial(t, p.Addr)
+	const n = 5000
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := 0; i < n; i++ {
+			_ = c.Send("GET", "big")
+		}
+		_ = c.Flush() // fails once the proxy drops the connection
+	}()
+	var peak float64
+	testenv.WaitFor(t, waitLong, "the proxy to drop the client that does not read", func() error {
+		peak = max(peak, metric(t, p, "process_resident_memory_bytes"))
+		if n := metric(t, p, "topom_proxy_sessions"); n != 1 {
+			return fmt.Errorf("%v sessions open", n)
+		}
+		return nil
+	})
+	<-sent
+	// Read: 4 MiB of replies (64), what the sockets absorbed, and the GETs
+	// of one 16 KiB read buffer (~745) already sent when the bound was hit.
+	read := metric(t, p, `topom_proxy_commands_total{command="get"}`)
+	if read > 2500 {
+		t.Errorf("the proxy read %.0f of %d requests whose replies are 64 KiB each with --max-session-mb 4: the byte bound does not hold", read, n)
+	}
+	if peak > 250<<20 {
+		t.Errorf("proxy RSS peaked at %.0f MiB, want < 250 MiB", peak/(1<<20))
+	}
+	t.Logf("the proxy read %.0f of %d requests; RSS peak %.0f MiB", read, n, peak/(1<<20))
+	expect(t, setup, "PONG", "PING")
+}
+
 // A client that drops the connection in the middle of large replies ends
 // its session only.
 func TestClientDroppingMidReply(t *testing.T) {

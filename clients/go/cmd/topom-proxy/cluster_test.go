@@ -21,9 +21,18 @@ type cluster struct {
 	topom  *testenv.Topom
 	groups []*testenv.Redis // groups[i] is the master of group i+1
 	c      *topom.Client
+	// server starts a group's server (nil: redis-server).
+	server func(testing.TB, ...string) *testenv.Redis
 }
 
 func newCluster(t *testing.T, groups int, topomConfig string) *cluster {
+	t.Helper()
+	return newClusterOf(t, groups, topomConfig, testenv.StartRedis)
+}
+
+// newClusterOf is newCluster with groups served by start (e.g.
+// testenv.StartCodisServer).
+func newClusterOf(t *testing.T, groups int, topomConfig string, start func(testing.TB, ...string) *testenv.Redis) *cluster {
 	t.Helper()
 	tp := testenv.StartTopom(t, testenv.TopomOptions{Config: `proxy_lease_ttl = "3s"` + "\n" + topomConfig})
 	c, err := topom.Dial(tp.Addr, topom.WithCallTimeout(20*time.Second))
@@ -31,7 +40,7 @@ func newCluster(t *testing.T, groups int, topomConfig string) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cl := &cluster{topom: tp, c: c}
+	cl := &cluster{topom: tp, c: c, server: start}
 	cl.addGroups(t, groups)
 	return cl
 }
@@ -43,7 +52,11 @@ func (cl *cluster) addGroups(t *testing.T, groups int) {
 	c := cl.c
 	ctx := context.Background()
 	for g := 1; g <= groups; g++ {
-		r := testenv.StartRedis(t)
+		start := cl.server
+		if start == nil {
+			start = testenv.StartRedis
+		}
+		r := start(t)
 		cl.groups = append(cl.groups, r)
 		if err := c.CreateGroup(ctx, uint32(g)); err != nil {
 			t.Fatalf("CreateGroup %d: %v", g, err)

@@ -27,6 +27,8 @@ type config struct {
 	SessionAuth  string
 	BackendConns int
 	MaxPipeline  int
+	MaxSessionMB int
+	ReadReplicas bool
 	LockedHold   time.Duration
 	DrainGrace   time.Duration
 	WriteTimeout time.Duration
@@ -47,6 +49,8 @@ func defineFlags(fs *flag.FlagSet, c *config) *string {
 	fs.StringVar(&c.SessionAuth, "session-auth", "", "password clients must send (AUTH); empty: none")
 	fs.IntVar(&c.BackendConns, "backend-conns", 2, "pipelined connections per backend server")
 	fs.IntVar(&c.MaxPipeline, "max-pipeline", 10000, "unanswered requests per session; beyond it the proxy stops reading from the client until it reads replies")
+	fs.IntVar(&c.MaxSessionMB, "max-session-mb", 32, "MiB of requests and replies one session may hold; beyond it the proxy stops reading from the client until it reads replies")
+	fs.BoolVar(&c.ReadReplicas, "read-replicas", false, "send read-only commands to the nearest replicas topom lists for the slot (same datacenter and host first, then same datacenter, then the rest); reads may then be stale")
 	fs.DurationVar(&c.LockedHold, "locked-hold", 5*time.Second, "how long a request waits on a locked (preparing) slot before 'being moved, retry'")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long open sessions may finish")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long is disconnected")
@@ -81,6 +85,9 @@ func loadConfig(args []string) (*config, error) {
 	}
 	if c.MaxPipeline < 1 {
 		return nil, fmt.Errorf("--max-pipeline %d must be at least 1", c.MaxPipeline)
+	}
+	if c.MaxSessionMB < 1 || c.MaxSessionMB > 64<<10 {
+		return nil, fmt.Errorf("--max-session-mb %d out of range 1..65536", c.MaxSessionMB)
 	}
 	return c, nil
 }

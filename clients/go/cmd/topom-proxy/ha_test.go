@@ -176,5 +176,5 @@ func TestMigrationFinishesAfterTheLeaderIsKilled(t *testing.T) {
 	}
 	p1.WaitReady(t, waitLong)
 	p2.WaitReady(t, waitLong)
-	checkMoved(t, cl.groups[0], cl.groups[1], sum.last)
+	checkMoved(t, cl.groups[0], cl.groups[1], migrationKeys, sum.last)
 }

@@ -135,10 +135,26 @@ func TestStartsWithTopomDownAndServesWhenItComesUp(t *testing.T) {
 }
 
 // SIGTERM: the listener closes, open sessions get the replies to what they
-// sent, and the process exits 0 within the grace period.
+// sent, the proxy deregisters from topom, and the process exits 0 within
+// the grace period.
 func TestSigtermDrainsAndExitsZero(t *testing.T) {
 	cl := newCluster(t, 2, "")
 	p := cl.proxy(t, "--drain-grace", "20s")
+	listed := func() bool {
+		ps, err := cl.c.ListProxies(context.Background())
+		if err != nil {
+			t.Fatalf("ListProxies: %v", err)
+		}
+		for _, x := range ps {
+			if x.GetProxyAddr() == p.Addr {
+				return true
+			}
+		}
+		return false
+	}
+	if !listed() {
+		t.Fatal("the serving proxy is not registered")
+	}
 	c := dial(t, p.Addr)
 	expect(t, c, "OK", "SET", "k", "v")
 	for i := 0; i < 1000; i++ {
@@ -158,6 +174,10 @@ func TestSigtermDrainsAndExitsZero(t *testing.T) {
 	}
 	if _, err := testenv.Dial(p.Addr); err == nil {
 		t.Error("the listener still accepts after exit")
+	}
+	// It deregistered before exiting: no record is left to expire.
+	if listed() {
+		t.Errorf("topom still lists the proxy after its SIGTERM shutdown:\n%s", p.Log(2<<10))
 	}
 	if !strings.Contains(p.Log(8<<10), "topom-proxy stopped") {
 		t.Errorf("log does not end with the stop line:\n%s", p.Log(2<<10))

@@ -60,15 +60,17 @@ func run(cfg *config) error {
 	adminAddr := advertised("", adminLn.Addr())
 
 	p := proxy.New(proxy.Config{
-		ProductAuth:  cfg.ProductAuth,
-		SessionAuth:  cfg.SessionAuth,
-		BackendConns: cfg.BackendConns,
-		MaxPipeline:  cfg.MaxPipeline,
-		LockedHold:   cfg.LockedHold,
-		DrainGrace:   cfg.DrainGrace,
-		WriteTimeout: cfg.WriteTimeout,
-		Version:      version,
-		Logger:       log,
+		ProductAuth:     cfg.ProductAuth,
+		SessionAuth:     cfg.SessionAuth,
+		BackendConns:    cfg.BackendConns,
+		MaxPipeline:     cfg.MaxPipeline,
+		MaxSessionBytes: cfg.MaxSessionMB << 20,
+		ReadReplicas:    cfg.ReadReplicas,
+		LockedHold:      cfg.LockedHold,
+		DrainGrace:      cfg.DrainGrace,
+		WriteTimeout:    cfg.WriteTimeout,
+		Version:         version,
+		Logger:          log,
 	})
 
 	opts := []topom.Option{topom.WithCallTimeout(10 * time.Second)}
@@ -139,11 +141,28 @@ func run(cfg *config) error {
 	}
 	cancelWatch()
 	<-watchDone
+	// Only now, with no session left and the stream closed: topom stops
+	// waiting for this proxy's ACKs once it is removed, so a proxy still
+	// serving must stay registered (and fenced by its lease) until here.
+	deregister(client, id, log)
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = admin.Shutdown(shutCtx)
 	log.Info("topom-proxy stopped")
 	return runErr
+}
+
+// deregister removes the proxy's record from topom, so that a proxy shut
+// down on purpose is not listed (and waited for) as one whose lease expired.
+// A failure is logged, not fatal: the record then expires with the lease.
+func deregister(c *topom.Client, id string, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.RemoveProxy(ctx, id, true); err != nil {
+		log.Warn("could not deregister from topom; its record stays until the lease expires", "proxy_id", id, "err", err)
+		return
+	}
+	log.Info("deregistered from topom", "proxy_id", id)
 }
 
 // adminHandler is the proxy's /metrics and /healthz, plus the profiler

@@ -69,6 +69,7 @@ func dump(t *testing.T, r *testenv.Redis) map[string]string {
 // the last acknowledged value per key is remembered.
 type worker struct {
 	id, of  int
+	keys    int // key:0..keys-1 (0: migrationKeys)
 	proxies []string
 	// alsoRetry, when set, names more refusals that were not applied and
 	// are retried (counted in refused); nil: only "being moved".
@@ -125,8 +126,12 @@ func (w *worker) run(stop *atomic.Bool) error {
 		conns[i] = c
 	}
 	w.last = map[string]string{}
+	keys := w.keys
+	if keys == 0 {
+		keys = migrationKeys
+	}
 	for n := 0; !stop.Load(); n++ {
-		key := migKey(w.id + w.of*((n*7919)%(migrationKeys/w.of)))
+		key := migKey(w.id + w.of*((n*7919)%(keys/w.of)))
 		val := fmt.Sprintf("w%d-%d", w.id, n)
 		wc, rc := conns[n%2], conns[(n+1)%2]
 		v, err := w.do(wc, "SET", key, val)
@@ -195,22 +200,7 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 	if len(r.GetSlotIds()) != 512 {
 		t.Errorf("queued %d slots", len(r.GetSlotIds()))
 	}
-	testenv.WaitFor(t, 300*time.Second, "512 slots to reach group 2", func() error {
-		ls, err := cl.c.ListSlots(ctx)
-		if err != nil {
-			return err
-		}
-		left := 0
-		for _, m := range ls.GetMappings()[:512] {
-			if m.GetGroupId() != 2 || m.GetAction() != nil {
-				left++
-			}
-		}
-		if left > 0 {
-			return fmt.Errorf("%d slots still moving", left)
-		}
-		return nil
-	})
+	waitFirstHalfOnGroup2(t, cl.c, nil)
 	took := time.Since(start)
 	// Keep the load on a little past the end: the last tables must serve too.
 	time.Sleep(500 * time.Millisecond)
@@ -227,7 +217,7 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 		t.Errorf("%d of %d requests were refused as being moved, want at most 5%%", moving, ops)
 	}
 
-	onB := checkMoved(t, cl.groups[0], cl.groups[1], last)
+	onB := checkMoved(t, cl.groups[0], cl.groups[1], migrationKeys, last)
 
 	// The stopped proxy: continued, its open session must never be served
 	// from the table it had (the probe's slot moved to group 2 meanwhile).
@@ -256,6 +246,31 @@ func TestMigrationUnderLoadThroughTwoProxies(t *testing.T) {
 		t.Log("the continued proxy had re-synced before the first request was read")
 	}
 	p3.WaitReady(t, waitLong)
+}
+
+// waitFirstHalfOnGroup2 waits until slots 0..511 belong to group 2 with no
+// action left; each, if set, sees every ListSlots answer polled meanwhile.
+func waitFirstHalfOnGroup2(t *testing.T, c *topom.Client, each func(*topompb.ListSlotsResponse)) {
+	t.Helper()
+	testenv.WaitFor(t, 300*time.Second, "512 slots to reach group 2", func() error {
+		ls, err := c.ListSlots(context.Background())
+		if err != nil {
+			return err
+		}
+		if each != nil {
+			each(ls)
+		}
+		left := 0
+		for _, m := range ls.GetMappings()[:512] {
+			if m.GetGroupId() != 2 || m.GetAction() != nil {
+				left++
+			}
+		}
+		if left > 0 {
+			return fmt.Errorf("%d slots still moving", left)
+		}
+		return nil
+	})
 }
 
 // tally is what a set of workers did, summed.
@@ -289,15 +304,15 @@ func collect(t *testing.T, workers []*worker, errs []error) tally {
 	return sum
 }
 
-// checkMoved checks key:0..migrationKeys-1 after slots 0..511 moved from
+// checkMoved checks key:0..n-1 after slots 0..511 moved from
 // group a to group b: each key is on exactly the group owning its slot and
 // holds its last acknowledged write (last), else its loaded value. It
 // returns b's keys and values.
-func checkMoved(t *testing.T, a, b *testenv.Redis, last map[string]string) map[string]string {
+func checkMoved(t *testing.T, a, b *testenv.Redis, n int, last map[string]string) map[string]string {
 	t.Helper()
 	onA, onB := dump(t, a), dump(t, b)
-	if len(onA)+len(onB) != migrationKeys {
-		t.Errorf("%d + %d keys on the groups, want %d: keys lost or duplicated", len(onA), len(onB), migrationKeys)
+	if len(onA)+len(onB) != n {
+		t.Errorf("%d + %d keys on the groups, want %d: keys lost or duplicated", len(onA), len(onB), n)
 	}
 	misplaced := 0
 	for k := range onA {
@@ -314,7 +329,7 @@ func checkMoved(t *testing.T, a, b *testenv.Redis, last map[string]string) map[s
 		t.Errorf("%d keys on a group that does not own their slot", misplaced)
 	}
 	wrong := 0
-	for i := 0; i < migrationKeys; i++ {
+	for i := 0; i < n; i++ {
 		k := migKey(i)
 		want, ok := last[k]
 		if !ok {

@@ -65,8 +65,15 @@ type Proxy struct {
 // ports; extra are more flags. It is killed at the end of the test.
 func StartProxy(t testing.TB, topomAddr string, extra ...string) *Proxy {
 	t.Helper()
+	return StartProxyBin(t, ProxyBin(t), topomAddr, extra...)
+}
+
+// StartProxyBin is StartProxy with another topom-proxy binary (a benchmark
+// compares two builds in one run).
+func StartProxyBin(t testing.TB, bin, topomAddr string, extra ...string) *Proxy {
+	t.Helper()
 	args := append([]string{"--topom", topomAddr, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, extra...)
-	p, m := startAnnounced(t, "topom-proxy", ProxyBin(t), args, t.TempDir(), proxyLine, ProxyStartTimeout)
+	p, m := startAnnounced(t, "topom-proxy", bin, args, t.TempDir(), proxyLine, ProxyStartTimeout)
 	return &Proxy{proc: p, Addr: m[1], Admin: m[2]}
 }
 

@@ -48,6 +48,39 @@ func StartRedis(t testing.TB, extra ...string) *Redis {
 	return startRedis(t, "redis-server", RedisBin(t), extra, false)
 }
 
+// StartCodisServer starts Codis's codis-server (Redis 3.2 with the slot
+// commands) like StartRedis.
+func StartCodisServer(t testing.TB, extra ...string) *Redis {
+	t.Helper()
+	return startRedis(t, "codis-server", CodisBin(t, "codis-server"), extra, false)
+}
+
+// CodisBin is the Codis binary name in $CODIS_BIN_DIR, else in
+// shared/codis/bin beside the repository (or /work/shared/codis/bin).
+func CodisBin(t testing.TB, name string) string {
+	t.Helper()
+	dirs := []string{os.Getenv("CODIS_BIN_DIR")}
+	if root, err := repoRoot(); err == nil {
+		dirs = append(dirs, filepath.Join(root, "..", "shared", "codis", "bin"))
+	}
+	dirs = append(dirs, "/work/shared/codis/bin")
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if bin := filepath.Join(d, name); fileExists(bin) {
+			return bin
+		}
+	}
+	t.Fatalf("%s not found in $CODIS_BIN_DIR, ../shared/codis/bin or /work/shared/codis/bin", name)
+	return ""
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // StartSentinel starts a redis-sentinel (redis-server --sentinel) monitoring
 // nothing yet, on a free loopback port.
 func StartSentinel(t testing.TB, extra ...string) *Redis {
