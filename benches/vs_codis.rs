@@ -1,35 +1,42 @@
 //! Side by side on one topology of real servers: 32 groups of master + replica
-//! (64 redis-server processes), every slot assigned. Each *side* is a control
-//! plane over that topology: a topom binary (`--topom-bin PATH`, repeatable, so
-//! the binary of the branch point and the new one run in one sitting) or the
-//! Codis 3.2 dashboard (`--codis`). Sides run in turn, `--runs N` times each
-//! (default 3), and the table prints the median of the runs, the ratio of each
-//! side to the first, and the machine's load average during each window.
+//! (64 redis-server processes, or codis-server with `--servers codis-server`),
+//! every slot assigned. Each *side* is a control plane over that topology: a
+//! topom binary (`--topom-bin PATH`, repeatable, so the binary of the branch
+//! point and the new one run in one sitting) or the Codis 3.2 dashboard
+//! (`--codis`). Sides run in turn, `--runs N` times each (default 3), and the
+//! table prints the median of the runs, the ratio of each side to the first, and
+//! the machine's load average at the end of each window.
 //!
 //! Run through `scripts/bench-vs-codis`, which builds what is needed.
 //!
-//! Workloads (a row each; a workload is a function of a side, so a migration row
-//! is one more entry in `WORKLOADS`):
-//! - `stats`: GetStats (or Codis `GET /topom/stats`) by 8 callers for
-//!   `--seconds` (default 5): calls per second and p99. The answers are taken as
-//!   bytes, never decoded.
-//! - `round span`: 20 rounds driven by RefreshRedisStats, the server-side span of
-//!   each (`elapsed`: first INFO sent to last answer in); median.
+//! Both sides refresh stats every second on their own (topom with
+//! `stats_refresh_period = "1s"`, the dashboard's fixed period), as in use.
+//! Workloads (a row each, in `workloads`; a migration row is one more entry in
+//! `WORKLOADS`):
 //! - `idle rss`: the control plane's RSS after the set-up and one round.
+//! - `ListSlots` / `GetStats` (Codis `GET /topom/slots` / `GET /topom/stats`) by
+//!   8 callers for `--seconds` (default 5): calls per second and p99. Answers
+//!   are taken as bytes, never decoded.
+//! - `round span`: first to last INFO arrival of a round as the servers record
+//!   it (`MONITOR` on every server, see `monitor`), median over ~7 rounds: one
+//!   method for both sides, since the dashboard reports no round times.
+//! - `period, one server SIGSTOPped`: a master stopped (it accepts, never
+//!   answers), the median time between round starts on the other servers.
 
 #[path = "support/mod.rs"]
 mod support;
 
 #[path = "vs_codis/codis.rs"]
 mod codis;
+#[path = "vs_codis/monitor.rs"]
+mod monitor;
+#[path = "vs_codis/workloads.rs"]
+mod workloads;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::common::redis::RedisServer;
-use support::figures::{at, ms, sorted};
-use support::procfs::rss_kib;
-use support::raw_grpc;
 use support::topom::{Seeded, group};
 use topom::model::SlotMapping;
 use topom::pb;
@@ -37,8 +44,6 @@ use topom::store::StoreBatch;
 
 const PRODUCT: &str = "bench";
 const GROUPS: u32 = 32;
-const CALLERS: usize = 8;
-const SPAN_ROUNDS: usize = 20;
 
 /// One control plane under test.
 #[derive(Clone)]
@@ -86,20 +91,35 @@ type Workload =
     for<'a> fn(&'a Running, &'a Args) -> std::pin::Pin<Box<dyn Future<Output = Figure> + 'a>>;
 
 /// Name, unit, higher-is-better, the workload.
-const WORKLOADS: [(&str, &str, bool, Workload); 3] = [
-    ("stats, 8 callers", "calls/s", true, |r, a| {
-        Box::pin(stats_calls(r, a))
+const WORKLOADS: [(&str, &str, bool, Workload); 5] = [
+    ("idle rss after set-up", "MB", false, |r, a| {
+        Box::pin(workloads::idle_rss(r, a))
     }),
-    ("round span, 64 servers", "ms", false, |r, _| {
-        Box::pin(round_span(r))
+    ("ListSlots, 8 callers", "calls/s", true, |r, a| {
+        Box::pin(workloads::list_slots(r, a))
     }),
-    ("idle rss", "MB", false, |r, _| Box::pin(idle_rss(r))),
+    ("GetStats, 8 callers", "calls/s", true, |r, a| {
+        Box::pin(workloads::get_stats(r, a))
+    }),
+    ("round span, 64 servers", "ms", false, |r, a| {
+        Box::pin(workloads::round_span(r, a))
+    }),
+    ("period, one server SIGSTOPped", "ms", false, |r, a| {
+        Box::pin(workloads::stopped_period(r, a))
+    }),
 ];
 
 struct Args {
     sides: Vec<Side>,
     runs: usize,
     seconds: Duration,
+    /// `codis-server` or `redis-server`: what the 64 servers run.
+    server_bin: String,
+    /// Every server of the topology (filled once they run).
+    server_addrs: Vec<String>,
+    /// The master the SIGSTOP row stops, and its pid.
+    stopped_addr: String,
+    stopped_pid: u32,
 }
 
 fn args() -> Args {
@@ -122,10 +142,19 @@ fn args() -> Args {
         i += 1;
     }
     assert!(!sides.is_empty(), "give at least one --topom-bin NAME=PATH");
+    let server_bin = support::args::value("--servers").unwrap_or_else(|| "redis-server".into());
+    assert!(
+        server_bin == "redis-server" || server_bin == "codis-server",
+        "--servers is redis-server or codis-server, not {server_bin}"
+    );
     Args {
         sides,
         runs: support::args::arg("--runs", 3) as usize,
         seconds: Duration::from_secs(support::args::arg("--seconds", 5)),
+        server_bin,
+        server_addrs: Vec::new(),
+        stopped_addr: String::new(),
+        stopped_pid: 0,
     }
 }
 
@@ -146,15 +175,32 @@ fn main() {
     rt.block_on(run(args));
 }
 
-async fn run(args: Args) {
-    eprintln!("starting {} redis-servers", GROUPS * 2);
+async fn run(mut args: Args) {
+    eprintln!("starting {} {}s", GROUPS * 2, args.server_bin);
+    if args.server_bin == "codis-server" {
+        // The fixtures start what this names instead of redis-server.
+        // SAFETY: set before any thread of ours reads the environment for it.
+        unsafe {
+            std::env::set_var(
+                "TOPOM_TEST_REDIS_SERVER",
+                support::common::codis::bin("codis-server"),
+            )
+        };
+    }
     let mut servers = Vec::new();
     for _ in 0..GROUPS {
         let master = RedisServer::start().await;
+        // `slaveof`: codis-server (Redis 3.2) has no `replicaof`.
         let replica =
-            RedisServer::start_with(&[&format!("replicaof 127.0.0.1 {}", master.port())]).await;
+            RedisServer::start_with(&[&format!("slaveof 127.0.0.1 {}", master.port())]).await;
         servers.push((master, replica));
     }
+    args.server_addrs = servers
+        .iter()
+        .flat_map(|(m, r)| [m.addr(), r.addr()])
+        .collect();
+    args.stopped_addr = servers[0].0.addr();
+    args.stopped_pid = servers[0].0.pid().expect("the first master runs");
     // figures[workload][side] = one per run
     let mut figures: Vec<Vec<Vec<Figure>>> = WORKLOADS
         .iter()
@@ -180,10 +226,9 @@ async fn start(side: &Side, servers: &[(RedisServer, RedisServer)]) -> Running {
             // The launcher runs the binary TOPOM_BIN names.
             // SAFETY: set before any thread of ours reads the environment for it.
             unsafe { std::env::set_var("TOPOM_BIN", bin) };
-            // Rounds are driven by the bench (RefreshRedisStats), so the span
-            // windows are not disturbed by background rounds.
+            // Rounds every second on its own, as the dashboard's.
             let t =
-                Seeded::start(PRODUCT, vec!["stats_refresh_period = \"1h\"".into()], batch).await;
+                Seeded::start(PRODUCT, vec!["stats_refresh_period = \"1s\"".into()], batch).await;
             let mut c = t.client().await;
             c.refresh_redis_stats(pb::RefreshRedisStatsRequest::default())
                 .await
@@ -217,128 +262,6 @@ async fn stop(r: Running) {
     }
 }
 
-async fn stats_calls(r: &Running, a: &Args) -> Figure {
-    let end = Instant::now() + a.seconds;
-    let t = match r {
-        Running::Topom(t) => t,
-        Running::Codis(d) => {
-            let mut callers = Vec::new();
-            for _ in 0..CALLERS {
-                let addr = d.addr().to_owned();
-                callers.push(tokio::spawn(async move {
-                    let mut conn = codis::Http::connect(&addr).await;
-                    let mut took = Vec::new();
-                    let mut bytes = 0;
-                    while Instant::now() < end {
-                        let started = Instant::now();
-                        bytes = conn.get("/topom/stats").await;
-                        took.push(started.elapsed());
-                    }
-                    (took, bytes)
-                }));
-            }
-            return throughput(callers, a).await;
-        }
-    };
-    let mut callers = Vec::new();
-    for _ in 0..CALLERS {
-        let channel = t.channel_for(1).await;
-        callers.push(tokio::spawn(async move {
-            let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(256 << 20);
-            let mut took = Vec::new();
-            let mut bytes = 0;
-            while Instant::now() < end {
-                let (body, d) = raw_grpc::unary(
-                    &mut grpc,
-                    "/topom.v1.Topom/GetStats",
-                    pb::GetStatsRequest::default(),
-                )
-                .await;
-                bytes = body.len();
-                took.push(d);
-            }
-            (took, bytes)
-        }));
-    }
-    throughput(callers, a).await
-}
-
-/// Calls per second and p99 over the callers' samples.
-async fn throughput(
-    callers: Vec<tokio::task::JoinHandle<(Vec<Duration>, usize)>>,
-    a: &Args,
-) -> Figure {
-    let mut all = Vec::new();
-    let mut size = 0;
-    for c in callers {
-        let (took, bytes) = c.await.expect("a caller");
-        all.extend(took);
-        size = bytes;
-    }
-    let load = loadavg();
-    let n = all.len();
-    let all = sorted(all);
-    Figure {
-        value: n as f64 / a.seconds.as_secs_f64(),
-        note: format!("p99 {:.1} ms, {} KB", ms(at(&all, 0.99)), size / 1024),
-        load,
-    }
-}
-
-/// Just `elapsed` of a RefreshRedisStatsResponse.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RefreshHead {
-    #[prost(message, optional, tag = "4")]
-    elapsed: Option<prost_types::Duration>,
-}
-
-async fn round_span(r: &Running) -> Figure {
-    use prost::Message;
-    let Running::Topom(t) = r else {
-        // The dashboard reports no round times: shown as not measured.
-        return Figure {
-            value: f64::NAN,
-            note: "not measured by this bench".into(),
-            load: loadavg(),
-        };
-    };
-    let mut grpc =
-        tonic::client::Grpc::new(t.channel_for(1).await).max_decoding_message_size(256 << 20);
-    let mut spans = Vec::new();
-    for _ in 0..SPAN_ROUNDS {
-        let (body, _) = raw_grpc::unary(
-            &mut grpc,
-            "/topom.v1.Topom/RefreshRedisStats",
-            pb::RefreshRedisStatsRequest::default(),
-        )
-        .await;
-        let head = RefreshHead::decode(body).expect("a RefreshRedisStatsResponse");
-        spans.push(
-            head.elapsed
-                .and_then(|d| Duration::try_from(d).ok())
-                .expect("elapsed"),
-        );
-        // Rounds one after the other, as the refresh task runs them (a pause
-        // between, not a storm).
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let load = loadavg();
-    let spans = sorted(spans);
-    Figure {
-        value: ms(at(&spans, 0.5)),
-        note: format!("p90 {:.1} ms", ms(at(&spans, 0.9))),
-        load,
-    }
-}
-
-async fn idle_rss(r: &Running) -> Figure {
-    Figure {
-        value: rss_kib(r.pid()) as f64 / 1024.0,
-        note: String::new(),
-        load: loadavg(),
-    }
-}
-
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -348,7 +271,9 @@ fn median(v: &[f64]) -> f64 {
 fn print_table(args: &Args, figures: &[Vec<Vec<Figure>>]) {
     let base = args.sides[0].name();
     println!(
-        "\n{} runs each, alternating; median of the runs; ratio against {base} (>1: better)\n",
+        "\n{} x {}, {} runs each, alternating; median of the runs; ratio against {base} (>1: better)\n",
+        GROUPS * 2,
+        args.server_bin,
         args.runs
     );
     println!("| workload | side | median | runs | load (1 min) | ratio |");

@@ -1,7 +1,8 @@
 //! The gRPC edge: the only module that sees protobuf types. [`router`] assembles
 //! what the port serves; the services convert requests into coordinator calls
 //! ([`convert`]), the core's error codes into statuses ([`status`]); layers guard
-//! mutating RPCs with the admin token ([`auth`]) and bound request sizes ([`limits`]).
+//! mutating RPCs with the admin token ([`auth`]) and bound request sizes ([`limits`]);
+//! `watch_route` sends each WatchStats round's shared bytes to every subscriber.
 
 pub mod auth;
 pub mod convert;
@@ -14,6 +15,7 @@ pub mod stats;
 mod stats_snapshot;
 pub mod status;
 mod topom;
+mod watch_route;
 
 pub use proxy::ProxyControlService;
 pub use router::{Edge, Layers, LogFilterFn, router};

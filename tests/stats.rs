@@ -2,6 +2,10 @@
 //! the refresh task, GetStats and WatchStats.
 
 mod common;
+// The raw-bytes codec of the benches: subscribers compare rounds as sent.
+#[allow(dead_code)]
+#[path = "../benches/support/raw_grpc.rs"]
+mod raw_grpc;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -326,6 +330,82 @@ async fn watch_stats_streams_rounds_with_filters() {
         let e = c.watch_stats(req).await.unwrap_err();
         assert_eq!(e.code(), Code::NotFound);
         assert!(e.message().contains(what), "{}", e.message());
+    }
+}
+
+/// One unfiltered WatchStats subscriber on its own connection, rounds as bytes.
+async fn raw_watch(t: &Topom) -> tonic::Streaming<bytes::Bytes> {
+    let mut g = tonic::client::Grpc::new(t.channel().await);
+    g.ready().await.unwrap();
+    g.server_streaming(
+        tonic::Request::new(pb::WatchStatsRequest::default()),
+        http::uri::PathAndQuery::from_static("/topom.v1.Topom/WatchStats"),
+        raw_grpc::RawCodec::<pb::WatchStatsRequest>::default(),
+    )
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// Rounds `first..first + n` as one subscriber received them (by round number).
+async fn rounds_from(
+    s: &mut tonic::Streaming<bytes::Bytes>,
+    first: u64,
+    n: u64,
+) -> std::collections::BTreeMap<u64, bytes::Bytes> {
+    use prost::Message;
+    let mut got = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.keys().next_back().is_none_or(|&r| r < first + n - 1) {
+        let raw = tokio::time::timeout_at(deadline.into(), s.message())
+            .await
+            .expect("rounds every 100 ms reach round first + n within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        let round = pb::WatchStatsResponse::decode(raw.clone()).unwrap().round;
+        if round >= first {
+            got.insert(round, raw);
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn watchers_of_a_round_receive_the_same_bytes() {
+    use prost::Message;
+    let (a, b, t) = two_groups("100ms").await;
+    let (mut one, mut two) = (raw_watch(&t).await, raw_watch(&t).await);
+    let first = pb::WatchStatsResponse::decode(one.message().await.unwrap().unwrap())
+        .unwrap()
+        .round
+        + 1;
+    let (r1, r2) = tokio::join!(
+        rounds_from(&mut one, first, 3),
+        rounds_from(&mut two, first, 3)
+    );
+    let common: Vec<u64> = r1.keys().filter(|r| r2.contains_key(r)).copied().collect();
+    assert!(
+        !common.is_empty(),
+        "no round seen by both: {:?} {:?}",
+        r1.keys(),
+        r2.keys()
+    );
+    for r in common {
+        assert_eq!(r1[&r], r2[&r], "round {r} differs between subscribers");
+        let m = pb::WatchStatsResponse::decode(r1[&r].clone()).unwrap();
+        let mut addrs: Vec<&str> = m.servers.iter().map(|s| s.addr.as_str()).collect();
+        addrs.sort();
+        let mut want = [a.addr(), b.addr()];
+        want.sort();
+        assert_eq!(addrs, want, "round {r}");
+        for s in &m.servers {
+            let fields = &s.stats.as_ref().unwrap().fields;
+            assert!(
+                fields.contains_key("used_memory"),
+                "round {r} {}: {fields:?}",
+                s.addr
+            );
+        }
     }
 }
 

@@ -37,12 +37,18 @@ pub async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) 
         let before = meter.sample();
         let (mut server_ms, mut rpc_ms) = (Vec::new(), Vec::new());
         let mut size = 0;
+        // The slowest round, kept whole to see where its time went.
+        let mut slowest = None;
         for _ in 0..plan.rounds {
+            let sent = std::time::SystemTime::now();
             let (raw, rpc) = refresh(&mut g, None).await;
             let (round, elapsed) = head(&raw);
             assert_eq!(round, prev_round + 1, "rounds run one after the other");
             prev_round = round;
             size = raw.len();
+            if slowest.as_ref().is_none_or(|(e, _, _)| elapsed > *e) {
+                slowest = Some((elapsed, raw.clone(), sent));
+            }
             server_ms.push(ms(elapsed));
             rpc_ms.push(ms(rpc));
         }
@@ -70,6 +76,13 @@ pub async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) 
             cpu.others,
             rss_kib(server.pid()) as f64 / 1024.0
         );
+        if let Some((elapsed, raw, sent)) = &slowest {
+            println!(
+                "                     the slowest round ({:.2} ms): {}",
+                ms(*elapsed),
+                breakdown(raw, *elapsed, *sent)
+            );
+        }
         // The same data without a round: what building and sending the answer costs.
         let calls = (plan.rounds / 2).max(1);
         let before = meter.sample();
@@ -95,4 +108,38 @@ pub async fn round_time(plan: &Plan, targets: &Targets, meter_for: impl Fn(u32) 
         "   (target: p99 <= 50 ms at 1024 targets, server elapsed; p99 is nearest-rank: with {} samples it is the max)",
         plan.rounds
     );
+}
+
+/// Where a round's time went, from the completion time of each target's probe
+/// (the response has no start time): the spread from the first answer to the
+/// median and the last, and the rest of `elapsed` (dispatching the probes
+/// before the first answer, assembling and publishing after the last). `sent`
+/// is when the client sent the call, so `first - sent` bounds the dispatch.
+fn breakdown(
+    raw: &bytes::Bytes,
+    elapsed: std::time::Duration,
+    sent: std::time::SystemTime,
+) -> String {
+    use prost::Message;
+    let r = topom::pb::RefreshRedisStatsResponse::decode(raw.clone()).expect("decode a round");
+    let at = |t: &prost_types::Timestamp| t.seconds as f64 * 1e3 + t.nanos as f64 / 1e6;
+    let times = sorted(
+        r.servers
+            .iter()
+            .filter_map(|s| s.stats.as_ref()?.time.as_ref().map(at))
+            .collect(),
+    );
+    let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
+        return "no probe times".into();
+    };
+    let sent = sent
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    format!(
+        "first answer {:.2} ms after the call was sent; median answer +{:.2} ms, last +{:.2} ms after the first; the rest of elapsed {:.2} ms",
+        first - sent,
+        nearest_rank(&times, 0.5) - first,
+        last - first,
+        ms(elapsed) - (last - first)
+    )
 }

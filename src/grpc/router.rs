@@ -1,5 +1,5 @@
 //! Everything served on the gRPC port, assembled in one place: the two topom
-//! services, health, reflection (v1 and v1alpha, for grpcurl of any age), and the
+//! services (WatchStats answered by `watch_route`, past tonic's codec), health, reflection (v1 and v1alpha, for grpcurl of any age), and the
 //! layers every call passes (metrics outermost so refused calls are counted, then
 //! auth, then the request limits).
 
@@ -16,6 +16,7 @@ use tower::layer::util::{Identity, Stack};
 use super::auth::AuthLayer;
 use super::leader::LeaderHeaderLayer;
 use super::limits::LimitsLayer;
+use super::watch_route::WatchStatsRoute;
 use super::{ProxyControlService, ServiceControl, TopomService, convert};
 use crate::config::Config;
 use crate::coordinator::Coordinator;
@@ -64,14 +65,14 @@ pub fn router(
         v1 = v1.register_encoded_file_descriptor_set(set);
         v1alpha = v1alpha.register_encoded_file_descriptor_set(set);
     }
-    let topom = TopomService::new(
+    let topom = Arc::new(TopomService::new(
         edge.coordinator.clone(),
         ServiceControl {
             shutdown: edge.shutdown.clone(),
             set_log_filter: edge.set_log_filter,
             config: convert::config_view(edge.config, edge.addr),
         },
-    );
+    ));
     let router = Server::builder()
         .layer(RpcMetricsLayer::new(edge.rpc_metrics))
         .layer(LeaderHeaderLayer(edge.coordinator.clone()))
@@ -83,7 +84,10 @@ pub fn router(
         .add_service(health_service)
         .add_service(v1.build_v1()?)
         .add_service(v1alpha.build_v1alpha()?)
-        .add_service(pb::fast::topom_server::TopomServer::new(topom))
+        .add_service(WatchStatsRoute::new(
+            topom.clone(),
+            pb::fast::topom_server::TopomServer::from_arc(topom),
+        ))
         .add_service(pb::proxy_control_server::ProxyControlServer::new(
             ProxyControlService::new(edge.coordinator, edge.shutdown, edge.tasks),
         ));

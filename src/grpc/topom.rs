@@ -49,6 +49,25 @@ impl TopomService {
     }
 }
 
+impl TopomService {
+    /// The WatchStats stream for `r`, or why there is none.
+    pub(super) fn open_watch(
+        &self,
+        r: pb::WatchStatsRequest,
+    ) -> Result<stats::WatchStream, Status> {
+        self.coordinator.check_not_standby()?;
+        self.coordinator
+            .check_stats_filter(&r.group_ids, &r.addrs)?;
+        let rounds = stats::watch(
+            &self.coordinator,
+            stats::Filter::new(&r.group_ids, &r.addrs, &r.fields),
+            self.round_cache.clone(),
+            self.control.shutdown.clone(),
+        );
+        Ok(until_stepped_down(self.coordinator.clone(), rounds))
+    }
+}
+
 type Reply<T> = Result<Response<T>, Status>;
 
 /// Ends a leader-only stream when this instance stops leading, with the
@@ -215,20 +234,9 @@ impl Topom for TopomService {
         &self,
         r: Request<pb::WatchStatsRequest>,
     ) -> Reply<Self::WatchStatsStream> {
-        let r = r.into_inner();
-        self.coordinator.check_not_standby()?;
-        self.coordinator
-            .check_stats_filter(&r.group_ids, &r.addrs)?;
-        let rounds = stats::watch(
-            &self.coordinator,
-            stats::Filter::new(&r.group_ids, &r.addrs, &r.fields),
-            self.round_cache.clone(),
-            self.control.shutdown.clone(),
-        );
-        Ok(Response::new(until_stepped_down(
-            self.coordinator.clone(),
-            rounds,
-        )))
+        // The router serves WatchStats through `watch_route`; this is the same
+        // stream through tonic's codec, for a server built without that route.
+        self.open_watch(r.into_inner()).map(Response::new)
     }
 
     async fn refresh_redis_stats(
