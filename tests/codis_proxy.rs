@@ -6,14 +6,16 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::codis::{CodisProxy, CodisServer};
+use common::codis_load::{
+    BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, get, set,
+};
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom, get_group};
+use common::topom::{Client, Options, Topom, get_group, proxies};
 use common::wait_until;
 use topom::model::slot_of;
 use topom::pb;
@@ -126,75 +128,6 @@ async fn admin(t: &Topom, args: &[&str]) -> String {
     stdout
 }
 
-async fn proxies(c: &mut Client) -> Vec<pb::Proxy> {
-    c.list_proxies(pb::ListProxiesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .proxies
-}
-
-async fn set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) -> Result<(), String> {
-    redis::cmd("SET")
-        .arg(k)
-        .arg(v)
-        .query_async::<String>(c)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-async fn get(c: &mut redis::aio::MultiplexedConnection, k: &str) -> Result<Option<String>, String> {
-    redis::cmd("GET")
-        .arg(k)
-        .query_async::<Option<String>>(c)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// One writer of the checked load: it owns `keys` (no other writer touches
-/// them), writes each through one proxy, reads it back through the other, and
-/// remembers the last acknowledged value. A write that fails is retried until
-/// acknowledged, so the last value is known.
-async fn writer(
-    keys: Vec<String>,
-    via: [&CodisProxy; 2],
-    stop: Arc<AtomicBool>,
-) -> (BTreeMap<String, String>, u64, u64) {
-    let mut w = via[0].conn().await.unwrap();
-    let mut r = via[1].conn().await.unwrap();
-    let mut last = BTreeMap::new();
-    let (mut writes, mut retries) = (0u64, 0u64);
-    let mut round = 0u64;
-    while !stop.load(Ordering::Relaxed) || round < 2 {
-        round += 1;
-        for k in &keys {
-            let v = format!("{round}");
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while let Err(e) = set(&mut w, k, &v).await {
-                retries += 1;
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "SET {k} through {} failed for 60 s: {e}",
-                    via[0].proxy_addr()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            writes += 1;
-            last.insert(k.clone(), v.clone());
-            let got = get(&mut r, k).await;
-            assert_eq!(
-                got,
-                Ok(Some(v.clone())),
-                "GET {k} through {} after SET {k} {v} through {}",
-                via[1].proxy_addr(),
-                via[0].proxy_addr()
-            );
-        }
-    }
-    (last, writes, retries)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
     let d = deployment(2, &[]).await;
@@ -207,17 +140,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         assert_eq!(st.codis_state, pb::CodisProxyState::Online as i32, "{p:?}");
     }
     // Bulk data so the migration takes a while; written through a proxy.
-    let mut p0 = d.proxies[0].conn().await.unwrap();
-    for chunk in 0..20 {
-        let mut pipe = redis::pipe();
-        for i in 0..1000 {
-            pipe.cmd("SET")
-                .arg(format!("bulk:{}", chunk * 1000 + i))
-                .arg("x".repeat(64))
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut p0).await.unwrap();
-    }
+    fill_bulk(&d.proxies[0], BULK).await;
     let keys: Vec<String> = (0..2000).map(|i| format!("k:{i}")).collect();
     let moving = keys.iter().filter(|k| slot_of(k.as_bytes()) < 256).count();
     assert!(
@@ -225,17 +148,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         "only {moving} checked keys in the moving slots"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (a, b) = (&d.proxies[0], &d.proxies[1]);
-    let halves: Vec<Vec<String>> = vec![
-        keys.iter().step_by(2).cloned().collect(),
-        keys.iter().skip(1).step_by(2).cloned().collect(),
-    ];
-    let load = async {
-        tokio::join!(
-            writer(halves[0].clone(), [a, b], stop.clone()),
-            writer(halves[1].clone(), [b, a], stop.clone()),
-        )
-    };
+    let load = crossed_load(&keys, &d.proxies[0], &d.proxies[1], stop.clone());
     let migrate = async {
         // Let the load run on the old table first.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -265,11 +178,8 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         .await;
         stop.store(true, Ordering::Relaxed);
     };
-    let ((w0, w1), ()) = tokio::join!(load, migrate);
-    let (writes, retries) = (w0.1 + w1.1, w0.2 + w1.2);
+    let ((last, writes, retries), ()) = tokio::join!(load, migrate);
     eprintln!("checked load: {writes} acknowledged writes, {retries} retried");
-    let mut last = w0.0;
-    last.extend(w1.0);
     assert_eq!(last.len(), keys.len());
 
     let table = c
@@ -283,15 +193,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
     }
     // Through both proxies: the last acknowledged value of every key.
     for p in &d.proxies {
-        let mut conn = p.conn().await.unwrap();
-        for (k, v) in &last {
-            assert_eq!(
-                get(&mut conn, k).await,
-                Ok(Some(v.clone())),
-                "{k} through {}",
-                p.proxy_addr()
-            );
-        }
+        assert_read_back(p, &last).await;
     }
     // On the servers: every key on the master of the group owning its slot
     // only; none lost (the bulk keys too).
@@ -299,29 +201,11 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         d.servers[0].conn().await.unwrap(),
         d.servers[2].conn().await.unwrap(),
     ];
-    let bulk = (0..20_000).map(|i| format!("bulk:{i}"));
-    let mut checked = 0;
-    for k in keys.iter().cloned().chain(bulk) {
-        let owner = usize::from(table.mappings[slot_of(k.as_bytes()) as usize].group_id == 2);
-        let here: i64 = redis::cmd("EXISTS")
-            .arg(&k)
-            .query_async(&mut masters[owner])
-            .await
-            .unwrap();
-        let there: i64 = redis::cmd("EXISTS")
-            .arg(&k)
-            .query_async(&mut masters[1 - owner])
-            .await
-            .unwrap();
-        assert_eq!(
-            (here, there),
-            (1, 0),
-            "{k} (slot {})",
-            slot_of(k.as_bytes())
-        );
-        checked += 1;
-    }
-    assert_eq!(checked, 22_000);
+    let group_of: Vec<u32> = table.mappings.iter().map(|m| m.group_id).collect();
+    let bulk = (0..BULK).map(bulk_key);
+    let checked =
+        assert_keys_on_owners(&mut masters, &group_of, keys.iter().cloned().chain(bulk)).await;
+    assert_eq!(checked, 2000 + BULK);
     // Both proxies acknowledged the final revision (the barrier they are in).
     for p in proxies(&mut c).await {
         let st = p.status.unwrap();
