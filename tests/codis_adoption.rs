@@ -2,7 +2,8 @@
 //! Codis deployment (codis-dashboard on a filesystem store, two codis-server
 //! groups with replicas, two codis-proxies online, 256 slots queued to move)
 //! is imported into topom, which then drives the unmodified codis-proxies and
-//! finishes the queued migration under a checked load through both of them.
+//! finishes the queued migration under a checked load through both of them;
+//! then a Sentinel failover, which both codis-proxies follow through topom.
 
 mod common;
 
@@ -11,9 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::codis::{CodisProxy, CodisServer, Dashboard};
+use common::codis_failover::{
+    FAST_FAILOVER, assert_writes_reach, fail_over_group_1, watch_group_1,
+};
 use common::codis_load::{
     BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, get, set,
 };
+use common::sentinel::SentinelServer;
 use common::topom::{Client, Options, Topom, proxies, run_cli};
 use common::wait_until;
 use topom::model::slot_of;
@@ -146,7 +151,7 @@ async fn topom_adopts_a_live_codis_deployment_and_drives_its_codis_proxies() {
         moving > 300,
         "only {moving} checked keys in the moving slots"
     );
-    let codis = codis_deployment(&root, &keys).await;
+    let mut codis = codis_deployment(&root, &keys).await;
 
     // The dry run names both proxies and writes nothing; then --confirm, with
     // topom's engine held so that the load is running when the migration goes.
@@ -174,6 +179,7 @@ async fn topom_adopts_a_live_codis_deployment_and_drives_its_codis_proxies() {
     let t = Topom::start_with(Options {
         data_dir: Some(data.clone()),
         product: Some(PRODUCT.into()),
+        config: FAST_FAILOVER.iter().map(|s| s.to_string()).collect(),
         ..Options::default()
     })
     .await;
@@ -283,4 +289,20 @@ async fn topom_adopts_a_live_codis_deployment_and_drives_its_codis_proxies() {
     )
     .await;
     assert_proxies_serve_topoms_table(&mut c, &codis).await;
+
+    // A master killed: the Sentinels fail group 1 over, topom updates the
+    // group, and writes through both codis-proxies land on the new master.
+    let sentinels = [
+        SentinelServer::start(&[], &[]).await,
+        SentinelServer::start(&[], &[]).await,
+        SentinelServer::start(&[], &[]).await,
+    ];
+    watch_group_1(&mut c, &sentinels, PRODUCT).await;
+    let key = keys
+        .iter()
+        .find(|k| (MOVING..512).contains(&slot_of(k.as_bytes())))
+        .unwrap();
+    let (master, replica) = codis.servers.split_at_mut(1);
+    fail_over_group_1(&mut c, &mut master[0], &replica[0]).await;
+    assert_writes_reach(&codis.proxies, key, &codis.servers[1]).await;
 }

@@ -11,11 +11,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::codis::{CodisProxy, CodisServer};
+use common::codis_failover::{
+    FAST_FAILOVER, assert_writes_reach, fail_over_group_1, watch_group_1,
+};
 use common::codis_load::{
     BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, get, set,
 };
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom, get_group, proxies};
+use common::topom::{Client, Options, Topom, proxies};
 use common::wait_until;
 use topom::model::slot_of;
 use topom::pb;
@@ -226,48 +229,9 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
         SentinelServer::start(&[], &[]).await,
         SentinelServer::start(&[], &[]).await,
     ];
-    let mut d = deployment(
-        2,
-        &[
-            "sentinel_quorum = 2",
-            "sentinel_down_after = \"1s\"",
-            "sentinel_failover_timeout = \"5s\"",
-        ],
-    )
-    .await;
+    let mut d = deployment(2, FAST_FAILOVER).await;
     let mut c = d.topom.client().await;
-    for s in &sentinels {
-        c.add_sentinel(pb::AddSentinelRequest { addr: s.addr() })
-            .await
-            .unwrap();
-    }
-    c.resync_sentinels(pb::ResyncSentinelsRequest {})
-        .await
-        .unwrap();
-    let name = format!("{PRODUCT}-1");
-    wait_until(
-        Duration::from_secs(60),
-        "sentinels to discover group 1's replica and each other",
-        async || {
-            let mut ok = true;
-            for sen in &sentinels {
-                let i = c
-                    .get_sentinel_info(pb::GetSentinelInfoRequest {
-                        addr: sen.addr(),
-                        monitored: true,
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                ok &= i.monitored.get(&name).is_some_and(|g| {
-                    !g.replicas.is_empty()
-                        && g.master.get("num-other-sentinels").map(String::as_str) == Some("2")
-                });
-            }
-            ok
-        },
-    )
-    .await;
+    watch_group_1(&mut c, &sentinels, PRODUCT).await;
     // A key of group 1, before the failover.
     let key = (0..)
         .map(|i| format!("f:{i}"))
@@ -277,58 +241,10 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
         let mut conn = p.conn().await.unwrap();
         set(&mut conn, &key, "before").await.unwrap();
     }
-    let replica = d.servers[1].addr();
-    d.servers[0].kill();
-    wait_until(
-        Duration::from_secs(60),
-        "topom to follow the sentinels' failover of group 1",
-        async || get_group(&mut c, 1).await.servers[0].addr == replica,
-    )
-    .await;
-    // topom published the new master, and both proxies took that table from
-    // topom (their fillslots of it acknowledged)...
-    let revision = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
-    wait_until(
-        Duration::from_secs(30),
-        "both codis-proxies to apply the failover's revision",
-        async || {
-            proxies(&mut c)
-                .await
-                .iter()
-                .all(|p| p.status.as_ref().unwrap().applied_revision >= revision)
-        },
-    )
-    .await;
-    // ...and serve the new master: writes through each succeed and land on it.
-    let mut m = d.servers[1].conn().await.unwrap();
-    for (i, p) in d.proxies.iter().enumerate() {
-        let v = format!("after-{i}");
-        let mut conn = p.conn().await.unwrap();
-        let mut last = String::new();
-        wait_until(
-            Duration::from_secs(30),
-            "a write through the codis-proxy to reach the new master",
-            async || match set(&mut conn, &key, &v).await {
-                Ok(()) => true,
-                Err(e) => {
-                    last = e;
-                    false
-                }
-            },
-        )
-        .await;
-        let on_master: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut m)
-            .await
-            .unwrap();
-        assert_eq!(on_master.as_deref(), Some(v.as_str()), "{last}");
-    }
+    let (master, replica) = d.servers.split_at_mut(1);
+    fail_over_group_1(&mut c, &mut master[0], &replica[0]).await;
+    // Both proxies took that table from topom and serve the new master.
+    assert_writes_reach(&d.proxies, &key, &d.servers[1]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

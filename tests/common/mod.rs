@@ -20,6 +20,7 @@
 #![allow(dead_code)]
 
 pub mod codis;
+pub mod codis_failover;
 pub mod codis_load;
 #[cfg(feature = "etcd")]
 pub mod etcd;
