@@ -15,7 +15,7 @@ use common::codis_failover::{
     FAST_FAILOVER, assert_writes_reach, fail_over_group_1, watch_group_1,
 };
 use common::codis_load::{
-    BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, get, set,
+    BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, set,
 };
 use common::sentinel::SentinelServer;
 use common::topom::{Client, Options, Topom, proxies};
