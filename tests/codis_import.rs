@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::codis::{CodisServer, Dashboard, codis_admin};
@@ -26,17 +25,7 @@ const QUEUED: u32 = 64;
 
 /// Runs `topom <args>`: exit code, stdout, stderr.
 fn topom(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_topom"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run topom");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::topom::run_cli(args)
 }
 
 fn path(p: &Path) -> &str {
@@ -93,35 +82,7 @@ async fn codis_deployment(root: &Path) -> (Vec<CodisServer>, Dashboard, Vec<Stri
         servers.push(CodisServer::start().await);
     }
     let d = Dashboard::start(root, PRODUCT).await;
-    for (gid, pair) in [(1, &servers[0..2]), (2, &servers[2..4])] {
-        d.admin(&["--create-group", &format!("--gid={gid}")]);
-        for s in pair {
-            d.admin(&[
-                "--group-add",
-                &format!("--gid={gid}"),
-                &format!("--addr={}", s.addr()),
-            ]);
-        }
-        d.admin(&[
-            "--sync-action",
-            "--create",
-            &format!("--addr={}", pair[1].addr()),
-        ]);
-    }
-    d.admin(&[
-        "--slots-assign",
-        "--beg=0",
-        "--end=511",
-        "--gid=1",
-        "--confirm",
-    ]);
-    d.admin(&[
-        "--slots-assign",
-        "--beg=512",
-        "--end=1023",
-        "--gid=2",
-        "--confirm",
-    ]);
+    d.two_groups(&servers);
     let mut keys = Vec::new();
     let mut conns = [
         servers[0].conn().await.unwrap(),

@@ -6,14 +6,19 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::codis::{CodisProxy, CodisServer};
+use common::codis_failover::{
+    FAST_FAILOVER, assert_writes_reach, fail_over_group_1, watch_group_1,
+};
+use common::codis_load::{
+    BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, set,
+};
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom, get_group};
+use common::topom::{Client, Options, Topom, proxies};
 use common::wait_until;
 use topom::model::slot_of;
 use topom::pb;
@@ -126,75 +131,6 @@ async fn admin(t: &Topom, args: &[&str]) -> String {
     stdout
 }
 
-async fn proxies(c: &mut Client) -> Vec<pb::Proxy> {
-    c.list_proxies(pb::ListProxiesRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .proxies
-}
-
-async fn set(c: &mut redis::aio::MultiplexedConnection, k: &str, v: &str) -> Result<(), String> {
-    redis::cmd("SET")
-        .arg(k)
-        .arg(v)
-        .query_async::<String>(c)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-async fn get(c: &mut redis::aio::MultiplexedConnection, k: &str) -> Result<Option<String>, String> {
-    redis::cmd("GET")
-        .arg(k)
-        .query_async::<Option<String>>(c)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// One writer of the checked load: it owns `keys` (no other writer touches
-/// them), writes each through one proxy, reads it back through the other, and
-/// remembers the last acknowledged value. A write that fails is retried until
-/// acknowledged, so the last value is known.
-async fn writer(
-    keys: Vec<String>,
-    via: [&CodisProxy; 2],
-    stop: Arc<AtomicBool>,
-) -> (BTreeMap<String, String>, u64, u64) {
-    let mut w = via[0].conn().await.unwrap();
-    let mut r = via[1].conn().await.unwrap();
-    let mut last = BTreeMap::new();
-    let (mut writes, mut retries) = (0u64, 0u64);
-    let mut round = 0u64;
-    while !stop.load(Ordering::Relaxed) || round < 2 {
-        round += 1;
-        for k in &keys {
-            let v = format!("{round}");
-            let deadline = std::time::Instant::now() + Duration::from_secs(60);
-            while let Err(e) = set(&mut w, k, &v).await {
-                retries += 1;
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "SET {k} through {} failed for 60 s: {e}",
-                    via[0].proxy_addr()
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            writes += 1;
-            last.insert(k.clone(), v.clone());
-            let got = get(&mut r, k).await;
-            assert_eq!(
-                got,
-                Ok(Some(v.clone())),
-                "GET {k} through {} after SET {k} {v} through {}",
-                via[1].proxy_addr(),
-                via[0].proxy_addr()
-            );
-        }
-    }
-    (last, writes, retries)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
     let d = deployment(2, &[]).await;
@@ -207,17 +143,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         assert_eq!(st.codis_state, pb::CodisProxyState::Online as i32, "{p:?}");
     }
     // Bulk data so the migration takes a while; written through a proxy.
-    let mut p0 = d.proxies[0].conn().await.unwrap();
-    for chunk in 0..20 {
-        let mut pipe = redis::pipe();
-        for i in 0..1000 {
-            pipe.cmd("SET")
-                .arg(format!("bulk:{}", chunk * 1000 + i))
-                .arg("x".repeat(64))
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut p0).await.unwrap();
-    }
+    fill_bulk(&d.proxies[0], BULK).await;
     let keys: Vec<String> = (0..2000).map(|i| format!("k:{i}")).collect();
     let moving = keys.iter().filter(|k| slot_of(k.as_bytes()) < 256).count();
     assert!(
@@ -225,17 +151,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         "only {moving} checked keys in the moving slots"
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let (a, b) = (&d.proxies[0], &d.proxies[1]);
-    let halves: Vec<Vec<String>> = vec![
-        keys.iter().step_by(2).cloned().collect(),
-        keys.iter().skip(1).step_by(2).cloned().collect(),
-    ];
-    let load = async {
-        tokio::join!(
-            writer(halves[0].clone(), [a, b], stop.clone()),
-            writer(halves[1].clone(), [b, a], stop.clone()),
-        )
-    };
+    let load = crossed_load(&keys, &d.proxies[0], &d.proxies[1], stop.clone());
     let migrate = async {
         // Let the load run on the old table first.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -265,11 +181,8 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         .await;
         stop.store(true, Ordering::Relaxed);
     };
-    let ((w0, w1), ()) = tokio::join!(load, migrate);
-    let (writes, retries) = (w0.1 + w1.1, w0.2 + w1.2);
+    let ((last, writes, retries), ()) = tokio::join!(load, migrate);
     eprintln!("checked load: {writes} acknowledged writes, {retries} retried");
-    let mut last = w0.0;
-    last.extend(w1.0);
     assert_eq!(last.len(), keys.len());
 
     let table = c
@@ -283,15 +196,7 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
     }
     // Through both proxies: the last acknowledged value of every key.
     for p in &d.proxies {
-        let mut conn = p.conn().await.unwrap();
-        for (k, v) in &last {
-            assert_eq!(
-                get(&mut conn, k).await,
-                Ok(Some(v.clone())),
-                "{k} through {}",
-                p.proxy_addr()
-            );
-        }
+        assert_read_back(p, &last).await;
     }
     // On the servers: every key on the master of the group owning its slot
     // only; none lost (the bulk keys too).
@@ -299,29 +204,11 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
         d.servers[0].conn().await.unwrap(),
         d.servers[2].conn().await.unwrap(),
     ];
-    let bulk = (0..20_000).map(|i| format!("bulk:{i}"));
-    let mut checked = 0;
-    for k in keys.iter().cloned().chain(bulk) {
-        let owner = usize::from(table.mappings[slot_of(k.as_bytes()) as usize].group_id == 2);
-        let here: i64 = redis::cmd("EXISTS")
-            .arg(&k)
-            .query_async(&mut masters[owner])
-            .await
-            .unwrap();
-        let there: i64 = redis::cmd("EXISTS")
-            .arg(&k)
-            .query_async(&mut masters[1 - owner])
-            .await
-            .unwrap();
-        assert_eq!(
-            (here, there),
-            (1, 0),
-            "{k} (slot {})",
-            slot_of(k.as_bytes())
-        );
-        checked += 1;
-    }
-    assert_eq!(checked, 22_000);
+    let group_of: Vec<u32> = table.mappings.iter().map(|m| m.group_id).collect();
+    let bulk = (0..BULK).map(bulk_key);
+    let checked =
+        assert_keys_on_owners(&mut masters, &group_of, keys.iter().cloned().chain(bulk)).await;
+    assert_eq!(checked, 2000 + BULK);
     // Both proxies acknowledged the final revision (the barrier they are in).
     for p in proxies(&mut c).await {
         let st = p.status.unwrap();
@@ -342,48 +229,9 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
         SentinelServer::start(&[], &[]).await,
         SentinelServer::start(&[], &[]).await,
     ];
-    let mut d = deployment(
-        2,
-        &[
-            "sentinel_quorum = 2",
-            "sentinel_down_after = \"1s\"",
-            "sentinel_failover_timeout = \"5s\"",
-        ],
-    )
-    .await;
+    let mut d = deployment(2, FAST_FAILOVER).await;
     let mut c = d.topom.client().await;
-    for s in &sentinels {
-        c.add_sentinel(pb::AddSentinelRequest { addr: s.addr() })
-            .await
-            .unwrap();
-    }
-    c.resync_sentinels(pb::ResyncSentinelsRequest {})
-        .await
-        .unwrap();
-    let name = format!("{PRODUCT}-1");
-    wait_until(
-        Duration::from_secs(60),
-        "sentinels to discover group 1's replica and each other",
-        async || {
-            let mut ok = true;
-            for sen in &sentinels {
-                let i = c
-                    .get_sentinel_info(pb::GetSentinelInfoRequest {
-                        addr: sen.addr(),
-                        monitored: true,
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner();
-                ok &= i.monitored.get(&name).is_some_and(|g| {
-                    !g.replicas.is_empty()
-                        && g.master.get("num-other-sentinels").map(String::as_str) == Some("2")
-                });
-            }
-            ok
-        },
-    )
-    .await;
+    watch_group_1(&mut c, &sentinels, PRODUCT).await;
     // A key of group 1, before the failover.
     let key = (0..)
         .map(|i| format!("f:{i}"))
@@ -393,58 +241,10 @@ async fn both_codis_proxies_serve_the_new_master_after_a_sentinel_failover() {
         let mut conn = p.conn().await.unwrap();
         set(&mut conn, &key, "before").await.unwrap();
     }
-    let replica = d.servers[1].addr();
-    d.servers[0].kill();
-    wait_until(
-        Duration::from_secs(60),
-        "topom to follow the sentinels' failover of group 1",
-        async || get_group(&mut c, 1).await.servers[0].addr == replica,
-    )
-    .await;
-    // topom published the new master, and both proxies took that table from
-    // topom (their fillslots of it acknowledged)...
-    let revision = c
-        .list_slots(pb::ListSlotsRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .revision;
-    wait_until(
-        Duration::from_secs(30),
-        "both codis-proxies to apply the failover's revision",
-        async || {
-            proxies(&mut c)
-                .await
-                .iter()
-                .all(|p| p.status.as_ref().unwrap().applied_revision >= revision)
-        },
-    )
-    .await;
-    // ...and serve the new master: writes through each succeed and land on it.
-    let mut m = d.servers[1].conn().await.unwrap();
-    for (i, p) in d.proxies.iter().enumerate() {
-        let v = format!("after-{i}");
-        let mut conn = p.conn().await.unwrap();
-        let mut last = String::new();
-        wait_until(
-            Duration::from_secs(30),
-            "a write through the codis-proxy to reach the new master",
-            async || match set(&mut conn, &key, &v).await {
-                Ok(()) => true,
-                Err(e) => {
-                    last = e;
-                    false
-                }
-            },
-        )
-        .await;
-        let on_master: Option<String> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut m)
-            .await
-            .unwrap();
-        assert_eq!(on_master.as_deref(), Some(v.as_str()), "{last}");
-    }
+    let (master, replica) = d.servers.split_at_mut(1);
+    fail_over_group_1(&mut c, &mut master[0], &replica[0]).await;
+    // Both proxies took that table from topom and serve the new master.
+    assert_writes_reach(&d.proxies, &key, &d.servers[1]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -189,6 +189,35 @@ impl Dashboard {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("codis-admin {args:?}: {e}: {text}"))
     }
 
+    /// Two groups of a master and a replica each (`servers`: m1, r1, m2, r2),
+    /// replicas synced; slots 0-511 in group 1 and 512-1023 in group 2.
+    pub fn two_groups(&self, servers: &[CodisServer]) {
+        for (gid, pair) in [(1, &servers[0..2]), (2, &servers[2..4])] {
+            self.admin(&["--create-group", &format!("--gid={gid}")]);
+            for s in pair {
+                self.admin(&[
+                    "--group-add",
+                    &format!("--gid={gid}"),
+                    &format!("--addr={}", s.addr()),
+                ]);
+            }
+            self.admin(&[
+                "--sync-action",
+                "--create",
+                &format!("--addr={}", pair[1].addr()),
+            ]);
+        }
+        for (gid, beg, end) in [(1, 0, 511), (2, 512, 1023)] {
+            self.admin(&[
+                "--slots-assign",
+                &format!("--beg={beg}"),
+                &format!("--end={end}"),
+                &format!("--gid={gid}"),
+                "--confirm",
+            ]);
+        }
+    }
+
     /// A clean stop (`--shutdown`: it releases its lock), waiting for the exit.
     pub async fn shutdown(mut self) {
         self.admin(&["--shutdown"]);
@@ -322,6 +351,28 @@ impl CodisProxy {
     /// Waits until it exits, for at most `timeout`.
     pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
         self.child.wait_exit(timeout).await
+    }
+
+    /// Slot id → (backend group id, backend address) of the table it serves,
+    /// from its own `GET /api/proxy/slots/XAUTH`.
+    pub fn slots(&self, xauth: &str) -> Vec<(u64, u64, String)> {
+        let (code, body) = http_get(&self.admin, &format!("/api/proxy/slots/{xauth}"))
+            .unwrap_or_else(|e| panic!("GET slots of codis-proxy {}: {e}", self.admin));
+        assert_eq!(code, 200, "GET slots of codis-proxy {}: {body}", self.admin);
+        let slots: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("slots of codis-proxy {}: {e}: {body}", self.admin));
+        slots
+            .as_array()
+            .unwrap_or_else(|| panic!("slots of codis-proxy {}: {body}", self.admin))
+            .iter()
+            .map(|s| {
+                (
+                    s["id"].as_u64().unwrap_or_default(),
+                    s["backend_addr_group_id"].as_u64().unwrap_or_default(),
+                    s["backend_addr"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// The end of its log.

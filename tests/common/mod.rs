@@ -20,6 +20,8 @@
 #![allow(dead_code)]
 
 pub mod codis;
+pub mod codis_failover;
+pub mod codis_load;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod fake_codis;

@@ -255,3 +255,28 @@ pub async fn get_group(c: &mut Client, gid: u32) -> topom::pb::Group {
         .group
         .unwrap()
 }
+
+/// The proxies topom lists.
+pub async fn proxies(c: &mut Client) -> Vec<topom::pb::Proxy> {
+    c.list_proxies(topom::pb::ListProxiesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .proxies
+}
+
+/// Runs the `topom` binary of this build with `args` (a one-shot command such
+/// as `import`): exit code, stdout, stderr.
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_topom"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run topom");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
