@@ -14,7 +14,7 @@
 //!          ▼
 //! client::Conn (one exchange at a time; the one error classifier)
 //!          ▼
-//! redis crate (RESP, multiplexed connection, pub/sub) ─► budget (bytes per reply)
+//! redis crate (packed commands, reply parser, pub/sub) ─► budget (bytes per reply)
 //! ```
 //!
 //! `reply` holds the [`Value`] callers match on and shared decoders; `info`

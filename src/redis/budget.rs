@@ -82,6 +82,11 @@ impl<S> Budgeted<S> {
     pub(crate) fn new(inner: S, state: Arc<StreamState>) -> Budgeted<S> {
         Budgeted { inner, state }
     }
+
+    /// The wrapped stream (to ask an idle socket whether the peer left).
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Budgeted<S> {

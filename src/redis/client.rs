@@ -1,47 +1,58 @@
 //! [`Conn`]: one connection to a Redis server or Sentinel on the `redis` crate,
 //! and the one place where the crate's errors become [`RedisError`]s.
 //!
-//! The crate's multiplexed connection would survive a cancelled call, but a
-//! connection that saw a failure or a cut-off call is never used again all the
-//! same: a rule with no exceptions is easier to trust than one about which
-//! failures leave the stream in step. Error *replies* are not failures: the
-//! reply was read whole, so the connection stays usable.
+//! A `Conn` writes the crate's packed commands itself and reads each reply with
+//! the crate's parser (`parse_redis_value_async`) straight off the socket, one
+//! exchange at a time. Why not the crate's multiplexed connection: it keeps an
+//! I/O task, a command channel and 8 KiB read and write buffers per connection
+//! for its whole life; with a pool holding one connection per stats target that
+//! was ≈ 20 KB per server (measured with heaptrack), the memory regression of
+//! issue 9. Here an idle connection holds a socket and no buffer.
+//!
+//! A connection that saw a failure or a cut-off call is never used again: a
+//! rule with no exceptions is easier to trust than one about which failures
+//! leave the stream in step. Error *replies* are not failures: the reply was
+//! read whole, so the connection stays usable.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisConnectionInfo};
+use combine::parser::combinator::AnySendSyncPartialState;
+use combine::stream::PointerOffset;
+use combine::stream::decoder::Decoder;
+use redis::{Cmd, Pipeline};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 use super::RedisError;
 use super::budget::{Budgeted, StreamState};
-use super::reply::{Value, server_error_text};
+use super::reply::Value;
 use crate::model::Addr;
 
 /// The reason of the error for a reply over the byte budget; the probe tells
 /// it from other protocol errors by this start.
 pub(crate) const OVERSIZED: &str = "protocol error: reply exceeds the limit";
 
+/// The crate's reply parser state with its read buffer.
+type ReplyDecoder = Decoder<AnySendSyncPartialState, PointerOffset<[u8]>>;
+
 /// One connection, used one exchange at a time.
-#[derive(Debug)]
 pub struct Conn {
     addr: String,
-    inner: MultiplexedConnection,
+    stream: Budgeted<TcpStream>,
     state: Arc<StreamState>,
-    /// The crate's I/O task for this connection; aborted on drop so the
-    /// socket closes with the `Conn`, not whenever the task next wakes.
-    driver: JoinHandle<()>,
     /// Set when an exchange starts, cleared when it completed: a failed or
     /// cancelled call leaves it set, and the connection then refuses calls.
     broken: bool,
     last_used: Instant,
 }
 
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("addr", &self.addr)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
     }
 }
 
@@ -53,26 +64,19 @@ impl Conn {
     }
 
     /// Connects with TCP_NODELAY (commands are small and each waits for its
-    /// reply) and a reply budget of `budget` bytes per exchange.
+    /// reply) and a reply budget of `budget` bytes per exchange. Nothing is
+    /// sent: the dialer sends AUTH itself, so a refusal keeps Redis's own words;
+    /// and no CLIENT SETINFO (servers older than 7.2 answer it with an error).
     pub(crate) async fn open(
         addr: &str,
         connect_timeout: Duration,
         budget: usize,
     ) -> Result<Conn, RedisError> {
         let (stream, state) = connect_stream(addr, connect_timeout, budget).await?;
-        // No password here: the dialer sends AUTH itself, so a refusal keeps
-        // Redis's own words. No CLIENT SETINFO either: one round trip less, and
-        // servers older than 7.2 would answer it with an error.
-        let info = RedisConnectionInfo::default().set_skip_set_lib_name();
-        let config = AsyncConnectionConfig::new().set_response_timeout(None);
-        let (inner, driver) = MultiplexedConnection::new_with_config(&info, stream, config)
-            .await
-            .map_err(|e| classify(addr, &state, &e))?;
         Ok(Conn {
             addr: addr.to_owned(),
-            inner,
+            stream,
             state,
-            driver: tokio::spawn(driver),
             broken: false,
             last_used: Instant::now(),
         })
@@ -94,9 +98,18 @@ impl Conn {
     }
 
     /// Whether the server closed this connection (a restart, its idle
-    /// timeout); seen by the crate's I/O task as soon as the close arrives.
+    /// timeout). Nothing reads an idle connection, so this asks the socket
+    /// without waiting: end of stream, an error, or bytes nobody asked for
+    /// (out of step) all mean it is not to be used.
     pub fn is_closed_by_peer(&self) -> bool {
-        self.state.closed()
+        if self.state.closed() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.get_ref().try_read(&mut probe) {
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+            Ok(_) => true,
+        }
     }
 
     /// Sends one command and reads its reply. An error reply becomes
@@ -108,18 +121,11 @@ impl Conn {
 
     /// [`Conn::call`] with a command built once by the caller (hot paths).
     pub async fn call_cmd(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
-        self.begin()?;
-        let reply = self.inner.send_packed_command(cmd).await;
-        match reply {
-            Ok(redis::Value::ServerError(e)) => {
-                self.finish();
-                Err(self.error_reply(server_error_text(&e)))
-            }
-            Ok(v) => {
-                self.finish();
-                Ok(Value::from(v))
-            }
-            Err(e) => Err(self.failure(&e)),
+        let mut replies = self.exchange(&cmd.get_packed_command(), 1).await?;
+        // Exactly one reply was read.
+        match replies.pop().unwrap_or(Value::Nil) {
+            Value::Error(e) => Err(self.error_reply(e)),
+            v => Ok(v),
         }
     }
 
@@ -127,18 +133,38 @@ impl Conn {
     /// Error replies come back as [`Value::Error`]: in a transaction each
     /// reply is judged by the caller.
     pub async fn pipeline(&mut self, cmds: &[&[&[u8]]]) -> Result<Vec<Value>, RedisError> {
-        self.begin()?;
         let mut pipe = Pipeline::with_capacity(cmds.len());
         for args in cmds {
             pipe.add_command(command(args));
         }
-        match self.inner.send_packed_commands(&pipe, 0, cmds.len()).await {
-            Ok(replies) => {
-                self.finish();
-                Ok(replies.into_iter().map(Value::from).collect())
-            }
-            Err(e) => Err(self.failure(&e)),
+        self.exchange(&pipe.get_packed_pipeline(), cmds.len()).await
+    }
+
+    /// Writes `packed`, then reads `replies` replies. The parser and its buffer
+    /// live for this exchange only; bytes left over after the last reply mean
+    /// the stream is out of step, which breaks the connection.
+    async fn exchange(&mut self, packed: &[u8], replies: usize) -> Result<Vec<Value>, RedisError> {
+        self.begin()?;
+        if let Err(e) = self.stream.write_all(packed).await {
+            return Err(self.failure(&redis::RedisError::from(e)));
         }
+        let mut decoder = ReplyDecoder::new();
+        let mut out = Vec::with_capacity(replies);
+        for _ in 0..replies {
+            match redis::parse_redis_value_async(&mut decoder, &mut self.stream).await {
+                // Error replies included (`Value::Error`).
+                Ok(v) => out.push(Value::from(v)),
+                Err(e) => return Err(self.failure(&e)),
+            }
+        }
+        if !decoder.buffer().is_empty() {
+            return Err(RedisError::Reply {
+                addr: self.addr.clone(),
+                reason: "protocol error: the server sent more than the replies asked for".into(),
+            });
+        }
+        self.finish();
+        Ok(out)
     }
 
     fn begin(&mut self) -> Result<(), RedisError> {
@@ -406,5 +432,57 @@ mod tests {
             assert!(Instant::now() < deadline, "the close was never noticed");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod footprint {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// Answers `+PONG` to every read on every connection, on plain threads: its
+    /// work is not counted among the tokio tasks of the test's runtime.
+    fn pong_server() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(mut sock) = sock else { return };
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 512];
+                    while matches!(sock.read(&mut buf), Ok(n) if n > 0) {
+                        if sock.write_all(b"+PONG\r\n").is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    // A pool holds one idle connection per server it probes (1024 for a large
+    // topology): a task per connection (the crate's multiplexed driver) was most
+    // of the memory regression of issue 9.
+    #[tokio::test]
+    async fn an_idle_connection_runs_no_task() {
+        let addr = pong_server();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        let mut conns = Vec::new();
+        for _ in 0..32 {
+            let mut c = Conn::connect(&addr, Duration::from_secs(5)).await.unwrap();
+            assert_eq!(
+                c.call(&[b"PING"]).await.unwrap(),
+                Value::Simple("PONG".into())
+            );
+            conns.push(c);
+        }
+        assert_eq!(tasks(), before, "tasks alive with 32 idle connections");
+        assert!(conns.iter().all(|c| !c.is_closed_by_peer()));
     }
 }
