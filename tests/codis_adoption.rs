@@ -19,7 +19,7 @@ use common::codis_load::{
     BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, get, set,
 };
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom, proxies, run_cli};
+use common::topom::{Client, Options, Topom, proxies, run_cli, wait_slot_actions_done};
 use common::wait_until;
 use topom::model::slot_of;
 use topom::pb;
@@ -232,17 +232,10 @@ async fn topom_adopts_a_live_codis_deployment_and_drives_its_codis_proxies() {
         c.set_slot_action_disabled(pb::SetSlotActionDisabledRequest { disabled: false })
             .await
             .unwrap();
-        wait_until(
+        wait_slot_actions_done(
+            &mut c,
             Duration::from_secs(300),
             "the imported migration of 256 slots to finish under load",
-            async || {
-                let r = c
-                    .list_slots(pb::ListSlotsRequest {})
-                    .await
-                    .unwrap()
-                    .into_inner();
-                r.mappings.iter().all(|m| m.action.is_none())
-            },
         )
         .await;
         stop.store(true, Ordering::Relaxed);

@@ -18,7 +18,7 @@ use common::codis_load::{
     BULK, assert_keys_on_owners, assert_read_back, bulk_key, crossed_load, fill_bulk, set,
 };
 use common::sentinel::SentinelServer;
-use common::topom::{Client, Options, Topom, proxies};
+use common::topom::{Client, Options, Topom, proxies, wait_slot_actions_done};
 use common::wait_until;
 use topom::model::slot_of;
 use topom::pb;
@@ -166,17 +166,10 @@ async fn a_checked_load_through_two_codis_proxies_while_256_slots_migrate() {
             .into_inner()
             .slot_ids;
         assert_eq!(queued.len(), 256);
-        wait_until(
+        wait_slot_actions_done(
+            &mut c,
             Duration::from_secs(300),
             "256 slots to migrate under load",
-            async || {
-                let r = c
-                    .list_slots(pb::ListSlotsRequest {})
-                    .await
-                    .unwrap()
-                    .into_inner();
-                r.mappings.iter().all(|m| m.action.is_none())
-            },
         )
         .await;
         stop.store(true, Ordering::Relaxed);

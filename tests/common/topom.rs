@@ -256,6 +256,20 @@ pub async fn get_group(c: &mut Client, gid: u32) -> topom::pb::Group {
         .unwrap()
 }
 
+/// Waits up to `within` until no slot has an action left (every queued
+/// migration finished); `what` names the wait in the timeout message.
+pub async fn wait_slot_actions_done(c: &mut Client, within: Duration, what: &str) {
+    super::wait_until(within, what, async || {
+        let r = c
+            .list_slots(topom::pb::ListSlotsRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        r.mappings.iter().all(|m| m.action.is_none())
+    })
+    .await;
+}
+
 /// The proxies topom lists.
 pub async fn proxies(c: &mut Client) -> Vec<topom::pb::Proxy> {
     c.list_proxies(topom::pb::ListProxiesRequest {})
