@@ -48,7 +48,8 @@ pub enum StoreError {
         owner: String,
     },
     /// This process no longer holds the ownership lock (etcd lease lost), so it must
-    /// not write.
+    /// not write. Nothing of the refused write was applied, so a client may send it
+    /// again to the next leader.
     #[error("ownership lock lost: {0}")]
     LockLost(String),
     /// A local I/O error.

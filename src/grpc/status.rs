@@ -4,6 +4,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::coordinator::{Error, ErrorCode};
+use crate::store::StoreError;
 
 /// The metadata key naming the leader, in a standby's answers.
 pub const LEADER_METADATA: &str = "topom-leader";
@@ -23,8 +24,9 @@ impl From<Error> for Status {
             ErrorCode::DataLoss => Code::DataLoss,
         };
         let mut status = Status::new(code, e.to_string());
-        if let Error::TakingOver = &e {
-            // Refused before doing anything, like a standby's refusal.
+        if let Error::TakingOver | Error::Store(StoreError::LockLost(_)) = &e {
+            // Refused before doing anything, like a standby's refusal: a leader
+            // deposed mid-call (a Resign, a lost lease) had its write fenced.
             status
                 .metadata_mut()
                 .insert(ROLE_METADATA, MetadataValue::from_static("standby"));
@@ -40,5 +42,34 @@ impl From<Error> for Status {
             }
         }
         status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(status: &Status) -> Option<&str> {
+        status
+            .metadata()
+            .get(ROLE_METADATA)
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn a_fenced_write_is_marked_safe_to_send_to_the_next_leader() {
+        let lost = Error::Store(StoreError::LockLost("the lock moved".into()));
+        let status = Status::from(lost);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(role(&status), Some("standby"));
+    }
+
+    #[test]
+    fn an_unavailable_store_is_not_marked_safe_to_resend() {
+        // The write may have landed: clients must not send it again.
+        let gone = Error::Store(StoreError::Unavailable("etcd timed out".into()));
+        let status = Status::from(gone);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(role(&status), None);
     }
 }

@@ -268,13 +268,23 @@ impl EtcdStore {
             None => None,
         };
         let mut kv = self.inner.client.kv_client();
-        for txn in transactions(ops, guard.as_ref()) {
+        let txns = transactions(ops, guard.as_ref());
+        let count = txns.len();
+        for (applied, txn) in txns.into_iter().enumerate() {
             let resp = self.call("write", kv.txn(txn)).await?;
             if let (false, Some(f), Some((_, lease))) = (resp.succeeded(), &fence, &guard) {
                 f.report_lost(*lease);
-                return Err(StoreError::LockLost(format!(
+                let lost = format!(
                     "{} is no longer bound to this process's lease {lease:x}",
                     f.key
+                );
+                // LockLost promises callers that nothing was written; only a
+                // write of several transactions can break that promise.
+                if applied == 0 {
+                    return Err(StoreError::LockLost(lost));
+                }
+                return Err(StoreError::Unavailable(format!(
+                    "{lost}, after {applied} of the write's {count} transactions were applied"
                 )));
             }
         }
