@@ -17,7 +17,8 @@
 //! | `settings`      | what the core is configured with                               |
 //! | `groups`        | groups and their servers                                       |
 //! | `slots`         | slot assignment and queueing slot actions                      |
-//! | `slot_actions`  | the slot-action engine (pending → … → done)                    |
+//! | `slot_actions`  | the slot-action engine (pending → … → done); in `progress`,    |
+//! |                 | what each migrating slot reports (speed, ETA, stalls)          |
 //! | `rebalance`     | the pure rebalance planner                                     |
 //! | `sync`          | sync actions (SLAVEOF transactions)                            |
 //! | `promote`       | planned switchover to a replica                                |
