@@ -1,8 +1,9 @@
 //! The gRPC edge: the only module that sees protobuf types. [`router`] assembles
-//! what the port serves; the services convert requests into coordinator calls
-//! ([`convert`]), the core's error codes into statuses ([`status`]); layers guard
-//! mutating RPCs with the admin token ([`auth`]) and bound request sizes ([`limits`]);
-//! `watch_route` sends each WatchStats round's shared bytes to every subscriber.
+//! what the port serves; the services (the Topom RPCs grouped by area in
+//! `topom/`) convert requests into coordinator calls ([`convert`]), the core's
+//! error codes into statuses ([`status`]); layers guard mutating RPCs with the
+//! admin token ([`auth`]) and bound request sizes ([`limits`]); `watch_route`
+//! sends each WatchStats round's shared bytes to every subscriber.
 
 pub mod auth;
 pub mod convert;

@@ -23,8 +23,9 @@
 //! | [`tasks`]       | background loops: stats refresh, sync engine, slot-action engine,      |
 //! |                 | Sentinel watch                                                         |
 //! | [`grpc`]        | the only place that sees protobuf types: `router` (services, health,   |
-//! |                 | reflection, layers), conversion, auth, limits, status; WatchStats      |
-//! |                 | rounds sent as shared bytes past tonic's codec (`watch_route`)         |
+//! |                 | reflection, layers), the Topom RPCs by area (`topom/`), conversion,    |
+//! |                 | auth, limits, status; WatchStats rounds sent as shared bytes past      |
+//! |                 | tonic's codec (`watch_route`)                                          |
 //! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
 //! | [`server`]      | composition root: config → store → coordinator → gRPC; leader terms    |
 //! |                 | (the leader-only tasks per term, a standby following the store)        |
