@@ -7,7 +7,7 @@
 //! * [`Store`]: the typed facade that owns the key layout ([`keys`]) and the JSON
 //!   encoding (Codis field names), so nothing else in the crate builds a path.
 //!
-//! Every backend passes the same conformance suite (`tests/store_conformance.rs`).
+//! Every backend passes the same conformance suite (`tests/store_conformance/`).
 
 #[cfg(feature = "etcd")]
 pub mod etcd;

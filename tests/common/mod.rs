@@ -1,7 +1,9 @@
 //! Fixtures shared by the integration tests: real `etcd` and `redis-server`
 //! processes on free loopback ports, and waiting on conditions with deadlines.
 //!
-//! Each test binary includes this with `mod common;` and uses what it needs.
+//! Each test binary includes this with `mod common;` (one split into
+//! `tests/<name>/main.rs` and sibling modules: `#[path = "../common/mod.rs"]
+//! mod common;`) and uses what it needs.
 //!
 //! ```ignore
 //! let etcd = common::etcd::EtcdServer::start().await;
