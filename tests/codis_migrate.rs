@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 use common::fake_codis::FakeCodis;
 use common::ports::free_port;
-use common::redis::RedisServer;
+use common::redis::{RedisServer, client, cmd, pipe};
 use topom::model::{hash_tag, slot_of};
 use topom::redis::{
     CodisMigrator, CodisMode, Conn, MigrateOptions, Migrator, RedisError, SlotPass, Value,
@@ -66,39 +66,6 @@ async fn cluster(password: &str) -> Cluster {
         dst,
         password: password.to_owned(),
     }
-}
-
-/// A connection to `server` on `db`.
-async fn client(server: &RedisServer, password: &str, db: u32) -> Conn {
-    let mut c = Conn::connect(&server.addr(), T).await.expect("connect");
-    if !password.is_empty() {
-        c.call(&[b"AUTH", password.as_bytes()]).await.expect("AUTH");
-    }
-    c.call(&[b"SELECT", db.to_string().as_bytes()])
-        .await
-        .expect("SELECT");
-    c
-}
-
-/// Runs `cmds` in pipelines of 1,000; panics on an error reply.
-async fn pipe(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
-    let mut replies = Vec::with_capacity(cmds.len());
-    for chunk in cmds.chunks(1000) {
-        let args: Vec<Vec<&[u8]>> = chunk
-            .iter()
-            .map(|cmd| cmd.iter().map(Vec::as_slice).collect())
-            .collect();
-        let refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
-        for r in c.pipeline(&refs).await.expect("pipeline") {
-            assert!(!matches!(r, Value::Error(_)), "{r:?}");
-            replies.push(r);
-        }
-    }
-    replies
-}
-
-fn cmd(parts: &[&[u8]]) -> Vec<Vec<u8>> {
-    parts.iter().map(|p| p.to_vec()).collect()
 }
 
 // === the dataset ===

@@ -250,3 +250,41 @@ async fn server_pid(url: &str) -> Result<u32, String> {
         .and_then(|p| p.trim().parse().ok())
         .ok_or_else(|| "INFO server has no process_id".to_owned())
 }
+
+/// A connection to `server`'s database `db`, authenticated when `password` is
+/// not empty: what the migrator tests load and read keys through.
+pub async fn client(server: &RedisServer, password: &str, db: u32) -> topom::redis::Conn {
+    let deadline = Duration::from_secs(5);
+    let mut c = topom::redis::Conn::connect(&server.addr(), deadline)
+        .await
+        .expect("connect");
+    if !password.is_empty() {
+        c.call(&[b"AUTH", password.as_bytes()]).await.expect("AUTH");
+    }
+    c.call(&[b"SELECT", db.to_string().as_bytes()])
+        .await
+        .expect("SELECT");
+    c
+}
+
+/// Runs `cmds` in pipelines of 1,000; panics on an error reply.
+pub async fn pipe(c: &mut topom::redis::Conn, cmds: &[Vec<Vec<u8>>]) -> Vec<topom::redis::Value> {
+    let mut replies = Vec::with_capacity(cmds.len());
+    for chunk in cmds.chunks(1000) {
+        let args: Vec<Vec<&[u8]>> = chunk
+            .iter()
+            .map(|cmd| cmd.iter().map(Vec::as_slice).collect())
+            .collect();
+        let refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
+        for r in c.pipeline(&refs).await.expect("pipeline") {
+            assert!(!matches!(r, topom::redis::Value::Error(_)), "{r:?}");
+            replies.push(r);
+        }
+    }
+    replies
+}
+
+/// One command for [`pipe`].
+pub fn cmd(parts: &[&[u8]]) -> Vec<Vec<u8>> {
+    parts.iter().map(|p| p.to_vec()).collect()
+}

@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Value};
+pub(crate) use common::redis::{client, cmd, pipe};
+use topom::redis::{MigrateOptions, Migrator, PlainMigrator, SlotPass};
 
 /// The deadline of commands where the test is not about deadlines.
 const T: Duration = Duration::from_secs(5);
@@ -31,39 +32,6 @@ fn opts() -> MigrateOptions {
         timeout: T,
         interval: Duration::ZERO,
     }
-}
-
-/// A connection to `server`, authenticated with `password` (empty: none), on `db`.
-async fn client(server: &RedisServer, password: &str, db: u32) -> Conn {
-    let mut c = Conn::connect(&server.addr(), T).await.expect("connect");
-    if !password.is_empty() {
-        c.call(&[b"AUTH", password.as_bytes()]).await.expect("AUTH");
-    }
-    c.call(&[b"SELECT", db.to_string().as_bytes()])
-        .await
-        .expect("SELECT");
-    c
-}
-
-/// Runs `cmds` in pipelines of 1,000; panics on an error reply.
-async fn pipe(c: &mut Conn, cmds: &[Vec<Vec<u8>>]) -> Vec<Value> {
-    let mut replies = Vec::with_capacity(cmds.len());
-    for chunk in cmds.chunks(1000) {
-        let args: Vec<Vec<&[u8]>> = chunk
-            .iter()
-            .map(|cmd| cmd.iter().map(Vec::as_slice).collect())
-            .collect();
-        let refs: Vec<&[&[u8]]> = args.iter().map(Vec::as_slice).collect();
-        for r in c.pipeline(&refs).await.expect("pipeline") {
-            assert!(!matches!(r, Value::Error(_)), "{r:?}");
-            replies.push(r);
-        }
-    }
-    replies
-}
-
-fn cmd(parts: &[&[u8]]) -> Vec<Vec<u8>> {
-    parts.iter().map(|p| p.to_vec()).collect()
 }
 
 /// Passes until one finds no key of any slot (at most `max`); every pass's
