@@ -16,7 +16,9 @@ import (
 // slot once, slot ids are in range and addresses are host:port. The error says
 // what is wrong; it is what the watcher sends as the NACK reason.
 //
-// The new table shares prev's Slot for every slot whose routing is unchanged.
+// The new table shares prev's Slot for every slot whose routing is unchanged,
+// and every other Slot with the tables of other watchers in the process that
+// route that slot the same way (see intern).
 func Apply(prev *Table, u *topompb.SlotsUpdate) (*Table, error) {
 	if u.GetEpoch() == "" {
 		return nil, errors.New("update has an empty epoch")
@@ -48,7 +50,7 @@ func Apply(prev *Table, u *topompb.SlotsUpdate) (*Table, error) {
 	if u.GetRevision() < prev.Revision || (u.GetRevision() == prev.Revision && len(u.GetSlots()) > 0) {
 		return nil, fmt.Errorf("delta revision %d does not follow applied revision %d", u.GetRevision(), prev.Revision)
 	}
-	next := &Table{Epoch: u.GetEpoch(), Revision: u.GetRevision(), Slots: prev.Slots, Sentinel: prev.Sentinel}
+	next := &Table{Epoch: u.GetEpoch(), Revision: u.GetRevision(), chunks: prev.chunks, Sentinel: prev.Sentinel}
 	// A delta names few addresses: checking each is cheaper than a set.
 	if err := next.fill(prev, u.GetSlots(), "delta", nil); err != nil {
 		return nil, err
@@ -60,9 +62,11 @@ func Apply(prev *Table, u *topompb.SlotsUpdate) (*Table, error) {
 }
 
 // fill converts and stores the listed slots (each at most once), keeping
-// prev's Slot where the routing is the same.
+// prev's Slot where the routing is the same, and prev's chunk where a reset
+// changed none of its slots.
 func (t *Table) fill(prev *Table, slots []*topompb.Slot, kind string, checked addrSet) error {
 	var seen [SlotCount]bool
+	var owned [chunkCount]bool
 	for _, p := range slots {
 		s, err := slotFromProto(p, checked)
 		if err != nil {
@@ -72,10 +76,25 @@ func (t *Table) fill(prev *Table, slots []*topompb.Slot, kind string, checked ad
 			return fmt.Errorf("%s lists slot %d twice", kind, s.ID)
 		}
 		seen[s.ID] = true
-		if prev != nil && sameSlot(prev.Slots[s.ID], s) {
-			s = prev.Slots[s.ID]
+		var was *Slot
+		if prev != nil {
+			was = prev.SlotAt(s.ID)
 		}
-		t.Slots[s.ID] = s
+		if sameSlot(was, s) {
+			s = was
+		} else {
+			s = intern(s)
+		}
+		if t.SlotAt(s.ID) != s {
+			t.set(s.ID, s, &owned)
+		}
+	}
+	if prev != nil {
+		for i, c := range t.chunks {
+			if c != prev.chunks[i] && c != nil && prev.chunks[i] != nil && *c == *prev.chunks[i] {
+				t.chunks[i] = prev.chunks[i]
+			}
+		}
 	}
 	return nil
 }

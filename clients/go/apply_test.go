@@ -21,13 +21,14 @@ func TestApplySharesUnchangedSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, s := range base.Slots {
+	for i := range SlotCount {
+		s := base.SlotAt(i)
 		if s == nil || s.ID != i {
 			t.Fatalf("reset: slot %d is %+v", i, s)
 		}
 	}
 	// One copy of an address for the whole table, not one per slot.
-	if unsafe.StringData(base.Slots[0].Backend) != unsafe.StringData(base.Slots[1023].Backend) {
+	if unsafe.StringData(base.SlotAt(0).Backend) != unsafe.StringData(base.SlotAt(1023).Backend) {
 		t.Error("reset: slots 0 and 1023 hold separate copies of the same backend address")
 	}
 
@@ -38,13 +39,13 @@ func TestApplySharesUnchangedSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range next.Slots {
-		if shared := next.Slots[i] == base.Slots[i]; shared != (i != 3) {
+	for i := range SlotCount {
+		if shared := next.SlotAt(i) == base.SlotAt(i); shared != (i != 3) {
 			t.Errorf("delta: slot %d shared with the base = %v, want %v", i, shared, i != 3)
 		}
 	}
-	if base.Slots[3].Backend != "127.0.0.1:6379" || base.Revision != 5 {
-		t.Errorf("delta modified its base: slot 3 %+v, revision %d", base.Slots[3], base.Revision)
+	if base.SlotAt(3).Backend != "127.0.0.1:6379" || base.Revision != 5 {
+		t.Errorf("delta modified its base: slot 3 %+v, revision %d", base.SlotAt(3), base.Revision)
 	}
 
 	// A reconnect's reset with the same content keeps the Slots too, so an
@@ -58,13 +59,14 @@ func TestApplySharesUnchangedSlots(t *testing.T) {
 	if got := Changed(next, re); len(got) != 2 || got[0] != 3 || got[1] != 9 {
 		t.Errorf("Changed after reset = %v, want [3 9]", got)
 	}
-	if re.Slots[0] != next.Slots[0] || re.Slots[9] == next.Slots[9] {
+	if re.SlotAt(0) != next.SlotAt(0) || re.SlotAt(9) == next.SlotAt(9) {
 		t.Error("reset: an unchanged slot was not kept, or a changed one was")
 	}
 }
 
-// TestApplyDeltaBytes bounds what a one-slot delta allocates: the 1024
-// pointers and one Slot (≈ 9.5 KB), far below a copy of every Slot (≈ 90 KB).
+// TestApplyDeltaBytes bounds what a one-slot delta allocates: the table, one
+// chunk of 32 pointers and one Slot (≈ 600 bytes), far below a copy of the
+// 1024 pointers (8 KB) or of every Slot (≈ 90 KB).
 func TestApplyDeltaBytes(t *testing.T) {
 	tb, err := Apply(nil, fullReset("e1", 1, "127.0.0.1:6379"))
 	if err != nil {
@@ -86,7 +88,7 @@ func TestApplyDeltaBytes(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := (after.TotalAlloc - before.TotalAlloc) / n
 	// The margin covers other goroutines allocating meanwhile.
-	if limit := uint64(3 * SlotCount * 8); per > limit {
+	if limit := uint64(SlotCount * 8 / 4); per > limit {
 		t.Errorf("a one-slot delta allocated %d bytes, want at most %d", per, limit)
 	}
 	t.Logf("a one-slot delta allocates %d bytes", per)

@@ -18,10 +18,13 @@ func (t *Table) Backend(key []byte) (string, *Slot) {
 // choose among the bucket's addresses (nil: the first), so callers can spread
 // reads.
 func (t *Table) ReadBackend(slot int, preferReplica bool, pick func(n int) int) string {
-	if slot < 0 || slot >= SlotCount || t.Slots[slot] == nil {
+	if slot < 0 || slot >= SlotCount {
 		return ""
 	}
-	s := t.Slots[slot]
+	s := t.SlotAt(slot)
+	if s == nil {
+		return ""
+	}
 	if !preferReplica || s.Locked || s.Migrating() {
 		return s.Backend
 	}

@@ -59,8 +59,8 @@ func TestApplyValidation(t *testing.T) {
 	if got := Changed(base, next); len(got) != 1 || got[0] != 3 {
 		t.Errorf("Changed = %v, want [3]", got)
 	}
-	if base.Slots[3].Backend != "127.0.0.1:6379" || next.Slots[3].Backend != "127.0.0.1:7000" || next.Revision != 7 {
-		t.Errorf("delta applied wrongly: base %+v next %+v rev %d", base.Slots[3], next.Slots[3], next.Revision)
+	if base.SlotAt(3).Backend != "127.0.0.1:6379" || next.SlotAt(3).Backend != "127.0.0.1:7000" || next.Revision != 7 {
+		t.Errorf("delta applied wrongly: base %+v next %+v rev %d", base.SlotAt(3), next.SlotAt(3), next.Revision)
 	}
 	// An empty delta at the applied revision ("you are current") is fine.
 	if _, err := Apply(next, delta("e1", 7)); err != nil {
@@ -70,8 +70,9 @@ func TestApplyValidation(t *testing.T) {
 
 func TestReadBackend(t *testing.T) {
 	tb := &Table{}
-	tb.Slots[1] = &Slot{ID: 1, Backend: "m:1", ReplicaGroups: [][]string{{}, {"r1:1", "r2:1"}, {"far:1"}}}
-	tb.Slots[2] = &Slot{ID: 2, Backend: "m:1", MigrateFrom: "src:1", ReplicaGroups: [][]string{{"r:1"}}}
+	var owned [chunkCount]bool
+	tb.set(1, &Slot{ID: 1, Backend: "m:1", ReplicaGroups: [][]string{{}, {"r1:1", "r2:1"}, {"far:1"}}}, &owned)
+	tb.set(2, &Slot{ID: 2, Backend: "m:1", MigrateFrom: "src:1", ReplicaGroups: [][]string{{"r:1"}}}, &owned)
 	if got := tb.ReadBackend(1, false, nil); got != "m:1" {
 		t.Errorf("no replica preference: %q", got)
 	}

@@ -158,8 +158,8 @@ func TestWatcherAppliesAcksAndNacks(t *testing.T) {
 	w := startWatcher(t, cl.c, "p-ack", rec)
 	rev := waitSynced(t, cl.c, w, "p-ack")
 	tb, _ := w.Table()
-	if tb.Slots[1].Backend != cl.redis.Addr || tb.Slots[5].Backend != "" {
-		t.Fatalf("snapshot: slot 1 -> %q, slot 5 -> %q; want %q and offline", tb.Slots[1].Backend, tb.Slots[5].Backend, cl.redis.Addr)
+	if tb.SlotAt(1).Backend != cl.redis.Addr || tb.SlotAt(5).Backend != "" {
+		t.Fatalf("snapshot: slot 1 -> %q, slot 5 -> %q; want %q and offline", tb.SlotAt(1).Backend, tb.SlotAt(5).Backend, cl.redis.Addr)
 	}
 	if st := w.State(); st != topom.StateServing {
 		t.Fatalf("state %v, want serving", st)
@@ -175,15 +175,15 @@ func TestWatcherAppliesAcksAndNacks(t *testing.T) {
 			t.Fatalf("revision did not grow: %d -> %d", rev, rev2)
 		}
 		rev = rev2
-		if tb, _ := w.Table(); tb.Slots[i].Backend != cl.redis.Addr {
-			t.Fatalf("slot %d not applied: %+v", i, tb.Slots[i])
+		if tb, _ := w.Table(); tb.SlotAt(i).Backend != cl.redis.Addr {
+			t.Fatalf("slot %d not applied: %+v", i, tb.SlotAt(i))
 		}
 	}
 
 	// An update the Applier refuses is NACKed, shows as the last NACK, and the
 	// old table keeps serving.
 	refuse := func(next *topom.Table) string {
-		if next.Slots[1].Backend == "" {
+		if next.SlotAt(1).Backend == "" {
 			return "test refuses slot 1 offline"
 		}
 		return ""
@@ -203,14 +203,14 @@ func TestWatcherAppliesAcksAndNacks(t *testing.T) {
 		return nil
 	})
 	tb, err := w.Table()
-	if err != nil || tb.Revision != rev || tb.Slots[1].Backend != cl.redis.Addr {
+	if err != nil || tb.Revision != rev || tb.SlotAt(1).Backend != cl.redis.Addr {
 		t.Fatalf("after the NACK the old table must serve: %v, %v", tb, err)
 	}
 	// Accepting again: the watcher resumes and catches up.
 	rec.refuse.Store(nil)
 	waitSynced(t, cl.c, w, "p-ack")
-	if tb, _ := w.Table(); tb.Slots[1].Backend != "" {
-		t.Fatalf("slot 1 should be offline now: %+v", tb.Slots[1])
+	if tb, _ := w.Table(); tb.SlotAt(1).Backend != "" {
+		t.Fatalf("slot 1 should be offline now: %+v", tb.SlotAt(1))
 	}
 	if st, _ := proxyStatus(cl.c, "p-ack"); st.GetLastNack() != "" {
 		t.Errorf("last_nack %q after the ACK, want cleared", st.GetLastNack())
@@ -246,8 +246,8 @@ func TestWatcherFollowsRestart(t *testing.T) {
 	if newEpoch == epoch {
 		t.Fatalf("epoch %s unchanged after a restart", epoch)
 	}
-	if tb, _ := w.Table(); tb.Slots[20].Backend != cl.redis.Addr {
-		t.Fatalf("slot 20 not applied after the restart: %+v", tb.Slots[20])
+	if tb, _ := w.Table(); tb.SlotAt(20).Backend != cl.redis.Addr {
+		t.Fatalf("slot 20 not applied after the restart: %+v", tb.SlotAt(20))
 	}
 }
 

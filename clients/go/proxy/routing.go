@@ -56,7 +56,7 @@ func (r *router) Apply(prev, next *topom.Table) error {
 	}
 	// Open connections to new servers before the switch.
 	for _, id := range changed {
-		s := next.Slots[id]
+		s := next.SlotAt(id)
 		r.retain(s.Backend)
 		r.retain(s.MigrateFrom)
 		for _, a := range r.readReplicas(s) {
@@ -70,7 +70,7 @@ func (r *router) Apply(prev, next *topom.Table) error {
 		sem <- struct{}{}
 		go func(id int) {
 			defer func() { <-sem; wg.Done() }()
-			r.switchSlot(id, *next.Slots[id])
+			r.switchSlot(id, *next.SlotAt(id))
 		}(id)
 	}
 	wg.Wait()
