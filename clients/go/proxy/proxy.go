@@ -33,7 +33,7 @@ type Config struct {
 	LockedHold      time.Duration // how long a locked slot holds a request (default 5s)
 	MigrateTimeout  time.Duration // MIGRATE / SLOTSMGRTTAGONE timeout (default 3s)
 	DrainGrace      time.Duration // Shutdown waits this long for sessions (default 10s)
-	WriteTimeout    time.Duration // a client that reads none of its replies for this long is dropped (default 30s)
+	WriteTimeout    time.Duration // a client that reads none of its replies for this long (up to 1.5×) is dropped (default 30s)
 	Version         string
 	Logger          *slog.Logger
 }

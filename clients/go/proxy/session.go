@@ -19,8 +19,8 @@ type request struct {
 	done  atomic.Bool
 	reply []byte
 	cmd   *command
-	start time.Time
-	close bool // end the session after this reply
+	start time.Time // when the read that completed the request returned
+	close bool      // end the session after this reply
 	// For a request forwarded as is: its session, route and backend call.
 	s  *session
 	rt route
@@ -65,9 +65,7 @@ var requestPool = sync.Pool{New: func() any { return new(request) }}
 const maxPooledBuf = 16 << 10
 
 func getRequest() *request {
-	r := requestPool.Get().(*request)
-	r.start = time.Now()
-	return r
+	return requestPool.Get().(*request)
 }
 
 func putRequest(r *request) {
@@ -120,6 +118,24 @@ type session struct {
 	// they are flushed once the client's buffered input is consumed (one
 	// write per backend per client batch) and before the reader blocks.
 	dirty []*backendConn
+	// clock stamps each read from the client: the requests decoded from one
+	// read share its time (one clock read per read, not per request).
+	clock *readClock
+}
+
+// readClock is the client connection as the request reader sees it; at is
+// when the last read that returned bytes returned.
+type readClock struct {
+	r  io.Reader
+	at time.Time
+}
+
+func (c *readClock) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.at = time.Now()
+	}
+	return n, err
 }
 
 // waitForRoom blocks the reader while the session holds MaxSessionBytes or
@@ -186,11 +202,13 @@ const minReplyEst = 4 << 10
 const drainIdle = 200 * time.Millisecond
 
 func newSession(p *Proxy, nc net.Conn) *session {
+	clock := &readClock{r: nc}
 	return &session{
 		p:      p,
 		nc:     nc,
+		clock:  clock,
 		id:     sessionSeq.Add(1),
-		rr:     newRequestReader(nc, p.limits),
+		rr:     newRequestReader(clock, p.limits),
 		queue:  make(chan *request, p.cfg.MaxPipeline),
 		wake:   make(chan struct{}, 1),
 		room:   make(chan struct{}, 1),
@@ -264,7 +282,7 @@ func (s *session) readLoop() {
 			putRequest(r)
 			continue
 		}
-		r.raw, r.args, r.s = raw, args, s
+		r.raw, r.args, r.s, r.start = raw, args, s, s.clock.at
 		r.est = max(int(s.replyEst.Load()), minReplyEst)
 		r.held = len(raw) + r.est
 		s.held.Add(int64(r.held))
@@ -301,17 +319,39 @@ func (s *session) writeLoop(done chan struct{}) {
 	bw := bufio.NewWriterSize(s.nc, 16<<10)
 	m := s.p.metrics
 	broken := false
-	for r := range s.queue {
-		for !r.done.Load() {
-			<-s.wake
+	// now is read once per run of replies that are ready together, and
+	// again after each wait or flush: a clock read per reply cost ≈ 4 % of
+	// the proxy's CPU at -P 16.
+	var now time.Time
+	wt := s.p.cfg.WriteTimeout
+	// The write deadline is armed to now + 1.5 × WriteTimeout and re-armed
+	// only when less than WriteTimeout of it is left, so a blocked write
+	// fails after WriteTimeout to 1.5 × WriteTimeout, and most flushes do
+	// not touch the runtime's timers.
+	var deadline time.Time
+	arm := func() {
+		if deadline.Sub(now) < wt {
+			deadline = now.Add(wt + wt/2)
+			_ = s.nc.SetWriteDeadline(deadline)
 		}
-		m.latency.Observe(time.Since(r.start).Seconds())
+	}
+	for r := range s.queue {
+		if !r.done.Load() {
+			for !r.done.Load() {
+				<-s.wake
+			}
+			now = time.Time{}
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		m.latency.Observe(now.Sub(r.start).Seconds())
 		s.release(r.held)
 		if broken {
 			continue
 		}
 		if len(r.reply) > bw.Available() { // this write flushes
-			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
+			arm()
 		}
 		_, err := bw.Write(r.reply)
 		closing := r.close
@@ -326,8 +366,10 @@ func (s *session) writeLoop(done chan struct{}) {
 		if closing || len(s.queue) == 0 {
 			// Without a deadline a client that never reads would pin its
 			// queued replies (up to MaxPipeline) forever.
-			_ = s.nc.SetWriteDeadline(time.Now().Add(s.p.cfg.WriteTimeout))
-			if err := bw.Flush(); err != nil {
+			arm()
+			err := bw.Flush()
+			now = time.Time{}
+			if err != nil {
 				broken = true
 				s.nc.Close()
 				continue

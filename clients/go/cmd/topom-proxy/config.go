@@ -53,7 +53,7 @@ func defineFlags(fs *flag.FlagSet, c *config) *string {
 	fs.BoolVar(&c.ReadReplicas, "read-replicas", false, "send read-only commands to the nearest replicas topom lists for the slot (same datacenter and host first, then same datacenter, then the rest); reads may then be stale")
 	fs.DurationVar(&c.LockedHold, "locked-hold", 5*time.Second, "how long a request waits on a locked (preparing) slot before 'being moved, retry'")
 	fs.DurationVar(&c.DrainGrace, "drain-grace", 10*time.Second, "on SIGTERM, how long open sessions may finish")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long is disconnected")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "a client that reads none of its replies for this long (up to 1.5 times as long) is disconnected")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin address")
 	return fs.String("config", "", "config file: 'key = value' lines with the flag names as keys (# comments)")
