@@ -38,7 +38,7 @@ use support::args::{arg, value};
 use support::common::redis::RedisServer;
 use support::figures::{at, sorted};
 use topom::model::slot_of;
-use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Value};
+use topom::redis::{Conn, MigrateOptions, Migrator, PlainMigrator, SlotPass, Throttle, Value};
 
 /// Slots moved from A to B.
 const MOVED_SLOTS: u32 = 512;
@@ -361,6 +361,7 @@ async fn main() {
         big_value_bytes: 1 << 20,
         timeout: Duration::from_secs(5),
         interval: Duration::ZERO,
+        throttle: Throttle::default(),
     };
     println!(
         "PlainMigrator: {keys} keys (16 B keys, 16 B values), slots 0..{MOVED_SLOTS} A -> B, \

@@ -92,6 +92,14 @@ pub struct Config {
     /// Timeout of one migration command.
     #[serde(deserialize_with = "de_duration")]
     pub migration_timeout: Duration,
+    /// Keys migrated per second by this topom instance, every pass and
+    /// source together; 0 means unlimited.
+    #[serde(deserialize_with = "de_keys_rate")]
+    pub migration_max_keys_per_sec: u64,
+    /// Bytes migrated per second by this topom instance (estimated sizes),
+    /// every pass and source together; 0 means unlimited.
+    #[serde(deserialize_with = "de_bytes_rate")]
+    pub migration_max_bytes_per_sec: u64,
     /// Deadline of sentinel admin operations.
     #[serde(deserialize_with = "de_duration")]
     pub sentinel_client_timeout: Duration,
@@ -161,6 +169,8 @@ impl Default for Config {
             migration_async_maxbytes: 32 << 20,
             migration_async_numkeys: 500,
             migration_timeout: Duration::from_secs(30),
+            migration_max_keys_per_sec: 0,
+            migration_max_bytes_per_sec: 0,
             sentinel_client_timeout: Duration::from_secs(10),
             sentinel_quorum: 2,
             sentinel_parallel_syncs: 1,
@@ -279,6 +289,16 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        let bytes = self.migration_max_bytes_per_sec;
+        if bytes > 0 && bytes < MIN_BYTES_PER_SEC {
+            return Err(invalid(
+                "migration_max_bytes_per_sec",
+                format!(
+                    "{bytes} bytes/s is below 1kb/s, less than a small key a second; \
+                     write 0 for unlimited"
+                ),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", format!("{:?}: {e}", self.log_level)))?;
         Ok(())
@@ -332,11 +352,17 @@ impl From<&Config> for Settings {
             migration: MigrationSettings {
                 parallel_slots: c.migration_parallel_slots,
                 timeout: c.migration_timeout,
+                max_keys_per_sec: c.migration_max_keys_per_sec,
+                max_bytes_per_sec: c.migration_max_bytes_per_sec,
                 ..MigrationSettings::default()
             },
         }
     }
 }
+
+/// The lowest bytes/s limit: below it a batch of a few small keys would wait
+/// for many seconds, which is no migration at all.
+const MIN_BYTES_PER_SEC: u64 = 1 << 10;
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -381,6 +407,28 @@ fn de_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     let parsed = match number_or_text(d, "a size like \"32mb\" or a number of bytes")? {
         Ok(n) if n > 0 => Ok(n as u64),
         Ok(n) => Err(format!("{n}: a size must be greater than zero")),
+        Err(s) => parse_bytes(&s),
+    };
+    parsed.map_err(serde::de::Error::custom)
+}
+
+/// A keys/s rate: a non-negative integer, 0 for unlimited.
+fn de_keys_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let parsed = match number_or_text(d, "a number of keys per second (0: unlimited)")? {
+        Ok(n) => u64::try_from(n)
+            .map_err(|_| format!("{n}: keys per second cannot be negative (0: unlimited)")),
+        Err(s) => Err(format!(
+            "{s:?} is text: write a number of keys per second, e.g. 5000 (0: unlimited)"
+        )),
+    };
+    parsed.map_err(serde::de::Error::custom)
+}
+
+/// A bytes/s rate: a size as [`de_bytes`] takes it, or 0 for unlimited.
+fn de_bytes_rate<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let parsed = match number_or_text(d, "a size per second like \"64mb\" (0: unlimited)")? {
+        Ok(n) => u64::try_from(n)
+            .map_err(|_| format!("{n}: bytes per second cannot be negative (0: unlimited)")),
         Err(s) => parse_bytes(&s),
     };
     parsed.map_err(serde::de::Error::custom)
@@ -500,6 +548,77 @@ mod tests {
         }
         let c = Config::from_toml("migration_async_maxbytes = 4096").unwrap();
         assert_eq!(c.migration_async_maxbytes, 4096);
+    }
+
+    #[test]
+    fn the_migration_throttle_is_keys_and_a_size_per_second() {
+        let c = Config::from_toml(
+            "migration_max_keys_per_sec = 5000\nmigration_max_bytes_per_sec = '64mb'",
+        )
+        .unwrap();
+        assert_eq!(c.migration_max_keys_per_sec, 5000);
+        assert_eq!(c.migration_max_bytes_per_sec, 64 << 20);
+        let s = Settings::from(&c);
+        assert_eq!(s.migration.max_keys_per_sec, 5000);
+        assert_eq!(s.migration.max_bytes_per_sec, 64 << 20);
+        // 0, as a number or as text, and absence mean unlimited.
+        for text in [
+            "migration_max_bytes_per_sec = 0",
+            "migration_max_bytes_per_sec = '0'",
+            "migration_max_keys_per_sec = 0",
+            "",
+        ] {
+            let c = Config::from_toml(text).unwrap();
+            assert_eq!(
+                (c.migration_max_keys_per_sec, c.migration_max_bytes_per_sec),
+                (0, 0),
+                "{text}"
+            );
+        }
+        let c = Config::from_toml("migration_max_bytes_per_sec = 1024").unwrap();
+        assert_eq!(c.migration_max_bytes_per_sec, 1024);
+    }
+
+    #[test]
+    fn a_bad_throttle_is_refused_with_the_reason() {
+        for (text, key, reason) in [
+            (
+                "migration_max_keys_per_sec = -1",
+                "keys",
+                "cannot be negative",
+            ),
+            ("migration_max_keys_per_sec = '5000'", "keys", "is text"),
+            (
+                "migration_max_keys_per_sec = 1.5",
+                "keys",
+                "float is not a number",
+            ),
+            (
+                "migration_max_bytes_per_sec = -1",
+                "bytes",
+                "cannot be negative",
+            ),
+            (
+                "migration_max_bytes_per_sec = '9zb'",
+                "bytes",
+                "unknown unit 'zb'",
+            ),
+            (
+                "migration_max_bytes_per_sec = '64mb/s'",
+                "bytes",
+                "unknown unit",
+            ),
+            ("migration_max_bytes_per_sec = 100", "bytes", "below 1kb/s"),
+            (
+                "migration_max_bytes_per_sec = '1023b'",
+                "bytes",
+                "below 1kb/s",
+            ),
+        ] {
+            let err = Config::from_toml(text).unwrap_err().to_string();
+            let key = format!("migration_max_{key}_per_sec");
+            assert!(err.contains(&key) && err.contains(reason), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -196,6 +196,7 @@ impl Coordinator {
         let table = SlotTable::initial(epoch, &data.slots, &data.groups, settings.method);
         Ok(Arc::new(Coordinator {
             leases: leases::LeaseBook::new(settings.proxy.lease_ttl),
+            engine: slot_actions::Engine::new(&settings.migration),
             settings,
             owner,
             backends,
@@ -203,7 +204,6 @@ impl Coordinator {
             writes: tokio::sync::Mutex::new(()),
             lock_state,
             published: table::Publication::new(table),
-            engine: slot_actions::Engine::default(),
             ha: events::HaState::default(),
             stats: stats::Rounds::default(),
             wake: Wakeups::default(),

@@ -15,8 +15,9 @@
 //! |                 | the ownership lock, campaigning for it on etcd (leader/standby)        |
 //! | [`redis`]       | every Redis/Sentinel conversation, on the `redis` crate: add-server    |
 //! |                 | probe, INFO rounds, replication (SLAVEOF), Sentinel admin and          |
-//! |                 | `+switch-master`, plain-Redis and codis migrators; one `Conn`, one     |
-//! |                 | `Dialer` (AUTH), a byte budget per reply, one error classifier         |
+//! |                 | `+switch-master`, plain-Redis and codis migrators and the throttle     |
+//! |                 | they share; one `Conn`, one `Dialer` (AUTH), a byte budget per reply,  |
+//! |                 | one error classifier                                                   |
 //! | [`coordinator`] | the core: validation, state machines, the slot table, barrier, leases, |
 //! |                 | leadership (role, takeover, resign);                                   |
 //! |                 | its errors carry an `ErrorCode` the transport maps                     |

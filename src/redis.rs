@@ -18,7 +18,8 @@
 //! ```
 //!
 //! `reply` holds the [`Value`] callers match on and shared decoders; `info`
-//! parses INFO text.
+//! parses INFO text. `throttle` is the keys/s and bytes/s bucket both
+//! migrators take a batch's cost from before sending it.
 
 mod admin;
 mod budget;
@@ -33,6 +34,7 @@ mod replication;
 mod reply;
 mod sentinel;
 mod stats;
+mod throttle;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub use migrate::PlainMigrator;
 pub use pool::Pool;
 pub use reply::Value;
 pub use stats::PooledProbe;
+pub use throttle::{BURST, Cost, Limits, Throttle};
 
 use crate::model::{Info, InfoMap, SentinelReport, ServerKind};
 
@@ -256,6 +259,9 @@ pub struct MigrateOptions {
     pub timeout: Duration,
     /// Pause between batches (the slot-action interval).
     pub interval: Duration,
+    /// Shared by every pass of the engine: each batch takes its cost from it
+    /// before it is sent (`Throttle::default()`: unlimited).
+    pub throttle: Throttle,
 }
 
 /// What one pass did for one slot.

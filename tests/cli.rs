@@ -137,6 +137,27 @@ async fn operator_session() {
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
 
+/// The migration throttle set in the config file reaches GetOverview and the
+/// CLI's overview.
+#[tokio::test]
+async fn the_overview_shows_the_migration_throttle() {
+    let t = Topom::start_with(Options {
+        config: vec![
+            "migration_max_keys_per_sec = 5000".into(),
+            "migration_max_bytes_per_sec = \"64mb\"".into(),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let overview = admin(&t, &["overview"]).await;
+    assert_eq!(overview.code, 0, "{}", overview.stderr);
+    assert!(
+        overview.stdout.contains("at most 5000 keys/s, 64.0M/s"),
+        "{}",
+        overview.stdout
+    );
+}
+
 /// Several endpoints, the first one down (nothing listens there): reads and
 /// mutations go on to the real topom, which is second.
 #[tokio::test]

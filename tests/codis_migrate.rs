@@ -16,7 +16,8 @@ use common::ports::free_port;
 use common::redis::{RedisServer, client, cmd, pipe};
 use topom::model::{hash_tag, slot_of};
 use topom::redis::{
-    CodisMigrator, CodisMode, Conn, MigrateOptions, Migrator, RedisError, SlotPass, Value,
+    CodisMigrator, CodisMode, Conn, Limits, MigrateOptions, Migrator, RedisError, SlotPass,
+    Throttle, Value,
 };
 
 /// The deadline of commands where the test is not about deadlines.
@@ -35,6 +36,7 @@ fn opts(timeout: Duration, interval: Duration) -> MigrateOptions {
         big_value_bytes: 1 << 20,
         timeout,
         interval,
+        throttle: Throttle::default(),
     }
 }
 
@@ -353,6 +355,89 @@ async fn semi_async_mode_moves_whole_slots() {
     // The fake refuses a second async batch in a db; with two dbs, at most two
     // batches ran at once.
     assert!(c.src.peak_in_flight() <= 2, "{}", c.src.peak_in_flight());
+}
+
+/// Keys per semi-async call in the throttle tests: few, so that the calls in
+/// flight at the end (whose cost is known only once they return) are a small
+/// part of the move.
+const THROTTLED_NUMKEYS: u32 = 10;
+
+/// Moves slots `0..MOVING` of a small dataset (semi-async) under `limits`
+/// and checks that every key arrived. Returns how long the pass took, the keys
+/// it moved, the source's `used_memory` per key before it, and the most keys
+/// the calls in flight at the end may have moved beyond what they took.
+async fn throttled_pass(limits: Limits) -> (Duration, u64, u64, u64) {
+    let c = cluster("").await;
+    let data = dataset(2_000, 200);
+    seed(&c.src_redis, "", &data).await;
+    let info = client(&c.src_redis, "", 0)
+        .await
+        .call(&[b"INFO", b"memory"])
+        .await
+        .expect("INFO");
+    let used: u64 = info
+        .to_text()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
+        .expect("used_memory");
+    let mode = CodisMode::SemiAsync {
+        maxbulks: 200,
+        maxbytes: 1 << 20,
+        numkeys: THROTTLED_NUMKEYS,
+    };
+    let o = MigrateOptions {
+        throttle: Throttle::new(limits),
+        ..opts(T, Duration::ZERO)
+    };
+    let started = Instant::now();
+    let pass = CodisMigrator::new("", mode)
+        .migrate_pass(c.src.addr(), &moves_to(c.dst.addr()), &o, &|_| {})
+        .await
+        .expect("pass");
+    let took = started.elapsed();
+    let total: u64 = expected_found(&data).values().sum();
+    assert_eq!(pass.values().map(|p| p.moved).sum::<u64>(), total);
+    verify(&c, &data).await;
+    // The last call of each of the two workers (one per db) may move more
+    // than it took, up to a whole tag group (about 11 keys) beyond its batch.
+    let in_flight = 2 * (u64::from(THROTTLED_NUMKEYS) + 15);
+    (took, total, used / data.len() as u64, in_flight)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_per_second_limit_holds_for_codis_server_too() {
+    let rate = 150;
+    let (took, total, _, in_flight) = throttled_pass(Limits {
+        keys_per_sec: rate,
+        bytes_per_sec: 0,
+    })
+    .await;
+    let least = Duration::from_secs_f64((total - rate - in_flight) as f64 / rate as f64);
+    eprintln!("{total} keys at {rate} keys/s: {took:?} (at least {least:?})");
+    assert!(took >= least, "took {took:?}, less than {least:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bytes_per_second_limit_holds_for_codis_server_too() {
+    let rate = 100 << 10;
+    let (took, total, key_bytes, in_flight) = throttled_pass(Limits {
+        keys_per_sec: 0,
+        bytes_per_sec: rate,
+    })
+    .await;
+    // Charged: each key at the source's used_memory per key, read by the
+    // pass a moment after the test did (a 10% margin for the drift).
+    let bytes = (total - in_flight) * key_bytes;
+    let least = Duration::from_secs_f64(0.9 * bytes.saturating_sub(rate) as f64 / rate as f64);
+    eprintln!(
+        "{total} keys of ~{key_bytes} bytes at {rate} bytes/s: {took:?} (at least {least:?})"
+    );
+    assert!(
+        least >= Duration::from_secs(1),
+        "a bound worth testing: {least:?}"
+    );
+    assert!(took >= least, "took {took:?}, less than {least:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,10 @@
 //! every queued slot instead of one scan per batch; sources are scanned
 //! concurrently, so one slow or failing source does not stall the others.
 //!
+//! Every pass of the engine, whatever its source, takes from one [`Throttle`]
+//! (`migration_max_keys_per_sec`, `migration_max_bytes_per_sec`): the limits
+//! hold for this topom instance as a whole.
+//!
 //! What each migrating slot reports (progress, stalls) is kept in `progress`.
 
 mod progress;
@@ -32,7 +36,7 @@ pub use progress::SlotProgress;
 
 use super::{Change, Coordinator, Result};
 use crate::model::{SlotMapping, SlotState};
-use crate::redis::{MigrateOptions, SlotPass};
+use crate::redis::{Limits, MigrateOptions, SlotPass, Throttle};
 use crate::store::ProductData;
 
 /// Slot migration settings.
@@ -48,6 +52,10 @@ pub struct MigrationSettings {
     pub scan_count: usize,
     /// Values above this many bytes move alone.
     pub big_value_bytes: u64,
+    /// Keys per second for every pass together (0: unlimited).
+    pub max_keys_per_sec: u64,
+    /// Estimated bytes per second for every pass together (0: unlimited).
+    pub max_bytes_per_sec: u64,
 }
 
 impl Default for MigrationSettings {
@@ -58,6 +66,8 @@ impl Default for MigrationSettings {
             batch_keys: 200,
             scan_count: 1000,
             big_value_bytes: 1 << 20,
+            max_keys_per_sec: 0,
+            max_bytes_per_sec: 0,
         }
     }
 }
@@ -85,9 +95,22 @@ pub struct Engine {
     status: Mutex<String>,
     /// One step at a time (the task and ProcessSlotAction may both call).
     step: tokio::sync::Mutex<()>,
+    /// Every pass draws from it, so its limits hold for the whole engine.
+    throttle: Throttle,
 }
 
 impl Engine {
+    /// An idle engine whose passes share one throttle of `settings`' limits.
+    pub fn new(settings: &MigrationSettings) -> Engine {
+        Engine {
+            throttle: Throttle::new(Limits {
+                keys_per_sec: settings.max_keys_per_sec,
+                bytes_per_sec: settings.max_bytes_per_sec,
+            }),
+            ..Engine::default()
+        }
+    }
+
     /// Forgets the barriers passed: a new leader must see them pass again for
     /// the proxies of its own term.
     pub fn new_term(&self) {
@@ -351,6 +374,7 @@ impl Coordinator {
             big_value_bytes: self.settings.migration.big_value_bytes,
             timeout: self.settings.migration.timeout,
             interval: Duration::from_micros(u64::from(cfg.interval_us)),
+            throttle: self.engine.throttle.clone(),
         };
         let passes = by_source.iter().map(|((source, codis), moves)| {
             let opts = &opts;

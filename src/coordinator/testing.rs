@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use super::{Backends, Coordinator, Settings};
 use crate::model::{ForwardMethod, Info, InfoMap, SentinelReport, ServerKind, TopomRecord};
 use crate::redis::{
-    HaAdmin, MigrateOptions, Migrator, MonitorSpec, Persisted, RedisAdmin, RedisError,
+    Cost, HaAdmin, MigrateOptions, Migrator, MonitorSpec, Persisted, RedisAdmin, RedisError,
     ServerIdentity, SlotPass, StatsProbe, SwitchStream,
 };
 use crate::store::memory::MemoryStore;
@@ -313,7 +313,8 @@ impl HaAdmin for FakeHa {
 
 /// Moves keys between simulated masters: each slot holds the keys set with
 /// [`FakeMigrator::set_keys`] (none by default); a pass moves up to
-/// `per_pass` of them, or fails while [`FakeMigrator::fail`] is set.
+/// `per_pass` of them, or fails while [`FakeMigrator::fail`] is set. The keys
+/// a pass moves are taken from its throttle first, as the real ones do.
 #[derive(Debug)]
 pub struct FakeMigrator {
     keys: Mutex<BTreeMap<u32, u64>>,
@@ -367,7 +368,7 @@ impl Migrator for FakeMigrator {
         &self,
         source: &str,
         moves: &BTreeMap<u32, String>,
-        _opts: &MigrateOptions,
+        opts: &MigrateOptions,
         progress: &(dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
     ) -> Result<BTreeMap<u32, SlotPass>, RedisError> {
         let slots = moves.keys().copied().collect();
@@ -379,23 +380,31 @@ impl Migrator for FakeMigrator {
             });
         }
         let per_pass = *lock(&self.per_pass);
-        let mut keys = lock(&self.keys);
-        let totals: BTreeMap<u32, SlotPass> = moves
-            .keys()
-            .map(|sid| {
-                let found = keys.get(sid).copied().unwrap_or(0);
-                let moved = found.min(per_pass);
-                keys.insert(*sid, found - moved);
-                let pass = SlotPass {
-                    moved,
-                    found,
-                    left: found - moved,
-                    ..SlotPass::default()
-                };
-                (*sid, pass)
+        let totals: BTreeMap<u32, SlotPass> = {
+            let mut keys = lock(&self.keys);
+            moves
+                .keys()
+                .map(|sid| {
+                    let found = keys.get(sid).copied().unwrap_or(0);
+                    let moved = found.min(per_pass);
+                    keys.insert(*sid, found - moved);
+                    let pass = SlotPass {
+                        moved,
+                        found,
+                        left: found - moved,
+                        ..SlotPass::default()
+                    };
+                    (*sid, pass)
+                })
+                .collect()
+        };
+        let moved = totals.values().map(|p| p.moved).sum();
+        opts.throttle
+            .take(Cost {
+                keys: moved,
+                bytes: 0,
             })
-            .collect();
-        drop(keys);
+            .await;
         progress(&totals);
         Ok(totals)
     }

@@ -313,6 +313,8 @@ pub fn config_view(config: &Config, addr: SocketAddr) -> pb::ConfigView {
         migration_method: forward_method(config.migration_method) as i32,
         migration_parallel_slots: config.migration_parallel_slots,
         migration_timeout: prost_types::Duration::try_from(config.migration_timeout).ok(),
+        migration_max_keys_per_sec: config.migration_max_keys_per_sec,
+        migration_max_bytes_per_sec: config.migration_max_bytes_per_sec,
         sentinel_quorum: config.sentinel_quorum,
         stats_refresh_period: prost_types::Duration::try_from(config.stats_refresh_period).ok(),
         admin_auth_required: !config.admin_token.is_empty(),

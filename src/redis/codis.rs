@@ -21,6 +21,14 @@
 //! which is why a few (4 by default) are enough and more would only queue
 //! behind each other while client traffic waits.
 //!
+//! **Throttle.** Each call takes its expected cost before it is sent: one key
+//! (sync) or `numkeys` (semi-async), no more than the slot is expected to hold
+//! (its share of the db's keys before its first call, what the last reply left
+//! after), times the source's average key size (`used_memory` / keys, from
+//! `INFO` at the start of the pass: codis-server has no `MEMORY USAGE`). The
+//! reply says what the call moved, and the throttle is settled to that: an
+//! estimate off by a few keys costs the next call, not the limit.
+//!
 //! codis-server's restore overwrites a key on the target. That is safe in the
 //! Codis protocol: a proxy writes a migrating key to the target only after
 //! `SLOTSMGRTTAGONE` (or the exec wrapper) took it off the source, so the two
@@ -38,10 +46,11 @@ use futures::future::try_join_all;
 
 use super::client::{Conn, host_port};
 use super::dial::{bounded, connect};
-use super::info::dbs_with_keys;
+use super::info::{keyspace, parse_info};
 use super::migrate::{SlotTarget, slot_targets};
 use super::reply::Value;
-use super::{MigrateOptions, Migrator, RedisError, SlotPass};
+use super::{Cost, MigrateOptions, Migrator, RedisError, SlotPass, Throttle};
+use crate::model::MAX_SLOTS;
 
 /// codis-server bounds each socket operation towards the target by the timeout
 /// argument, so one call may take somewhat longer; our deadline adds this much
@@ -63,6 +72,9 @@ const DEFAULT_PARALLEL: usize = 4;
 /// row fails the pass: a server in that state would otherwise keep the pass,
 /// and the engine's step, running forever.
 const MAX_IDLE_CALLS: u32 = 10;
+
+/// codis-server's batch when `numkeys` is 0.
+const DEFAULT_NUMKEYS: u64 = 100;
 
 /// codis-server parses every numeric argument as a C `int` and refuses larger
 /// values, so ours are clamped to this (the server clamps further itself).
@@ -172,7 +184,19 @@ impl Migrator for CodisMigrator {
             first.call(&[b"INFO", b"keyspace"]),
         )
         .await?;
-        let dbs = dbs_with_keys(&info.to_text().unwrap_or_default());
+        let keyspace = keyspace(&info.to_text().unwrap_or_default());
+        let dbs: Vec<u32> = keyspace.iter().map(|&(db, _)| db).collect();
+        let keys_per_slot = keyspace
+            .iter()
+            .map(|&(db, n)| (db, n.div_ceil(MAX_SLOTS as u64)))
+            .collect();
+        let key_bytes = if opts.throttle.limits().bytes_per_sec > 0 {
+            let keys = keyspace.iter().map(|&(_, n)| n).sum();
+            let memory = bounded(source, settings.timeout, first.call(&[b"INFO", b"memory"]));
+            average_key_bytes(&memory.await?.to_text().unwrap_or_default(), keys)
+        } else {
+            0
+        };
         let units = plan(self.mode, &dbs, &slots);
         let workers = self.parallel.min(units.len());
         let shared = Shared {
@@ -186,6 +210,9 @@ impl Migrator for CodisMigrator {
             settings,
             targets: &targets,
             shared: &shared,
+            throttle: &opts.throttle,
+            key_bytes,
+            keys_per_slot,
         };
         let mut first = Some(first);
         try_join_all((0..workers).map(|_| pass.worker(first.take()))).await?;
@@ -316,6 +343,16 @@ fn command(s: &Settings, target: &Target, slot: u32) -> Vec<String> {
     }
 }
 
+/// The source's average key size: `used_memory` over its keys. An
+/// overestimate (it counts the server's own overhead), so the throttle errs
+/// on the slow side. 0 when `INFO` does not say.
+fn average_key_bytes(info_memory: &str, keys: u64) -> u64 {
+    parse_info(info_memory)
+        .get("used_memory")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(0, |used| used / keys.max(1))
+}
+
 /// `[migrated, left_in_slot]`, both non-negative.
 fn parse_reply(reply: &Value) -> Option<(u64, u64)> {
     match reply {
@@ -409,6 +446,13 @@ struct Pass<'a> {
     settings: Settings,
     targets: &'a [Target],
     shared: &'a Shared<'a>,
+    /// Shared with every other pass of the engine.
+    throttle: &'a Throttle,
+    /// The estimated size of one key, for the throttle (0: bytes unlimited).
+    key_bytes: u64,
+    /// Db → its keys over the slots, rounded up: what a slot holds on average
+    /// (keys hash evenly), the throttle's guess before a slot's first call.
+    keys_per_slot: BTreeMap<u32, u64>,
 }
 
 impl Pass<'_> {
@@ -449,7 +493,10 @@ impl Pass<'_> {
         let mut first = true;
         let mut idle = 0;
         let mut last_left = u64::MAX;
+        let mut expect_left = self.keys_per_slot.get(&db).copied().unwrap_or(1);
         loop {
+            let expected = self.cost(self.expected_keys(expect_left));
+            self.throttle.take(expected).await;
             let call = conn.call(&argv);
             let reply = bounded(self.source, self.settings.call_deadline, call)
                 .await
@@ -460,6 +507,8 @@ impl Pass<'_> {
                     reason: format!("unexpected reply to {cmd}: {reply:?}"),
                 });
             };
+            self.throttle.settle(expected, self.cost(moved));
+            expect_left = left;
             self.shared.record(slot, moved, left, first);
             first = false;
             if left == 0 {
@@ -486,6 +535,28 @@ impl Pass<'_> {
             if !self.settings.interval.is_zero() {
                 tokio::time::sleep(self.settings.interval).await;
             }
+        }
+    }
+}
+
+// === the throttle ===
+
+impl Pass<'_> {
+    /// Keys the next call should move: one key (or tag group) in sync mode,
+    /// `numkeys` in semi-async, never more than the slot is expected to hold.
+    fn expected_keys(&self, left: u64) -> u64 {
+        let batch = match self.settings.mode {
+            CodisMode::Sync => 1,
+            CodisMode::SemiAsync { numkeys: 0, .. } => DEFAULT_NUMKEYS,
+            CodisMode::SemiAsync { numkeys, .. } => u64::from(numkeys),
+        };
+        batch.min(left)
+    }
+
+    fn cost(&self, keys: u64) -> Cost {
+        Cost {
+            keys,
+            bytes: keys.saturating_mul(self.key_bytes),
         }
     }
 }

@@ -15,7 +15,13 @@ pub fn parse_info(text: &str) -> BTreeMap<String, String> {
 
 /// The databases that hold keys, from the text of `INFO keyspace`, ascending.
 pub(crate) fn dbs_with_keys(info: &str) -> Vec<u32> {
-    let mut dbs: Vec<u32> = parse_info(info)
+    keyspace(info).into_iter().map(|(db, _)| db).collect()
+}
+
+/// Each database that holds keys and how many, from the text of `INFO
+/// keyspace`, by db.
+pub(crate) fn keyspace(info: &str) -> Vec<(u32, u64)> {
+    let mut dbs: Vec<(u32, u64)> = parse_info(info)
         .iter()
         .filter_map(|(name, fields)| {
             let db = name.strip_prefix("db")?.parse().ok()?;
@@ -24,7 +30,7 @@ pub(crate) fn dbs_with_keys(info: &str) -> Vec<u32> {
                 .find_map(|f| f.strip_prefix("keys="))?
                 .parse()
                 .ok()?;
-            (keys > 0).then_some(db)
+            (keys > 0).then_some((db, keys))
         })
         .collect();
     dbs.sort_unstable();

@@ -22,6 +22,9 @@
 //! already sized back to back, so the source finishes one and starts the next
 //! without waiting for us.
 //!
+//! With a [`Throttle`] set, the mover takes each pipeline's keys and sizes
+//! (and each big value's) from it before sending the MIGRATEs.
+//!
 //! `MIGRATE` never gets `REPLACE`: a key already on the target was moved there
 //! by a proxy and written since, so the target's copy is the newer one.
 
@@ -42,7 +45,7 @@ use super::client::Conn;
 use super::dial::{bounded, connect};
 use super::info::dbs_with_keys;
 use super::reply::Value;
-use super::{MigrateOptions, Migrator, RedisError, SlotPass};
+use super::{Cost, MigrateOptions, Migrator, RedisError, SlotPass, Throttle};
 
 /// Redis's own MIGRATE timeout is per socket operation, so a whole batch may
 /// legitimately take somewhat longer than it; our deadline adds this much
@@ -113,6 +116,7 @@ impl Migrator for PlainMigrator {
                 conn,
                 target_conns: HashMap::new(),
                 db: 0,
+                throttle: &opts.throttle,
                 totals: &mut totals,
                 progress,
             },
@@ -162,6 +166,14 @@ impl From<&MigrateOptions> for Settings {
             interval: o.interval,
         }
     }
+}
+
+/// What `keys` cost the throttle: their count and `MEMORY USAGE` sizes.
+fn cost_of<'k>(keys: impl Iterator<Item = &'k SizedKey>) -> Cost {
+    keys.fold(Cost::default(), |c, (_, _, bytes)| Cost {
+        keys: c.keys + 1,
+        bytes: c.bytes.saturating_add(*bytes),
+    })
 }
 
 // === connections ===
@@ -317,6 +329,8 @@ struct Mover<'a> {
     /// with the db they have selected.
     target_conns: HashMap<usize, (Conn, u32)>,
     db: u32,
+    /// Shared with every other pass of the engine.
+    throttle: &'a Throttle,
     totals: &'a mut BTreeMap<u32, SlotPass>,
     progress: &'a (dyn for<'p> Fn(&'p BTreeMap<u32, SlotPass>) + Send + Sync),
 }
@@ -361,6 +375,10 @@ impl Mover<'_> {
             }
             big.extend(keys.big.into_iter().map(|k| (target, k)));
         }
+        let cost = cost_of(small.iter().flat_map(|(_, keys)| keys));
+        if cost.keys > 0 {
+            self.throttle.take(cost).await;
+        }
         let replies = self.migrate_many(&small).await?;
         for ((target, keys), reply) in small.into_iter().zip(replies) {
             match reply {
@@ -375,6 +393,8 @@ impl Mover<'_> {
             (self.progress)(self.totals);
         }
         for (target, (key, slot, bytes)) in big {
+            self.throttle.take(Cost { keys: 1, bytes }).await;
+            // Timed from here: the wait for the throttle is not the move.
             let started = Instant::now();
             if self.migrate_one(target, &key, slot, bytes).await? {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

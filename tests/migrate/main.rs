@@ -4,7 +4,7 @@
 //!
 //! `whole_slots`: what a pass moves and what it leaves; `conflicts`: keys busy on
 //! the target; `batches`: pacing and big values; `failures`: auth and dead
-//! servers.
+//! servers; `throttle`: keys/s and bytes/s limits.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -12,6 +12,7 @@ mod common;
 mod batches;
 mod conflicts;
 mod failures;
+mod throttle;
 mod whole_slots;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use common::redis::RedisServer;
 pub(crate) use common::redis::{client, cmd, pipe};
-use topom::redis::{MigrateOptions, Migrator, PlainMigrator, SlotPass};
+use topom::redis::{MigrateOptions, Migrator, PlainMigrator, SlotPass, Throttle};
 
 /// The deadline of commands where the test is not about deadlines.
 const T: Duration = Duration::from_secs(5);
@@ -31,6 +32,7 @@ fn opts() -> MigrateOptions {
         big_value_bytes: 1 << 20,
         timeout: T,
         interval: Duration::ZERO,
+        throttle: Throttle::default(),
     }
 }
 

@@ -297,8 +297,15 @@ type ConfigView struct {
 	StatsRefreshPeriod *durationpb.Duration `protobuf:"bytes,10,opt,name=stats_refresh_period,json=statsRefreshPeriod,proto3" json:"stats_refresh_period,omitempty"`
 	// Whether mutating RPCs need an admin token.
 	AdminAuthRequired bool `protobuf:"varint,11,opt,name=admin_auth_required,json=adminAuthRequired,proto3" json:"admin_auth_required,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The most keys this topom instance migrates per second, every pass and
+	// source together (`migration_max_keys_per_sec`); 0 = unlimited.
+	MigrationMaxKeysPerSec uint64 `protobuf:"varint,12,opt,name=migration_max_keys_per_sec,json=migrationMaxKeysPerSec,proto3" json:"migration_max_keys_per_sec,omitempty"`
+	// The most bytes (estimated sizes) this topom instance migrates per second,
+	// every pass and source together (`migration_max_bytes_per_sec`);
+	// 0 = unlimited.
+	MigrationMaxBytesPerSec uint64 `protobuf:"varint,13,opt,name=migration_max_bytes_per_sec,json=migrationMaxBytesPerSec,proto3" json:"migration_max_bytes_per_sec,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *ConfigView) Reset() {
@@ -406,6 +413,20 @@ func (x *ConfigView) GetAdminAuthRequired() bool {
 		return x.AdminAuthRequired
 	}
 	return false
+}
+
+func (x *ConfigView) GetMigrationMaxKeysPerSec() uint64 {
+	if x != nil {
+		return x.MigrationMaxKeysPerSec
+	}
+	return 0
+}
+
+func (x *ConfigView) GetMigrationMaxBytesPerSec() uint64 {
+	if x != nil {
+		return x.MigrationMaxBytesPerSec
+	}
+	return 0
 }
 
 // Response of GetOverview.
@@ -5088,7 +5109,7 @@ var File_topom_v1_topom_proto protoreflect.FileDescriptor
 const file_topom_v1_topom_proto_rawDesc = "" +
 	"\n" +
 	"\x14topom/v1/topom.proto\x12\btopom.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14topom/v1/model.proto\x1a\x14topom/v1/stats.proto\"\x14\n" +
-	"\x12GetOverviewRequest\"\xbc\x04\n" +
+	"\x12GetOverviewRequest\"\xb6\x05\n" +
 	"\n" +
 	"ConfigView\x12)\n" +
 	"\x10coordinator_name\x18\x01 \x01(\tR\x0fcoordinatorName\x12)\n" +
@@ -5103,7 +5124,9 @@ const file_topom_v1_topom_proto_rawDesc = "" +
 	"\x0fsentinel_quorum\x18\t \x01(\rR\x0esentinelQuorum\x12K\n" +
 	"\x14stats_refresh_period\x18\n" +
 	" \x01(\v2\x19.google.protobuf.DurationR\x12statsRefreshPeriod\x12.\n" +
-	"\x13admin_auth_required\x18\v \x01(\bR\x11adminAuthRequired\"\xaa\x04\n" +
+	"\x13admin_auth_required\x18\v \x01(\bR\x11adminAuthRequired\x12:\n" +
+	"\x1amigration_max_keys_per_sec\x18\f \x01(\x04R\x16migrationMaxKeysPerSec\x12<\n" +
+	"\x1bmigration_max_bytes_per_sec\x18\r \x01(\x04R\x17migrationMaxBytesPerSec\"\xaa\x04\n" +
 	"\x13GetOverviewResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12,\n" +
 	"\x06config\x18\x02 \x01(\v2\x14.topom.v1.ConfigViewR\x06config\x12*\n" +

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 
 use super::client::{Ctx, call};
 use super::error::CliError;
-use super::output::{Table, enum_label, fmt_pb_duration, fmt_time, key_values, or_dash};
+use super::output::{Table, enum_label, fmt_bytes, fmt_pb_duration, fmt_time, key_values, or_dash};
 use super::parse;
 use crate::pb;
 
@@ -78,6 +78,24 @@ fn render_instances(instances: &[pb::TopomInstance]) -> String {
     table.render()
 }
 
+/// The migration throttle as the overview shows it: `unthrottled`, or the
+/// limits set (`at most 5000 keys/s, 64.0M/s`).
+fn fmt_throttle(keys_per_sec: u64, bytes_per_sec: u64) -> String {
+    let mut limits = Vec::new();
+    if keys_per_sec > 0 {
+        limits.push(format!("{keys_per_sec} keys/s"));
+    }
+    if bytes_per_sec > 0 {
+        let bytes = i64::try_from(bytes_per_sec).unwrap_or(i64::MAX);
+        limits.push(format!("{}/s", fmt_bytes(bytes)));
+    }
+    if limits.is_empty() {
+        "unthrottled".into()
+    } else {
+        format!("at most {}", limits.join(", "))
+    }
+}
+
 fn render_overview(resp: &pb::GetOverviewResponse) -> String {
     let mut pairs = vec![("version", resp.version.clone())];
     // An older topom sets neither.
@@ -95,13 +113,14 @@ fn render_overview(resp: &pb::GetOverviewResponse) -> String {
         pairs.push((
             "migration",
             format!(
-                "{}, {} slot(s) at once, timeout {}",
+                "{}, {} slot(s) at once, timeout {}, {}",
                 pb::ForwardMethod::try_from(c.migration_method).map_or_else(
                     |_| c.migration_method.to_string(),
                     |m| enum_label(m.as_str_name(), "FORWARD_METHOD_")
                 ),
                 c.migration_parallel_slots,
-                fmt_pb_duration(c.migration_timeout.as_ref())
+                fmt_pb_duration(c.migration_timeout.as_ref()),
+                fmt_throttle(c.migration_max_keys_per_sec, c.migration_max_bytes_per_sec)
             ),
         ));
         pairs.push(("sentinel quorum", c.sentinel_quorum.to_string()));
@@ -363,6 +382,28 @@ mod tests {
         // An older topom reports neither: no role line.
         let old = render_overview(&pb::GetOverviewResponse::default());
         assert!(!old.contains("role"), "{old}");
+    }
+
+    #[test]
+    fn overview_shows_the_migration_throttle() {
+        let config = |keys, bytes| pb::GetOverviewResponse {
+            config: Some(pb::ConfigView {
+                migration_parallel_slots: 100,
+                migration_max_keys_per_sec: keys,
+                migration_max_bytes_per_sec: bytes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render_overview(&config(0, 0));
+        assert!(
+            text.contains("100 slot(s) at once, timeout -, unthrottled"),
+            "{text}"
+        );
+        let text = render_overview(&config(5000, 64 << 20));
+        assert!(text.contains("at most 5000 keys/s, 64.0M/s"), "{text}");
+        let text = render_overview(&config(0, 1 << 20));
+        assert!(text.contains("timeout -, at most 1.0M/s"), "{text}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! (a failed pass, or a pass that stalled).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: the same as std's in a running server, and one tests can pause.
+use tokio::time::Instant;
 
 use super::Engine;
 use crate::coordinator::Coordinator;
@@ -37,7 +40,8 @@ pub struct SlotProgress {
     pass: Option<(String, Instant)>,
 }
 
-/// A running pass that moved no key for this long shows as stalled.
+/// A running pass that moved no key for this long shows as stalled (or as
+/// throttled, when the migration limit is what holds it).
 const STALL_AFTER: Duration = Duration::from_secs(5);
 
 impl Coordinator {
@@ -57,6 +61,15 @@ impl Coordinator {
         if stalled.is_empty() {
             return all;
         }
+        // Passes waiting for the limit move nothing for a while by design; the
+        // source's health is still shown, as the limit may hide a real stall.
+        let throttled = (self.engine.throttle.waiting() > 0).then(|| {
+            let l = self.engine.throttle.limits();
+            format!(
+                ", passes wait for the migration limit ({} keys/s, {} bytes/s; 0: unlimited)",
+                l.keys_per_sec, l.bytes_per_sec
+            )
+        });
         let round = self.stats();
         for (sid, source, idle) in stalled {
             let health = round
@@ -70,8 +83,12 @@ impl Coordinator {
                 })
                 .unwrap_or_else(|| "no stats of it yet".to_owned());
             if let Some(p) = all.get_mut(&sid) {
+                let (state, limit) = match &throttled {
+                    Some(limit) => ("throttled", limit.as_str()),
+                    None => ("stalled", ""),
+                };
                 p.error = format!(
-                    "stalled: no key moved for {}s; source {source}: {health}",
+                    "{state}: no key moved for {}s{limit}; source {source}: {health}",
                     idle.as_secs()
                 );
             }

@@ -9,6 +9,7 @@ use crate::store::Store;
 
 const A: &str = "127.0.0.1:7001";
 const B: &str = "127.0.0.1:7002";
+const C: &str = "127.0.0.1:7003";
 
 /// Groups 1 (A) and 2 (B), slot 0 on group 1 with an action to group 2.
 async fn one_slot_queued() -> Harness {
@@ -105,6 +106,80 @@ async fn a_failed_pass_keeps_the_slot_migrating_with_the_error() {
     let steps = h.coordinator.process_slot_action().await.expect("step");
     assert_eq!(steps[0].state, Some(SlotState::Finished), "{steps:?}");
     assert_eq!(h.coordinator.slot_progress()[&0].error, "");
+}
+
+/// Groups 1 (A), 2 (B) and 3 (C) under a `keys_per_sec` throttle; each of
+/// `slots` (slot, source group, keys) queued to group 2.
+async fn throttled(keys_per_sec: u64, slots: &[(u32, u32, u64)]) -> Harness {
+    let mut s = settings();
+    s.migration.max_keys_per_sec = keys_per_sec;
+    let h = harness(s).await;
+    h.group(1, &[A]).await;
+    h.group(2, &[B]).await;
+    h.group(3, &[C]).await;
+    let owners: Vec<(u32, u32)> = slots.iter().map(|&(sid, gid, _)| (sid, gid)).collect();
+    h.coordinator.assign_slots(&owners).await.expect("assign");
+    for &(sid, _, keys) in slots {
+        h.coordinator
+            .create_slot_action(sid, 2)
+            .await
+            .expect("queue");
+        h.migrator.set_keys(sid, keys);
+    }
+    h
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_throttle_paces_every_source_together() {
+    // Two sources, 20 keys each.
+    let h = throttled(10, &[(0, 1, 20), (1, 3, 20)]).await;
+    let started = tokio::time::Instant::now();
+    for _ in 0..10 {
+        let steps = h.coordinator.process_slot_action().await.expect("step");
+        assert!(steps.iter().all(|s| s.error.is_empty()), "{steps:?}");
+        if steps.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        h.coordinator.table().mappings[..2]
+            .iter()
+            .all(|m| m.group_id == 2)
+    );
+    let mut sources = h.migrator.passes();
+    sources.sort();
+    sources.dedup();
+    assert_eq!(sources, [A, C]);
+    // 40 keys at 10/s, the first 10 free: 3 s. A throttle per pass would let
+    // the two sources go side by side in 1 s.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_held_by_the_limit_shows_as_throttled_not_stalled() {
+    let h = throttled(1, &[(0, 1, 100)]).await;
+    for _ in 0..3 {
+        h.coordinator.process_slot_action().await.expect("step");
+    }
+    assert_eq!(slot_state(&h), Some(SlotState::Migrating));
+    // 100 keys at 1/s: the pass waits 99 s for the throttle.
+    let c = Arc::clone(&h.coordinator);
+    let pass = tokio::spawn(async move { c.process_slot_action().await });
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let error = h.coordinator.slot_progress()[&0].error.clone();
+    assert!(
+        error.starts_with(
+            "throttled: no key moved for 6s, passes wait for the migration limit (1 keys/s"
+        ),
+        "{error}"
+    );
+    assert!(error.contains(&format!("source {A}")), "{error}");
+    let steps = pass.await.expect("task").expect("step");
+    assert_eq!(steps[0].state, Some(SlotState::Finished), "{steps:?}");
 }
 
 /// Groups 1 (A) and 2 (B), slots `0..n` on group 1 with 10 keys each, queued

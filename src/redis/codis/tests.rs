@@ -18,6 +18,7 @@ fn opts(timeout: Duration) -> MigrateOptions {
         big_value_bytes: 0,
         timeout,
         interval: Duration::ZERO,
+        throttle: Throttle::default(),
     }
 }
 
@@ -107,10 +108,15 @@ fn targets_and_plans() {
 }
 
 #[test]
-fn keyspace_dbs() {
+fn keyspace_and_key_size() {
     let info = "# Keyspace\r\ndb3:keys=5,expires=1,avg_ttl=0\r\ndb0:keys=2,expires=0\r\n\
                 db7:keys=0,expires=0\r\ndbx:keys=1\r\n";
-    assert_eq!(dbs_with_keys(info), [0, 3]);
+    assert_eq!(keyspace(info), [(0, 2), (3, 5)]);
+    // The throttle's estimate of a key: used_memory over the keys.
+    let memory = "# Memory\r\nused_memory:7000\r\nused_memory_human:6.84K\r\n";
+    assert_eq!(average_key_bytes(memory, 7), 1000);
+    assert_eq!(average_key_bytes(memory, 0), 7000);
+    assert_eq!(average_key_bytes("# Memory\r\n", 7), 0);
 }
 
 #[test]

@@ -186,6 +186,7 @@ fn settings_are_usable() {
         big_value_bytes: 0,
         timeout: Duration::ZERO,
         interval: Duration::ZERO,
+        throttle: Throttle::default(),
     });
     assert_eq!(s.scan_count, 1);
     assert_eq!(s.timeout, DEFAULT_TIMEOUT);
@@ -198,6 +199,7 @@ fn settings_are_usable() {
         big_value_bytes: 1 << 20,
         timeout: Duration::from_micros(10),
         interval: Duration::ZERO,
+        throttle: Throttle::default(),
     });
     // MIGRATE's timeout argument is never 0 (which would mean 1 s).
     assert_eq!(s.timeout_ms, 1);

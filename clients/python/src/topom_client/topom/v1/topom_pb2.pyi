@@ -57,7 +57,7 @@ class GetOverviewRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ConfigView(_message.Message):
-    __slots__ = ("coordinator_name", "coordinator_addr", "product_name", "product_auth_set", "listen_addr", "migration_method", "migration_parallel_slots", "migration_timeout", "sentinel_quorum", "stats_refresh_period", "admin_auth_required")
+    __slots__ = ("coordinator_name", "coordinator_addr", "product_name", "product_auth_set", "listen_addr", "migration_method", "migration_parallel_slots", "migration_timeout", "sentinel_quorum", "stats_refresh_period", "admin_auth_required", "migration_max_keys_per_sec", "migration_max_bytes_per_sec")
     COORDINATOR_NAME_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_ADDR_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,8 @@ class ConfigView(_message.Message):
     SENTINEL_QUORUM_FIELD_NUMBER: _ClassVar[int]
     STATS_REFRESH_PERIOD_FIELD_NUMBER: _ClassVar[int]
     ADMIN_AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_MAX_KEYS_PER_SEC_FIELD_NUMBER: _ClassVar[int]
+    MIGRATION_MAX_BYTES_PER_SEC_FIELD_NUMBER: _ClassVar[int]
     coordinator_name: str
     coordinator_addr: str
     product_name: str
@@ -80,7 +82,9 @@ class ConfigView(_message.Message):
     sentinel_quorum: int
     stats_refresh_period: _duration_pb2.Duration
     admin_auth_required: bool
-    def __init__(self, coordinator_name: _Optional[str] = ..., coordinator_addr: _Optional[str] = ..., product_name: _Optional[str] = ..., product_auth_set: _Optional[bool] = ..., listen_addr: _Optional[str] = ..., migration_method: _Optional[_Union[_model_pb2.ForwardMethod, str]] = ..., migration_parallel_slots: _Optional[int] = ..., migration_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sentinel_quorum: _Optional[int] = ..., stats_refresh_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., admin_auth_required: _Optional[bool] = ...) -> None: ...
+    migration_max_keys_per_sec: int
+    migration_max_bytes_per_sec: int
+    def __init__(self, coordinator_name: _Optional[str] = ..., coordinator_addr: _Optional[str] = ..., product_name: _Optional[str] = ..., product_auth_set: _Optional[bool] = ..., listen_addr: _Optional[str] = ..., migration_method: _Optional[_Union[_model_pb2.ForwardMethod, str]] = ..., migration_parallel_slots: _Optional[int] = ..., migration_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., sentinel_quorum: _Optional[int] = ..., stats_refresh_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., admin_auth_required: _Optional[bool] = ..., migration_max_keys_per_sec: _Optional[int] = ..., migration_max_bytes_per_sec: _Optional[int] = ...) -> None: ...
 
 class GetOverviewResponse(_message.Message):
     __slots__ = ("version", "config", "model", "group_count", "server_count", "proxy_count", "slots_per_group", "revision", "role", "leader_addr", "instances")
