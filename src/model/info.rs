@@ -269,7 +269,11 @@ mod tests {
         assert_eq!(i.get("t"), Some("v"));
         assert_eq!(i.get("last"), Some("no newline"));
         let keys: Vec<&str> = i.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["a", "k", "last", "t", "ключ"], "key order, one per key");
+        assert_eq!(
+            keys,
+            ["a", "k", "last", "t", "ключ"],
+            "key order, one per key"
+        );
     }
 
     #[test]
