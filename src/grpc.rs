@@ -13,6 +13,7 @@ mod proxy;
 mod router;
 mod slots_cache;
 pub mod stats;
+mod stats_encode;
 mod stats_snapshot;
 pub mod status;
 mod topom;

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("topom_descriptor.bin"))
         .compile_protos(&protos, &["../../proto"])?;
     // A second generation of the Topom *server* only, identical except that
-    // ListSlots, GetStats and WatchStats answer with pre-encoded messages: the slot
+    // ListSlots, GetStats, WatchStats and RefreshRedisStats answer with pre-encoded messages: the slot
     // table is encoded once per revision and a stats round once for all unfiltered
     // callers and watchers,
     // instead of once per call (see `pb::encoded`). Messages come from the first
@@ -35,6 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".topom.v1.ListSlotsResponse", "crate::encoded::Encoded")
         .extern_path(".topom.v1.WatchStatsResponse", "crate::encoded::Encoded")
         .extern_path(".topom.v1.GetStatsResponse", "crate::encoded::Encoded")
+        .extern_path(
+            ".topom.v1.RefreshRedisStatsResponse",
+            "crate::encoded::Encoded",
+        )
         .extern_path(".topom.v1", "crate")
         .compile_protos(&["../../proto/topom/v1/topom.proto"], &["../../proto"])?;
     for p in protos {

@@ -9,7 +9,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::convert;
+use bytes::BytesMut;
+use prost::Message;
+
+use super::{convert, stats_encode};
 use crate::coordinator::stats::{SentinelStats, ServerStats, ServerSummary};
 use crate::coordinator::{Coordinator, StatsRound};
 use crate::model::{Probe, ProbeOutcome};
@@ -69,25 +72,48 @@ impl Filter {
     }
 }
 
-/// Converts a round for one filter.
-pub fn round_message(round: &StatsRound, f: &Filter) -> pb::WatchStatsResponse {
-    pb::WatchStatsResponse {
+/// `WatchStatsResponse` field numbers.
+const WATCH_SERVERS: u32 = 4;
+/// `RefreshRedisStatsResponse` field numbers.
+const REFRESH_SERVERS: u32 = 2;
+
+/// A round through one filter, as a `WatchStatsResponse`.
+pub fn round_message(round: &StatsRound, f: &Filter) -> Encoded {
+    let head = pb::WatchStatsResponse {
         round: round.seq,
         started_at: Some(round.started.into()),
         finished_at: Some(round.finished.into()),
-        servers: round
-            .servers
-            .iter()
-            .filter(|s| f.keeps_server(s))
-            .map(|s| server_stats(s, f.fields()))
-            .collect(),
+        servers: Vec::new(),
         sentinels: round
             .sentinels
             .iter()
             .filter(|s| f.keeps_sentinel(&s.addr))
             .map(|s| sentinel_stats(s, f.fields()))
             .collect(),
+    };
+    with_servers(&head, WATCH_SERVERS, round, f)
+}
+
+/// `head` encoded, then each server `f` keeps as field `tag`.
+fn with_servers(head: &impl Message, tag: u32, round: &StatsRound, f: &Filter) -> Encoded {
+    let servers: Vec<Vec<u8>> = round
+        .servers
+        .iter()
+        .filter(|s| f.keeps_server(s))
+        .map(|s| stats_encode::server_stats(s, f.fields()))
+        .collect();
+    let len = head.encoded_len()
+        + servers
+            .iter()
+            .map(|b| prost::encoding::key_len(tag) + prost::length_delimiter_len(b.len()) + b.len())
+            .sum::<usize>();
+    let mut buf = BytesMut::with_capacity(len);
+    head.encode_raw(&mut buf);
+    for b in &servers {
+        stats_encode::put_message(&mut buf, tag, b);
     }
+    debug_assert_eq!(buf.len(), len);
+    Encoded(buf.freeze())
 }
 
 /// Encoded rounds shared by subscribers with the same filter: a round is encoded
@@ -106,7 +132,7 @@ impl RoundCache {
         // Entries of older rounds are dropped, so the map holds only the filters
         // still in use.
         c.retain(|_, (seq, _)| *seq >= round.seq);
-        let enc = Encoded::of(&round_message(round, filter));
+        let enc = round_message(round, filter);
         c.insert(filter.clone(), (round.seq, enc.clone()));
         enc
     }
@@ -143,18 +169,23 @@ pub fn watch(
 }
 
 /// RefreshRedisStats's answer for a round.
-pub fn refresh_response(round: &StatsRound) -> pb::RefreshRedisStatsResponse {
-    let full = round_message(round, &Filter::default());
-    pb::RefreshRedisStatsResponse {
+pub fn refresh_response(round: &StatsRound) -> Encoded {
+    let everything = Filter::default();
+    let head = pb::RefreshRedisStatsResponse {
         round: round.seq,
-        servers: full.servers,
-        sentinels: full.sentinels,
+        servers: Vec::new(),
+        sentinels: round
+            .sentinels
+            .iter()
+            .map(|s| sentinel_stats(s, None))
+            .collect(),
         elapsed: round
             .finished
             .duration_since(round.started)
             .ok()
             .and_then(|d| prost_types::Duration::try_from(d).ok()),
-    }
+    };
+    with_servers(&head, REFRESH_SERVERS, round, &everything)
 }
 
 fn keep_fields<'a>(
@@ -171,7 +202,7 @@ fn keep_fields<'a>(
     }
 }
 
-fn base<T>(p: &Probe<T>) -> pb::RedisStats {
+pub(super) fn base<T>(p: &Probe<T>) -> pb::RedisStats {
     let mut r = pb::RedisStats {
         time: Some(p.time.into()),
         ..Default::default()
@@ -187,7 +218,7 @@ fn base<T>(p: &Probe<T>) -> pb::RedisStats {
     r
 }
 
-fn summary(s: &ServerSummary) -> pb::ServerSummary {
+pub(super) fn server_summary(s: &ServerSummary) -> pb::ServerSummary {
     pb::ServerSummary {
         role: s.role.clone(),
         master_addr: s.master_addr.clone(),
@@ -203,12 +234,15 @@ fn summary(s: &ServerSummary) -> pb::ServerSummary {
     }
 }
 
+/// A server's stats as a prost message: what `stats_encode::server_stats`
+/// writes directly, and the reference its tests compare with.
+#[cfg(test)]
 pub(super) fn server_stats(s: &ServerStats, fields: Option<&BTreeSet<String>>) -> pb::ServerStats {
     let mut stats = base(&s.probe);
     if let ProbeOutcome::Ok(info) = &s.probe.outcome {
         stats.fields = keep_fields(info.iter(), |k| info.get(k), fields);
     }
-    stats.summary = s.summary.as_ref().map(summary);
+    stats.summary = s.summary.as_ref().map(server_summary);
     pb::ServerStats {
         addr: s.addr.clone(),
         group_id: s.group_id,

@@ -17,7 +17,8 @@ use prost::Message;
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 
 use super::convert;
-use super::stats::{Filter, sentinel_stats, server_stats};
+use super::stats::{Filter, sentinel_stats};
+use super::stats_encode;
 use crate::coordinator::{Coordinator, SlotTable, StatsRound};
 use crate::model::Group;
 use crate::pb;
@@ -25,8 +26,12 @@ use crate::pb::encoded::Encoded;
 
 /// `GetStatsResponse.stats`.
 const RESPONSE_STATS: u32 = 1;
+/// `StatsSnapshot.groups`.
+const SNAPSHOT_GROUPS: u32 = 3;
 /// `StatsSnapshot.sentinels`.
 const SNAPSHOT_SENTINELS: u32 = 6;
+/// `GroupEntry.servers`.
+const ENTRY_SERVERS: u32 = 2;
 
 /// The encoded parts of the last table and the last round asked for.
 #[derive(Default)]
@@ -163,34 +168,30 @@ impl SnapshotCache {
 
 /// `StatsSnapshot.groups` of the groups and servers `filter` keeps.
 fn encode_group_entries(round: &StatsRound, groups: &[Group], filter: &Filter) -> Bytes {
-    let entries = groups
-        .iter()
-        .filter(|g| filter.keeps_group(g.id))
-        .filter_map(|g| {
-            let servers: Vec<pb::ServerStats> = round
-                .servers
-                .iter()
-                .filter(|s| s.group_id == g.id && filter.keeps_server(s))
-                .map(|s| server_stats(s, filter.fields()))
-                .collect();
-            // Under an address filter a group none of whose servers is asked
-            // for is noise.
-            if servers.is_empty() && filter.names_servers() {
-                return None;
-            }
-            Some(pb::GroupEntry {
-                group: Some(convert::group(g)),
-                servers,
-            })
-        })
-        .collect();
-    Bytes::from(
-        pb::StatsSnapshot {
-            groups: entries,
-            ..Default::default()
+    let mut buf = BytesMut::new();
+    for g in groups.iter().filter(|g| filter.keeps_group(g.id)) {
+        let servers: Vec<Vec<u8>> = round
+            .servers
+            .iter()
+            .filter(|s| s.group_id == g.id && filter.keeps_server(s))
+            .map(|s| stats_encode::server_stats(s, filter.fields()))
+            .collect();
+        // Under an address filter a group none of whose servers is asked
+        // for is noise.
+        if servers.is_empty() && filter.names_servers() {
+            continue;
         }
-        .encode_to_vec(),
-    )
+        let mut entry = pb::GroupEntry {
+            group: Some(convert::group(g)),
+            servers: Vec::new(),
+        }
+        .encode_to_vec();
+        for s in &servers {
+            stats_encode::put_message(&mut entry, ENTRY_SERVERS, s);
+        }
+        stats_encode::put_message(&mut buf, SNAPSHOT_GROUPS, &entry);
+    }
+    buf.freeze()
 }
 
 /// `SentinelOverview.stats` of the Sentinels `filter` keeps.

@@ -151,7 +151,7 @@ impl Topom for TopomService {
     async fn refresh_redis_stats(
         &self,
         r: Request<pb::RefreshRedisStatsRequest>,
-    ) -> Reply<pb::RefreshRedisStatsResponse> {
+    ) -> Reply<Encoded> {
         observe::refresh_redis_stats(&self.coordinator, r.into_inner())
             .await
             .map(Response::new)

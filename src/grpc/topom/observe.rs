@@ -85,7 +85,7 @@ fn until_stepped_down(c: Arc<Coordinator>, rounds: stats::WatchStream) -> stats:
 pub(super) async fn refresh_redis_stats(
     c: &Coordinator,
     r: pb::RefreshRedisStatsRequest,
-) -> Result<pb::RefreshRedisStatsResponse, Status> {
+) -> Result<Encoded, Status> {
     let timeout = match r.timeout {
         None => stats::DEFAULT_PROBE_TIMEOUT,
         Some(d) => std::time::Duration::try_from(d).map_err(|_| {
