@@ -3,7 +3,10 @@
 //! `topom/`) convert requests into coordinator calls ([`convert`]), the core's
 //! error codes into statuses ([`status`]); layers guard mutating RPCs with the
 //! admin token ([`auth`]) and bound request sizes ([`limits`]); `watch_route`
-//! sends each WatchStats round's shared bytes to every subscriber.
+//! sends each WatchStats round's shared bytes to every subscriber;
+//! `stats_encode` writes group servers' stats from a round without building
+//! their field maps (RefreshRedisStats, WatchStats and GetStats answer with
+//! bytes encoded once).
 
 pub mod auth;
 pub mod convert;

@@ -26,7 +26,8 @@
 //! | [`grpc`]        | the only place that sees protobuf types: `router` (services, health,   |
 //! |                 | reflection, layers), the Topom RPCs by area (`topom/`), conversion,    |
 //! |                 | auth, limits, status; WatchStats rounds sent as shared bytes past      |
-//! |                 | tonic's codec (`watch_route`)                                          |
+//! |                 | tonic's codec (`watch_route`); stats encoded from the round            |
+//! |                 | (`stats_encode`)                                                       |
 //! | [`metrics`]     | `/metrics` + `/healthz` over HTTP; the RPC metrics tower layer         |
 //! | [`server`]      | composition root: config → store → coordinator → gRPC; leader terms    |
 //! |                 | (the leader-only tasks per term, a standby following the store)        |
